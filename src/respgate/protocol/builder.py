@@ -1,0 +1,493 @@
+"""`ResponseBuilder`: neutral signals in, Responses stream events out.
+
+This is the only place that writes wire events. It assigns `sequence_number`,
+item ids, `output_index`, `content_index` and `summary_index`, keeps the
+Response snapshot, and steps the lifecycle tables in `lifecycle.py` for every
+event it emits, so it cannot emit an event out of order. Sans-IO: no clock
+except the one passed in, no asyncio.
+
+Item policy: at most one output item is open at a time (the spec's lifecycle
+is sequential). A tool call whose fragments arrive while another tool call is
+open is buffered and emitted whole when the open call ends, so tool calls
+interleaved by index are never mis-assigned. Signals of another kind close the
+open item first. `Finish` and `Failure` close everything that is open; the
+last open item of an incomplete response ends `incomplete`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from .ids import new_id
+from .lifecycle import ITEM_EVENTS, PART_EVENTS, item_key, step_item, step_response
+from .response import usage_object
+from .signals import (
+    Failure,
+    Finish,
+    ReasoningDelta,
+    ReasoningOpaque,
+    RefusalDelta,
+    Signal,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+
+Event = dict[str, Any]
+
+
+class _Part:
+    __slots__ = ("chunks", "open", "type")
+
+    def __init__(self, part_type: str) -> None:
+        self.type = part_type
+        self.chunks: list[str] = []
+        self.open = True
+
+    def text(self) -> str:
+        if len(self.chunks) > 1:
+            self.chunks = ["".join(self.chunks)]
+        return self.chunks[0] if self.chunks else ""
+
+    def wire(self) -> dict[str, Any]:
+        if self.type == "output_text":
+            return {"type": "output_text", "text": self.text(), "annotations": [], "logprobs": []}
+        if self.type == "refusal":
+            return {"type": "refusal", "refusal": self.text()}
+        return {"type": self.type, "text": self.text()}
+
+
+class _Item:
+    __slots__ = ("call", "content", "encrypted_content", "id", "output_index", "state", "summary", "type")
+
+    def __init__(self, item_type: str, item_id: str, output_index: int) -> None:
+        self.type = item_type
+        self.id = item_id
+        self.output_index = output_index
+        self.state = "open"
+        self.content: list[_Part] = []
+        self.summary: list[_Part] = []
+        self.call: _Call | None = None
+        self.encrypted_content: str | None = None
+
+    def wire(self, status: str) -> dict[str, Any]:
+        """The item as it appears on the wire, with `status`."""
+        if self.type == "message":
+            return {
+                "id": self.id,
+                "type": "message",
+                "status": status,
+                "role": "assistant",
+                "content": [p.wire() for p in self.content],
+            }
+        if self.type == "function_call":
+            call = self.call
+            assert call is not None
+            return {
+                "id": self.id,
+                "type": "function_call",
+                "status": status,
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": call.arguments(),
+            }
+        item: dict[str, Any] = {
+            "id": self.id,
+            "type": "reasoning",
+            "status": status,
+            "summary": [p.wire() for p in self.summary],
+        }
+        if self.content:
+            item["content"] = [p.wire() for p in self.content]
+        if self.encrypted_content is not None:
+            item["encrypted_content"] = self.encrypted_content
+        return item
+
+
+class _Call:
+    """A tool call being assembled from `ToolCallDelta` fragments."""
+
+    __slots__ = ("call_id", "chunks", "index", "name")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.call_id: str | None = None
+        self.name: str | None = None
+        self.chunks: list[str] = []
+
+    def merge(self, sig: ToolCallDelta) -> None:
+        if sig.call_id and not self.call_id:
+            self.call_id = sig.call_id
+        if sig.name and not self.name:
+            self.name = sig.name
+        if sig.arguments:
+            self.chunks.append(sig.arguments)
+
+    def arguments(self) -> str:
+        if len(self.chunks) > 1:
+            self.chunks = ["".join(self.chunks)]
+        return self.chunks[0] if self.chunks else ""
+
+
+class BuilderError(RuntimeError):
+    """The builder was used out of order (a bug in the caller, not in the stream)."""
+
+
+class ResponseBuilder:
+    """Feed signals, get events. `response` is the snapshot, updated as events go out."""
+
+    def __init__(
+        self,
+        response: dict[str, Any],
+        *,
+        clock: Callable[[], int],
+        mint: Callable[[str], str] = new_id,
+    ) -> None:
+        self.response = response
+        self.sequence_number = 0
+        self.state = "start"
+        self._clock = clock
+        self._mint = mint
+        self._live: _Item | None = None
+        self._calls: dict[int, _Item] = {}  # upstream tool index -> its item
+        self._pending: dict[int, _Call] = {}  # buffered calls, not yet emitted
+        self._usage: Usage | None = None
+        self._dispatch: dict[type, Callable[[Any, list[Event]], None]] = {
+            TextDelta: self._on_text,
+            RefusalDelta: self._on_refusal,
+            ReasoningDelta: self._on_reasoning,
+            ReasoningOpaque: self._on_opaque,
+            ToolCallDelta: self._on_tool,
+            Usage: self._on_usage,
+            Finish: self._on_finish,
+            Failure: self._on_failure,
+        }
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def done(self) -> bool:
+        """True once the terminal event has been emitted."""
+        return self.state == "ended"
+
+    def open(self, *, queued: bool = False) -> list[Event]:
+        """`response.created`, then `response.queued` or `response.in_progress`."""
+        out: list[Event] = []
+        self.response["status"] = "queued" if queued else "in_progress"
+        self._emit(out, {"type": "response.created", "response": self._bare_snapshot()})
+        if queued:
+            self._emit(out, {"type": "response.queued", "response": self._bare_snapshot()})
+        else:
+            self._emit(out, {"type": "response.in_progress", "response": self._bare_snapshot()})
+        return out
+
+    def run(self) -> list[Event]:
+        """For a queued response: `response.in_progress` when work begins."""
+        out: list[Event] = []
+        self.response["status"] = "in_progress"
+        self._emit(out, {"type": "response.in_progress", "response": self._bare_snapshot()})
+        return out
+
+    def feed(self, signal: Signal) -> list[Event]:
+        if self.state in ("ended", "errored", "start"):
+            raise BuilderError(f"cannot feed {type(signal).__name__} in state {self.state!r}")
+        out: list[Event] = []
+        self._dispatch[type(signal)](signal, out)
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """The Response as of now, open items included with status `in_progress`."""
+        snap = copy.copy(self.response)
+        output = list(self.response["output"])
+        if self._live is not None:
+            output.append(self._live.wire("in_progress"))
+        snap["output"] = output
+        return snap
+
+    # ------------------------------------------------------------ emission
+
+    def _emit(self, out: list[Event], event: Event) -> None:
+        event_type = event["type"]
+        if event_type in ITEM_EVENTS:
+            live = self._live
+            assert live is not None
+            live.state = step_item(live.type, live.state, item_key(event))
+        else:
+            self.state = step_response(self.state, event_type)
+        event["sequence_number"] = self.sequence_number
+        self.sequence_number += 1
+        out.append(event)
+
+    def _bare_snapshot(self) -> dict[str, Any]:
+        snap = copy.copy(self.response)
+        snap["output"] = []
+        return snap
+
+    # ------------------------------------------------------------ items
+
+    def _open_item(self, out: list[Event], item_type: str, call: _Call | None = None) -> _Item:
+        prefix = {"message": "message", "function_call": "function_call", "reasoning": "reasoning"}
+        item = _Item(item_type, self._mint(prefix[item_type]), len(self.response["output"]))
+        item.call = call
+        self._live = item
+        self._emit(
+            out,
+            {"type": "response.output_item.added", "output_index": item.output_index, "item": item.wire("in_progress")},
+        )
+        return item
+
+    def _close_item(self, out: list[Event], status: str = "completed") -> None:
+        item = self._live
+        if item is None:
+            return
+        self._close_part(out, item)
+        self._close_summary(out, item)
+        if item.type == "function_call":
+            self._emit(
+                out,
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": item.id,
+                    "output_index": item.output_index,
+                    "arguments": item.call.arguments() if item.call else "",
+                },
+            )
+        final = item.wire(status)
+        self.response["output"].append(final)
+        self._emit(out, {"type": "response.output_item.done", "output_index": item.output_index, "item": final})
+        item.state = step_item(item.type, item.state, "response.output_item.done")
+        self._live = None
+
+    def _open_part(self, out: list[Event], item: _Item, part_type: str) -> _Part:
+        part = _Part(part_type)
+        item.content.append(part)
+        self._emit(
+            out,
+            {
+                "type": "response.content_part.added",
+                "item_id": item.id,
+                "output_index": item.output_index,
+                "content_index": len(item.content) - 1,
+                "part": part.wire(),
+            },
+        )
+        return part
+
+    def _close_part(self, out: list[Event], item: _Item) -> None:
+        if not item.content or not item.content[-1].open:
+            return
+        part = item.content[-1]
+        part.open = False
+        _, done_type, field = PART_EVENTS[part.type]
+        where = {"item_id": item.id, "output_index": item.output_index, "content_index": len(item.content) - 1}
+        done: Event = {"type": done_type, **where, field: part.text()}
+        if part.type == "output_text":
+            done["logprobs"] = []
+        self._emit(out, done)
+        self._emit(out, {"type": "response.content_part.done", **where, "part": part.wire()})
+
+    def _close_summary(self, out: list[Event], item: _Item) -> None:
+        if not item.summary or not item.summary[-1].open:
+            return
+        part = item.summary[-1]
+        part.open = False
+        where = {"item_id": item.id, "output_index": item.output_index, "summary_index": len(item.summary) - 1}
+        self._emit(out, {"type": "response.reasoning_summary_text.done", **where, "text": part.text()})
+        self._emit(out, {"type": "response.reasoning_summary_part.done", **where, "part": part.wire()})
+
+    def _live_of(self, out: list[Event], item_type: str) -> _Item:
+        """The open item if it has `item_type`; otherwise close what is open and open one."""
+        live = self._live
+        if live is not None and live.type == item_type:
+            return live
+        self._close_open(out)
+        return self._open_item(out, item_type)
+
+    def _close_open(self, out: list[Event], last_status: str = "completed") -> None:
+        """Close the open item, then emit buffered tool calls whole; the last gets `last_status`."""
+        pending = [self._pending[i] for i in sorted(self._pending) if self._pending[i].name]
+        if self._live is not None:
+            self._close_item(out, "completed" if pending else last_status)
+        for n, call in enumerate(pending):
+            del self._pending[call.index]
+            item = self._start_call(out, call)
+            self._close_item(out, last_status if n == len(pending) - 1 else "completed")
+            self._calls[call.index] = item
+
+    # ------------------------------------------------------------ signals
+
+    def _on_text(self, sig: TextDelta, out: list[Event]) -> None:
+        self._content_delta(out, "output_text", sig.text)
+
+    def _on_refusal(self, sig: RefusalDelta, out: list[Event]) -> None:
+        self._content_delta(out, "refusal", sig.text)
+
+    def _content_delta(self, out: list[Event], part_type: str, text: str) -> None:
+        if not text:
+            return
+        item = self._live_of(out, "message")
+        part = item.content[-1] if item.content else None
+        if part is None or not part.open or part.type != part_type:
+            self._close_part(out, item)
+            part = self._open_part(out, item, part_type)
+        part.chunks.append(text)
+        delta: Event = {
+            "type": PART_EVENTS[part_type][0],
+            "item_id": item.id,
+            "output_index": item.output_index,
+            "content_index": len(item.content) - 1,
+            "delta": text,
+        }
+        if part_type == "output_text":
+            delta["logprobs"] = []
+        self._emit(out, delta)
+
+    def _on_reasoning(self, sig: ReasoningDelta, out: list[Event]) -> None:
+        if not sig.text:
+            return
+        item = self._live_of(out, "reasoning")
+        if item.encrypted_content is not None:
+            # Opaque state ends a reasoning block; new text starts a new item.
+            self._close_open(out)
+            item = self._open_item(out, "reasoning")
+        if sig.kind == "raw":
+            self._close_summary(out, item)
+            part = item.content[-1] if item.content and item.content[-1].open else None
+            if part is None:
+                part = self._open_part(out, item, "reasoning_text")
+            part.chunks.append(sig.text)
+            self._emit(
+                out,
+                {
+                    "type": "response.reasoning_text.delta",
+                    "item_id": item.id,
+                    "output_index": item.output_index,
+                    "content_index": len(item.content) - 1,
+                    "delta": sig.text,
+                },
+            )
+            return
+        self._close_part(out, item)
+        part = item.summary[-1] if item.summary and item.summary[-1].open else None
+        where = {"item_id": item.id, "output_index": item.output_index}
+        if part is None:
+            part = _Part("summary_text")
+            item.summary.append(part)
+            self._emit(
+                out,
+                {
+                    "type": "response.reasoning_summary_part.added",
+                    **where,
+                    "summary_index": len(item.summary) - 1,
+                    "part": part.wire(),
+                },
+            )
+        part.chunks.append(sig.text)
+        self._emit(
+            out,
+            {
+                "type": "response.reasoning_summary_text.delta",
+                **where,
+                "summary_index": len(item.summary) - 1,
+                "delta": sig.text,
+            },
+        )
+
+    def _on_opaque(self, sig: ReasoningOpaque, out: list[Event]) -> None:
+        live = self._live
+        if live is None or live.type != "reasoning" or live.encrypted_content is not None:
+            self._close_open(out)
+            live = self._open_item(out, "reasoning")
+        live.encrypted_content = sig.encrypted_content
+        self._close_open(out)
+
+    def _on_tool(self, sig: ToolCallDelta, out: list[Event]) -> None:
+        item = self._calls.get(sig.index)
+        if item is not None:
+            if item is not self._live:
+                self._on_failure(
+                    Failure("upstream_protocol_error", f"Upstream sent more of tool call {sig.index} after it ended."),
+                    out,
+                )
+                return
+            assert item.call is not None
+            item.call.merge(ToolCallDelta(sig.index, arguments=sig.arguments))
+            if sig.arguments:
+                self._emit(
+                    out,
+                    {
+                        "type": "response.function_call_arguments.delta",
+                        "item_id": item.id,
+                        "output_index": item.output_index,
+                        "delta": sig.arguments,
+                    },
+                )
+            return
+        call = self._pending.get(sig.index)
+        if call is None:
+            call = self._pending[sig.index] = _Call(sig.index)
+        call.merge(sig)
+        live = self._live
+        if (live is not None and live.type == "function_call") or not call.name:
+            return  # buffered until the open call ends (or until the name is known)
+        del self._pending[sig.index]
+        self._close_open(out)
+        self._calls[sig.index] = self._start_call(out, call)
+
+    def _start_call(self, out: list[Event], call: _Call) -> _Item:
+        """Open a function_call item for `call` and emit what is buffered as one delta."""
+        if not call.call_id:
+            call.call_id = self._mint("call")
+        item = self._open_item(out, "function_call", call)
+        buffered = call.arguments()
+        if buffered:
+            self._emit(
+                out,
+                {
+                    "type": "response.function_call_arguments.delta",
+                    "item_id": item.id,
+                    "output_index": item.output_index,
+                    "delta": buffered,
+                },
+            )
+        return item
+
+    def _on_usage(self, sig: Usage, out: list[Event]) -> None:
+        self._usage = sig
+
+    def _on_finish(self, sig: Finish, out: list[Event]) -> None:
+        nameless = [c for c in self._pending.values() if not c.name]
+        if nameless:
+            self._on_failure(
+                Failure("upstream_protocol_error", f"Upstream tool call {nameless[0].index} has no name."), out
+            )
+            return
+        incomplete = sig.reason != "stop"
+        self._close_open(out, "incomplete" if incomplete else "completed")
+        self._finalize("incomplete" if incomplete else "completed")
+        if incomplete:
+            self.response["incomplete_details"] = {"reason": sig.reason}
+            self._emit(out, {"type": "response.incomplete", "response": self.response})
+        else:
+            self.response["completed_at"] = self._clock()
+            self._emit(out, {"type": "response.completed", "response": self.response})
+
+    def _on_failure(self, sig: Failure, out: list[Event]) -> None:
+        self._pending = {i: c for i, c in self._pending.items() if c.name}
+        self._close_open(out, "incomplete")
+        if self._live is not None:  # pragma: no cover - _close_open always closes
+            self._close_item(out, "incomplete")
+        error = {"type": "server_error" if sig.code == "server_error" else "upstream_error",
+                 "code": sig.code, "message": sig.message, "param": None}
+        self._emit(out, {"type": "error", **error, "error": error})
+        self._finalize("failed")
+        self.response["error"] = {"code": sig.code, "message": sig.message}
+        self._emit(out, {"type": "response.failed", "response": self.response})
+
+    def _finalize(self, status: str) -> None:
+        self.response["status"] = status
+        u = self._usage
+        if u is not None:
+            self.response["usage"] = usage_object(u.input_tokens, u.output_tokens, u.cached_tokens, u.reasoning_tokens)

@@ -1,0 +1,62 @@
+"""Errors as values: one type for every error respgate reports.
+
+An `ApiError` maps to an HTTP error body before the first byte is sent and to
+`error` + `response.failed` after it; both mappings live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# OpenAI error `type` for each HTTP status we produce.
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "server_error",
+    504: "upstream_error",
+}
+
+
+@dataclass(slots=True)
+class ApiError(Exception):
+    status: int
+    message: str
+    code: str | None = None
+    param: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        Exception.__init__(self, self.message)
+
+    @property
+    def type(self) -> str:
+        return ERROR_TYPES.get(self.status, "server_error" if self.status >= 500 else "invalid_request_error")
+
+    def body(self) -> dict:
+        """The OpenAI error body: `{"error": {message, type, param, code}}`."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+def invalid(message: str, param: str | None = None, code: str | None = "invalid_value") -> ApiError:
+    return ApiError(400, message, code=code, param=param)
+
+
+def not_found(message: str, code: str, param: str | None = None) -> ApiError:
+    return ApiError(404, message, code=code, param=param)

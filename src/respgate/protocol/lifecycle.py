@@ -1,0 +1,151 @@
+"""The stream lifecycle, as data: which event may follow which.
+
+Everything that decides the order of events lives in this file. The
+`ResponseBuilder` steps these tables for every event it emits and the strict
+checker (`validate.py`) steps the same tables for every event it reads, so
+emission and validation cannot drift apart. `mermaid()` draws the README
+diagram from the same tables.
+
+Two machines:
+
+- the response machine, keyed by response state;
+- the item machine, one per output item, keyed by item state. Which events an
+  item may see depends on its `type` and on the open part's `type`.
+"""
+
+from __future__ import annotations
+
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+# (response state, event type) -> next response state
+RESPONSE_TRANSITIONS: dict[tuple[str, str], str] = {
+    ("start", "response.created"): "created",
+    ("created", "response.queued"): "queued",
+    ("created", "response.in_progress"): "in_progress",
+    ("queued", "response.in_progress"): "in_progress",
+    ("in_progress", "response.output_item.added"): "item",
+    ("item", "response.output_item.done"): "in_progress",
+    ("in_progress", "response.completed"): "ended",
+    ("in_progress", "response.incomplete"): "ended",
+    ("created", "error"): "errored",
+    ("queued", "error"): "errored",
+    ("in_progress", "error"): "errored",
+    ("errored", "response.failed"): "ended",
+    ("ended", "[DONE]"): "closed",
+}
+
+# Events that belong to the open item (routed to the item machine while the
+# response machine is in state "item").
+ITEM_EVENTS = frozenset(
+    {
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.output_text.annotation.added",
+        "response.refusal.delta",
+        "response.refusal.done",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_part.done",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+    }
+)
+
+# Content part type -> (delta event, done event, text field). A part's text
+# streams through its delta events and is repeated whole in its done event.
+PART_EVENTS: dict[str, tuple[str, str, str]] = {
+    "output_text": ("response.output_text.delta", "response.output_text.done", "text"),
+    "refusal": ("response.refusal.delta", "response.refusal.done", "refusal"),
+    "reasoning_text": ("response.reasoning_text.delta", "response.reasoning_text.done", "text"),
+}
+
+# Item type -> content part types it may hold in `content`.
+ITEM_PARTS: dict[str, frozenset[str]] = {
+    "message": frozenset({"output_text", "refusal"}),
+    "reasoning": frozenset({"reasoning_text"}),
+    "function_call": frozenset(),
+}
+
+
+def _item_table() -> dict[tuple[str, str, str], str]:
+    """(item type, item state, event type) -> next item state."""
+    table: dict[tuple[str, str, str], str] = {}
+    for item_type, parts in ITEM_PARTS.items():
+        for part in parts:
+            delta, done, _ = PART_EVENTS[part]
+            table[(item_type, "open", f"response.content_part.added:{part}")] = f"part:{part}"
+            table[(item_type, f"part:{part}", delta)] = f"part:{part}"
+            table[(item_type, f"part:{part}", done)] = f"part_done:{part}"
+            table[(item_type, f"part_done:{part}", "response.content_part.done")] = "open"
+        if item_type != "function_call":
+            table[(item_type, "open", "response.output_item.done")] = "closed"
+    table[("message", "part:output_text", "response.output_text.annotation.added")] = (
+        "part:output_text"
+    )
+    table[("reasoning", "open", "response.reasoning_summary_part.added")] = "summary"
+    table[("reasoning", "summary", "response.reasoning_summary_text.delta")] = "summary"
+    table[("reasoning", "summary", "response.reasoning_summary_text.done")] = "summary_done"
+    table[("reasoning", "summary_done", "response.reasoning_summary_part.done")] = "open"
+    table[("function_call", "open", "response.function_call_arguments.delta")] = "open"
+    table[("function_call", "open", "response.function_call_arguments.done")] = "arguments_done"
+    table[("function_call", "arguments_done", "response.output_item.done")] = "closed"
+    return table
+
+
+ITEM_TRANSITIONS = _item_table()
+
+
+class LifecycleError(Exception):
+    """An event arrived in a state that does not allow it."""
+
+    def __init__(self, event_type: str, state: str, scope: str) -> None:
+        super().__init__(f"{event_type!r} is not allowed in {scope} state {state!r}")
+        self.event_type = event_type
+        self.state = state
+        self.scope = scope
+
+
+def item_key(event: dict) -> str:
+    """The event name the item table is keyed by (part-typed for content_part.added)."""
+    if event["type"] == "response.content_part.added":
+        return f"response.content_part.added:{event['part']['type']}"
+    return event["type"]
+
+
+def step_response(state: str, event_type: str) -> str:
+    try:
+        return RESPONSE_TRANSITIONS[(state, event_type)]
+    except KeyError:
+        raise LifecycleError(event_type, state, "response") from None
+
+
+def step_item(item_type: str, state: str, key: str) -> str:
+    try:
+        return ITEM_TRANSITIONS[(item_type, state, key)]
+    except KeyError:
+        raise LifecycleError(key, state, f"{item_type} item") from None
+
+
+def mermaid() -> str:
+    """A Mermaid state diagram of both machines, drawn from the tables above."""
+    lines = ["stateDiagram-v2", "    [*] --> start"]
+    for (src, event), dst in RESPONSE_TRANSITIONS.items():
+        lines.append(f"    {src} --> {dst}: {event}")
+    lines.append("    closed --> [*]")
+    for item_type in ITEM_PARTS:
+        lines.append(f"    state {item_type}_item {{")
+        lines.append(f"        [*] --> {item_type}_open")
+        for (kind, src, event), dst in ITEM_TRANSITIONS.items():
+            if kind != item_type:
+                continue
+            a = f"{item_type}_{src}".replace(":", "_")
+            b = f"{item_type}_{dst}".replace(":", "_")
+            lines.append(f"        {a} --> {b}: {event.removeprefix('response.')}")
+        lines.append(f"        {item_type}_closed --> [*]")
+        lines.append("    }")
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""The neutral signals a provider emits; the whole vocabulary.
+
+A provider turns its upstream stream into these and nothing else. The
+`ResponseBuilder` alone turns them into Responses wire events. Add a signal
+only when a real upstream needs one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FinishReason = Literal["stop", "max_output_tokens", "content_filter"]
+"""`stop` ends `completed`; the other two end `incomplete` with that reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+    kind: Literal["summary", "raw"] = "summary"
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningOpaque:
+    """Opaque reasoning state (a signature or redacted block) kept as `encrypted_content`.
+
+    It completes the open reasoning item; with none open it is a reasoning item of its own.
+    """
+
+    encrypted_content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of tool call number `index` (the upstream's own numbering)."""
+
+    index: int
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage so far; a later `Usage` replaces an earlier one."""
+
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: FinishReason = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    code: str
+    message: str
+
+
+Signal = (
+    TextDelta
+    | RefusalDelta
+    | ReasoningDelta
+    | ReasoningOpaque
+    | ToolCallDelta
+    | Usage
+    | Finish
+    | Failure
+)
