@@ -232,10 +232,10 @@ class ResponseBuilder:
         item = _Item(item_type, self._mint(prefix[item_type]), len(self.response["output"]))
         item.call = call
         self._live = item
-        self._emit(
-            out,
-            {"type": "response.output_item.added", "output_index": item.output_index, "item": item.wire("in_progress")},
-        )
+        added = item.wire("in_progress")
+        if call is not None:
+            added["arguments"] = ""  # buffered arguments follow as a delta
+        self._emit(out, {"type": "response.output_item.added", "output_index": item.output_index, "item": added})
         return item
 
     def _close_item(self, out: list[Event], status: str = "completed") -> None:
@@ -479,9 +479,11 @@ class ResponseBuilder:
         self._close_open(out, "incomplete")
         if self._live is not None:  # pragma: no cover - _close_open always closes
             self._close_item(out, "incomplete")
-        error = {"type": "server_error" if sig.code == "server_error" else "upstream_error",
-                 "code": sig.code, "message": sig.message, "param": None}
-        self._emit(out, {"type": "error", **error, "error": error})
+        error_type = "server_error" if sig.code == "server_error" else "upstream_error"
+        error = {"type": error_type, "code": sig.code, "message": sig.message, "param": None}
+        # OpenAI's flat fields and the Open Responses nested object, so both schemas accept it.
+        flat = {"code": sig.code, "message": sig.message, "param": None}
+        self._emit(out, {"type": "error", **flat, "error": error})
         self._finalize("failed")
         self.response["error"] = {"code": sig.code, "message": sig.message}
         self._emit(out, {"type": "response.failed", "response": self.response})
