@@ -479,8 +479,7 @@ class ResponseBuilder:
         self._close_open(out, "incomplete")
         if self._live is not None:  # pragma: no cover - _close_open always closes
             self._close_item(out, "incomplete")
-        error_type = "server_error" if sig.code == "server_error" else "upstream_error"
-        error = {"type": error_type, "code": sig.code, "message": sig.message, "param": None}
+        error = {"type": "server_error", "code": sig.code, "message": sig.message, "param": None}
         # OpenAI's flat fields and the Open Responses nested object, so both schemas accept it.
         flat = {"code": sig.code, "message": sig.message, "param": None}
         self._emit(out, {"type": "error", **flat, "error": error})

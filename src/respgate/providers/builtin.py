@@ -1,0 +1,197 @@
+"""The built-in offline model `echo`: deterministic, no network, no key.
+
+It honours the request for real so that every protocol path can be exercised
+(rules documented in README "The echo model"):
+
+- text: `Echo: <last user text>`, streamed one word (with its trailing space)
+  at a time;
+- tools: with function tools and `tool_choice` other than `none`, when the
+  last input item is a user message, it calls a tool (the named one for a
+  specific choice, the first allowed one for `allowed_tools`, otherwise the
+  first; every function tool when `parallel_tool_calls` is on and there are
+  several), with arguments built from the tool's JSON schema (string fields
+  get the user text); when the last item is a `function_call_output` it
+  answers `Tool output: <output>`;
+- `reasoning.effort` (not `none`): a reasoning item with the summary
+  `Thinking about: <text>` first;
+- `max_output_tokens` smaller than the reply: the reply is cut there and the
+  response ends `incomplete` (`max_output_tokens`);
+- `text.format` `json_schema`: a JSON document that validates against the
+  schema; `json_object`: `{"echo": <text>}`;
+- scenario switches in request `metadata`: `echo_scenario` = `fail` (half the
+  text, then a failure), `refusal` (a refusal), `long` (`echo_tokens` words,
+  default 1000); `echo_delay_ms` = a delay before every token (slow drip).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from ..protocol.signals import (
+    Failure,
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    Signal,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from .base import ModelCall
+
+_TOKEN = re.compile(r"\S+\s*|\s+")
+ARGUMENT_CHUNK = 8  # characters of tool-call arguments per delta
+
+
+def tokens(text: str) -> list[str]:
+    """Split text into echo tokens: each word with the whitespace that follows it."""
+    return _TOKEN.findall(text)
+
+
+def item_text(item: dict[str, Any]) -> str:
+    """The plain text of an input item (message content or tool output)."""
+    content = item.get("content") if item.get("type") == "message" else item.get("output")
+    if isinstance(content, str):
+        return content
+    parts = content or []
+    return " ".join(p.get("text") or p.get("refusal") or "" for p in parts if isinstance(p, dict)).strip()
+
+
+def value_for_schema(schema: dict[str, Any] | None, text: str) -> Any:
+    """A value that validates against `schema`; strings are filled with `text`."""
+    schema = schema or {}
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return value_for_schema(schema[key][0], text)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {name: value_for_schema(sub, text) for name, sub in props.items()}
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return max(0, int(schema.get("minimum", 0)))
+    if kind == "number":
+        return max(0.0, float(schema.get("minimum", 0)))
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    return text
+
+
+def _chosen_tools(call: ModelCall) -> list[dict[str, Any]]:
+    req = call.request
+    functions = [t for t in req.tools or [] if t.get("type") == "function"]
+    choice = req.tool_choice if req.tool_choice is not None else "auto"
+    if not functions or choice == "none":
+        return []
+    if isinstance(choice, dict):
+        if choice.get("type") == "function":
+            return [t for t in functions if t["name"] == choice.get("name")][:1]
+        if choice.get("type") == "allowed_tools":
+            allowed = {t.get("name") for t in choice.get("tools") or []}
+            functions = [t for t in functions if t["name"] in allowed]
+    parallel = req.parallel_tool_calls is not False
+    return functions if parallel else functions[:1]
+
+
+class EchoProvider:
+    """The `echo` model."""
+
+    name = "echo"
+
+    async def open(self, call: ModelCall) -> AsyncIterator[Signal]:
+        return self._stream(call)
+
+    async def aclose(self) -> None:
+        return None
+
+    async def _stream(self, call: ModelCall) -> AsyncIterator[Signal]:
+        req = call.request
+        meta = req.metadata or {}
+        scenario = meta.get("echo_scenario", "")
+        delay = int(meta.get("echo_delay_ms", "0") or 0) / 1000
+        items = call.items
+        last = items[-1] if items else {}
+        text = item_text(last) if last else ""
+        input_tokens = sum(len(tokens(item_text(i))) for i in items if i.get("type") in ("message", "function_call_output"))
+        budget = req.max_output_tokens
+        produced = 0
+
+        async def pace() -> None:
+            if delay:
+                await asyncio.sleep(delay)
+
+        if req.reasoning is not None and req.reasoning.effort not in (None, "none"):
+            for tok in tokens(f"Thinking about: {text}"):
+                if budget is not None and produced >= budget:
+                    break
+                await pace()
+                produced += 1
+                yield ReasoningDelta(tok)
+
+        tools = _chosen_tools(call) if last.get("type") == "message" else []
+        if tools and scenario not in ("refusal", "fail"):
+            for index, tool in enumerate(tools):
+                arguments = orjson.dumps(value_for_schema(tool.get("parameters"), text)).decode()
+                for start in range(0, len(arguments), ARGUMENT_CHUNK):
+                    await pace()
+                    chunk = arguments[start : start + ARGUMENT_CHUNK]
+                    first = start == 0
+                    yield ToolCallDelta(index, name=tool["name"] if first else None, arguments=chunk)
+                produced += len(tokens(arguments))
+            yield Usage(input_tokens, produced)
+            yield Finish()
+            return
+
+        if scenario == "refusal":
+            for tok in tokens("I can't help with that."):
+                await pace()
+                produced += 1
+                yield RefusalDelta(tok)
+            yield Usage(input_tokens, produced)
+            yield Finish()
+            return
+
+        reply = self._reply(call, text, last, meta, scenario)
+        words = tokens(reply)
+        for n, tok in enumerate(words):
+            if scenario == "fail" and n >= max(1, len(words) // 2):
+                yield Usage(input_tokens, produced)
+                yield Failure("server_error", "echo: scripted failure (metadata echo_scenario=fail)")
+                return
+            if budget is not None and produced >= budget:
+                yield Usage(input_tokens, produced)
+                yield Finish("max_output_tokens")
+                return
+            await pace()
+            produced += 1
+            yield TextDelta(tok)
+        yield Usage(input_tokens, produced)
+        yield Finish()
+
+    @staticmethod
+    def _reply(call: ModelCall, text: str, last: dict[str, Any], meta: dict[str, str], scenario: str) -> str:
+        if scenario == "long":
+            count = int(meta.get("echo_tokens", "1000") or 1000)
+            return " ".join(f"token{i}" for i in range(count))
+        if last.get("type") == "function_call_output":
+            return f"Tool output: {text}"
+        fmt = call.request.text.format if call.request.text else None
+        if fmt is not None and fmt.type == "json_schema":
+            return orjson.dumps(value_for_schema(fmt.schema, text)).decode()
+        if fmt is not None and fmt.type == "json_object":
+            return orjson.dumps({"echo": text}).decode()
+        return f"Echo: {text}" if text else "Echo: (no text)"

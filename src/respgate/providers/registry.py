@@ -1,0 +1,56 @@
+"""Which model names exist and who serves them: the built-in models plus,
+when configured, the upstream router."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from ..protocol.errors import not_found
+from ..protocol.signals import Signal
+from .base import ModelCall
+from .builtin import EchoProvider
+
+
+class Upstreams(Protocol):
+    """The upstream router (providers/router.py) as the registry sees it."""
+
+    def resolve(self, model: str) -> Any | None: ...
+
+    def models(self) -> list[str]: ...
+
+    async def open(self, model: str, call: ModelCall) -> AsyncIterator[Signal]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ProviderRegistry:
+    def __init__(self, upstreams: Upstreams | None = None) -> None:
+        self.builtin = {"echo": EchoProvider()}
+        self.upstreams = upstreams
+
+    def models(self) -> list[str]:
+        names = list(self.builtin)
+        if self.upstreams is not None:
+            names += [m for m in self.upstreams.models() if m not in self.builtin]
+        return names
+
+    def check(self, model: str) -> None:
+        """Raise 404 `model_not_found` before anything else happens."""
+        if model in self.builtin:
+            return
+        if self.upstreams is not None and self.upstreams.resolve(model) is not None:
+            return
+        raise not_found(f"The model '{model}' does not exist or is not routed by this gateway.", "model_not_found", "model")
+
+    async def open(self, model: str, call: ModelCall) -> AsyncIterator[Signal]:
+        provider = self.builtin.get(model)
+        if provider is not None:
+            return await provider.open(call)
+        self.check(model)
+        assert self.upstreams is not None
+        return await self.upstreams.open(model, call)
+
+    async def aclose(self) -> None:
+        if self.upstreams is not None:
+            await self.upstreams.aclose()

@@ -1,0 +1,128 @@
+"""The ASGI app factory: HTTP in, engine calls, HTTP out. No protocol logic here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..engine import Engine
+from ..protocol.errors import ApiError
+from ..protocol.request import parse_create_request
+from .transport import SSEResponse, fold
+
+log = logging.getLogger("respgate.server")
+
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(err: ApiError) -> Response:
+    return JSON(err.body(), status_code=err.status, headers=err.headers or None)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"The request body exceeds {limit} bytes.", code="request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"The request body exceeds {limit} bytes.", code="request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
+    if not warnings:
+        return []
+    text = "; ".join(warnings).encode("ascii", "replace")
+    return [(b"x-respgate-warning", text)]
+
+
+def create_app(
+    engine: Engine,
+    *,
+    cors_origins: list[str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    keepalive_seconds: float = 15.0,
+) -> Starlette:
+    """Build the app around an engine (and whatever store/providers it holds)."""
+
+    async def create_response(request: Request) -> Response:
+        body = await read_body(request, max_body_bytes)
+        req = parse_create_request(body)
+        run = await engine.create(req)
+        headers = warning_headers(req.warnings)
+        if req.stream:
+            return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
+        response = await fold(run)
+        return JSON(response, headers={k.decode(): v.decode() for k, v in headers} or None)
+
+    async def list_models(request: Request) -> Response:
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "respgate"} for name in engine.registry.models()]
+        return JSON({"object": "list", "data": data})
+
+    async def healthz(request: Request) -> Response:
+        return JSON({"status": "ok", "in_flight": len(engine.runs)})
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else None
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return error_response(ApiError(exc.status_code, message, code=code))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(ApiError(500, "The gateway hit an internal error.", code="server_error"))
+
+    middleware = []
+    if cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=cors_origins,
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["*"],
+                expose_headers=["x-respgate-warning"],
+            )
+        )
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await engine.shutdown(grace=0)
+
+    app = Starlette(
+        lifespan=lifespan,
+        routes=[
+            Route("/v1/responses", create_response, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        middleware=middleware,
+        exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
+    )
+    app.state.engine = engine
+    return app
