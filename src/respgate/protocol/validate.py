@@ -175,7 +175,9 @@ class StreamChecker:
         if self._response_id is None:
             self._response_id = resp.get("id")
         elif resp.get("id") != self._response_id:
-            self._flag("response_id", f"id changed from {self._response_id!r} to {resp.get('id')!r}", t)
+            self._flag(
+                "response_id", f"id changed from {self._response_id!r} to {resp.get('id')!r}", t
+            )
         if t == "response.created" and resp.get("output") != []:
             self._flag("first_event", "response.created must carry output: []", t)
         if t in TERMINAL_EVENTS:
@@ -238,7 +240,11 @@ class StreamChecker:
         item = ev.get("item") or {}
         item_type = item.get("type")
         if ev.get("output_index") != self._items_added:
-            self._flag("output_index", f"expected {self._items_added}, got {ev.get('output_index')}", ev["type"])
+            self._flag(
+                "output_index",
+                f"expected {self._items_added}, got {ev.get('output_index')}",
+                ev["type"],
+            )
         self._items_added += 1
         if not item.get("id"):
             self._flag("added_item", "item without id", ev["type"])
@@ -249,7 +255,11 @@ class StreamChecker:
         if item_type == "function_call" and (
             item.get("arguments") != "" or not item.get("name") or not item.get("call_id")
         ):
-            self._flag("added_item", "function_call must be added with name, call_id, arguments ''", ev["type"])
+            self._flag(
+                "added_item",
+                "function_call must be added with name, call_id, arguments ''",
+                ev["type"],
+            )
         if item_type == "reasoning" and item.get("summary") != []:
             self._flag("added_item", "reasoning must be added with summary: []", ev["type"])
         self._item = _Open(str(item_type), item.get("id"), ev.get("output_index", -1))
@@ -262,15 +272,25 @@ class StreamChecker:
         if cur is None:
             return
         if cur.state not in ("open", "arguments_done"):
-            self._flag("lifecycle", f"output_item.done while the item is in state {cur.state!r}", ev["type"])
+            self._flag(
+                "lifecycle",
+                f"output_item.done while the item is in state {cur.state!r}",
+                ev["type"],
+            )
         elif cur.item_type == "function_call" and cur.state != "arguments_done":
-            self._flag("lifecycle", "function_call done without function_call_arguments.done", ev["type"])
+            self._flag(
+                "lifecycle", "function_call done without function_call_arguments.done", ev["type"]
+            )
         if ev.get("output_index") != cur.output_index:
-            self._flag("output_index", "output_item.done output_index differs from added", ev["type"])
+            self._flag(
+                "output_index", "output_item.done output_index differs from added", ev["type"]
+            )
         if item.get("id") != cur.item_id or item.get("type") != cur.item_type:
             self._flag("item_id", "output_item.done id/type differ from added", ev["type"])
         if cur.item_type == "function_call" and item.get("arguments") != "".join(cur.arguments):
-            self._flag("delta_concat", "item arguments differ from the streamed arguments", ev["type"])
+            self._flag(
+                "delta_concat", "item arguments differ from the streamed arguments", ev["type"]
+            )
         for (kind, idx), chunks in cur.texts.items():
             parts = item.get("summary" if kind == "summary" else "content") or []
             if idx >= len(parts):
@@ -279,7 +299,11 @@ class StreamChecker:
             part = parts[idx]
             text = part.get("refusal") if part.get("type") == "refusal" else part.get("text")
             if text != "".join(chunks):
-                self._flag("delta_concat", f"done item {kind} part {idx} differs from its deltas", ev["type"])
+                self._flag(
+                    "delta_concat",
+                    f"done item {kind} part {idx} differs from its deltas",
+                    ev["type"],
+                )
 
     def _step_item(self, ev: dict[str, Any]) -> None:
         t = ev["type"]
@@ -288,7 +312,9 @@ class StreamChecker:
             self._flag("lifecycle", "item event with no open item", t)
             return
         if ev.get("output_index") != cur.output_index:
-            self._flag("output_index", f"expected {cur.output_index}, got {ev.get('output_index')}", t)
+            self._flag(
+                "output_index", f"expected {cur.output_index}, got {ev.get('output_index')}", t
+            )
         if ev.get("item_id") != cur.item_id:
             self._flag("item_id", f"expected {cur.item_id!r}, got {ev.get('item_id')!r}", t)
         try:
@@ -341,7 +367,9 @@ _DONE_TEXT_FIELD = {done: fieldname for _, done, fieldname in PART_EVENTS.values
 _DONE_TEXT_FIELD["response.reasoning_summary_text.done"] = "text"
 
 
-def check_events(events: Iterable[dict[str, Any] | str], *, require_done: bool = True) -> list[Violation]:
+def check_events(
+    events: Iterable[dict[str, Any] | str], *, require_done: bool = True
+) -> list[Violation]:
     """Check a whole stream; returns every violation (empty: the stream is correct)."""
     checker = StreamChecker(require_done=require_done)
     for event in events:
