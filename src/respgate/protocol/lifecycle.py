@@ -65,10 +65,10 @@ PART_EVENTS: dict[str, tuple[str, str, str]] = {
 }
 
 # Item type -> content part types it may hold in `content`.
-ITEM_PARTS: dict[str, frozenset[str]] = {
-    "message": frozenset({"output_text", "refusal"}),
-    "reasoning": frozenset({"reasoning_text"}),
-    "function_call": frozenset(),
+ITEM_PARTS: dict[str, tuple[str, ...]] = {
+    "message": ("output_text", "refusal"),
+    "reasoning": ("reasoning_text",),
+    "function_call": (),
 }
 
 
@@ -149,3 +149,7 @@ def mermaid() -> str:
         lines.append(f"        {item_type}_closed --> [*]")
         lines.append("    }")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m respgate.protocol.lifecycle > diagram for the README
+    print(mermaid())
