@@ -46,6 +46,7 @@ from .base import ModelCall
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
 ARGUMENT_CHUNK = 8  # characters of tool-call arguments per delta
+YIELD_EVERY = 32  # tokens between yields to the event loop when there is no delay
 
 
 def tokens(text: str) -> list[str]:
@@ -136,9 +137,15 @@ class EchoProvider:
         budget = req.max_output_tokens
         produced = 0
 
+        paced = 0
+
         async def pace() -> None:
+            nonlocal paced
+            paced += 1
             if delay:
                 await asyncio.sleep(delay)
+            elif paced % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let other streams run during a long reply
 
         if req.reasoning is not None and req.reasoning.effort not in (None, "none"):
             for tok in tokens(f"Thinking about: {text}"):
