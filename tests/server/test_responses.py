@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import stream_events
-from tests.support.oracle import assert_valid_stream, response_spec_errors
+from tests.support.oracle import assert_valid_stream, parse_sse, response_spec_errors
 
 WEATHER = {
     "type": "function",
@@ -304,3 +304,14 @@ async def test_cors_is_opt_in(engine) -> None:
         ) as c:
             r = await c.options("/v1/responses", headers=preflight)
             assert ("access-control-allow-origin" in r.headers) is allowed
+
+
+async def test_keepalive_comments_while_the_model_is_silent(engine) -> None:
+    from respgate.server.app import create_app
+
+    app = create_app(engine, keepalive_seconds=0.02)
+    body = {"model": "echo", "input": "a b", "stream": True, "metadata": {"echo_delay_ms": "150"}}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.post("/v1/responses", json=body)
+    assert b"\n\n: keep-alive\n\n" in r.content
+    assert_valid_stream(parse_sse(r.content))
