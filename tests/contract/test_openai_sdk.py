@@ -14,24 +14,13 @@ import openai
 import pytest
 
 from respgate.server.app import create_app
+from tests.support.tools import WEATHER
 
 SDK_MAJOR = int(openai.__version__.split(".")[0])
 if SDK_MAJOR >= 3:
     import httpx2 as sdk_httpx
 else:
     import httpx as sdk_httpx
-
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Weather for a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-    "strict": True,
-}
 
 
 @pytest.fixture
@@ -82,7 +71,7 @@ async def test_tool_call_round_trip(sdk: openai.AsyncOpenAI) -> None:
         first = await stream.get_final_response()
     (call,) = first.output
     assert call.type == "function_call" and call.name == "get_weather"
-    assert json.loads(call.arguments) == {"city": "Paris"}
+    assert json.loads(call.arguments) == {"city": "Paris", "days": 0}
     assert argument_snapshots[-1] == call.arguments
     second = await sdk.responses.create(
         model="echo",

@@ -10,22 +10,7 @@ import pytest
 
 from tests.conftest import stream_events
 from tests.support.oracle import assert_valid_stream, parse_sse, response_spec_errors
-
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Weather for a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-        "required": ["city", "days"],
-    },
-}
-TIME = {
-    "type": "function",
-    "name": "get_time",
-    "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}},
-}
+from tests.support.tools import TIME, WEATHER
 
 
 def text_of(response: dict) -> str:

@@ -82,8 +82,7 @@ class _Open:
     output_index: int
     state: str = "open"
     texts: dict[tuple[str, int], list[str]] = field(default_factory=dict)
-    parts: int = 0
-    summaries: int = 0
+    part_counts: dict[str, int] = field(default_factory=dict)  # parts opened, per kind
     arguments: list[str] = field(default_factory=list)
 
 
@@ -332,20 +331,14 @@ class StreamChecker:
             if ev.get("arguments") != "".join(cur.arguments):
                 self._flag("delta_concat", "arguments.done differs from the deltas", t)
             return
-        if "summary_index" in ev or t.startswith("response.reasoning_summary"):
-            kind, key = "summary", "summary_index"
-            if t == "response.reasoning_summary_part.added":
-                expected = cur.summaries
-                cur.summaries += 1
-            else:
-                expected = cur.summaries - 1
+        summary = t.startswith("response.reasoning_summary")
+        kind, key = ("summary", "summary_index") if summary else ("content", "content_index")
+        opened = cur.part_counts.get(kind, 0)
+        if t.endswith("part.added"):
+            expected = opened
+            cur.part_counts[kind] = opened + 1
         else:
-            kind, key = "content", "content_index"
-            if t == "response.content_part.added":
-                expected = cur.parts
-                cur.parts += 1
-            else:
-                expected = cur.parts - 1
+            expected = opened - 1
         idx = ev.get(key)
         if idx != expected:
             self._flag("content_index", f"{key} expected {expected}, got {idx}", t)
