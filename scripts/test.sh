@@ -9,6 +9,11 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
+# JavaScript clients for tests/contract/test_js_clients.py (skipped without Node.js).
+if command -v npm >/dev/null; then
+    (cd tests/contract/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/python -m pytest "$@"
