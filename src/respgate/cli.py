@@ -54,17 +54,23 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="respgate", description="A spec-exact Responses API gateway.")
+    parser = argparse.ArgumentParser(
+        prog="respgate", description="A spec-exact Responses API gateway."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the gateway")
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=8000)
     p_serve.add_argument("--config", default=None, help="TOML configuration file")
-    p_serve.add_argument("--grace", type=float, default=SHUTDOWN_GRACE_SECONDS, help="shutdown grace period (s)")
+    p_serve.add_argument(
+        "--grace", type=float, default=SHUTDOWN_GRACE_SECONDS, help="shutdown grace period (s)"
+    )
     p_serve.add_argument("--log-level", default="info")
     p_serve.set_defaults(func=serve)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return int(args.func(args))
 
 

@@ -105,7 +105,10 @@ class Run:
                     self.push(events)
                 else:
                     terminal = builder.feed(
-                        Failure("upstream_truncated", "The upstream stream ended before the response finished.")
+                        Failure(
+                            "upstream_truncated",
+                            "The upstream stream ended before the response finished.",
+                        )
                     )
             finally:
                 await _close_quietly(self._signals)
@@ -117,7 +120,10 @@ class Run:
             log.exception("response %s failed while streaming", self.response_id)
             if not builder.done:
                 terminal = builder.feed(
-                    Failure("server_error", f"The gateway failed while streaming ({type(exc).__name__}).")
+                    Failure(
+                        "server_error",
+                        f"The gateway failed while streaming ({type(exc).__name__}).",
+                    )
                 )
         if self._on_terminal is not None:
             try:

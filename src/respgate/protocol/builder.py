@@ -20,6 +20,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from .errors import response_error
 from .ids import new_id
 from .lifecycle import CALL_EVENTS, ITEM_EVENTS, PART_EVENTS, item_key, step_item, step_response
 from .response import usage_object
@@ -60,7 +61,16 @@ class _Part:
 
 
 class _Item:
-    __slots__ = ("call", "content", "encrypted_content", "id", "output_index", "state", "summary", "type")
+    __slots__ = (
+        "call",
+        "content",
+        "encrypted_content",
+        "id",
+        "output_index",
+        "state",
+        "summary",
+        "type",
+    )
 
     def __init__(self, item_type: str, item_id: str, output_index: int) -> None:
         self.type = item_type
@@ -239,7 +249,14 @@ class ResponseBuilder:
         added = item.wire("in_progress")
         if call is not None:
             added[CALL_EVENTS[item_type][2]] = ""  # buffered arguments follow as a delta
-        self._emit(out, {"type": "response.output_item.added", "output_index": item.output_index, "item": added})
+        self._emit(
+            out,
+            {
+                "type": "response.output_item.added",
+                "output_index": item.output_index,
+                "item": added,
+            },
+        )
         return item
 
     def _close_item(self, out: list[Event], status: str = "completed") -> None:
@@ -252,11 +269,20 @@ class ResponseBuilder:
             _, done_type, field = CALL_EVENTS[item.type]
             arguments = item.call.arguments() if item.call else ""
             self._emit(
-                out, {"type": done_type, "item_id": item.id, "output_index": item.output_index, field: arguments}
+                out,
+                {
+                    "type": done_type,
+                    "item_id": item.id,
+                    "output_index": item.output_index,
+                    field: arguments,
+                },
             )
         final = item.wire(status)
         self.response["output"].append(final)
-        self._emit(out, {"type": "response.output_item.done", "output_index": item.output_index, "item": final})
+        self._emit(
+            out,
+            {"type": "response.output_item.done", "output_index": item.output_index, "item": final},
+        )
         item.state = step_item(item.type, item.state, "response.output_item.done")
         self._live = None
 
@@ -281,7 +307,11 @@ class ResponseBuilder:
         part = item.content[-1]
         part.open = False
         _, done_type, field = PART_EVENTS[part.type]
-        where = {"item_id": item.id, "output_index": item.output_index, "content_index": len(item.content) - 1}
+        where = {
+            "item_id": item.id,
+            "output_index": item.output_index,
+            "content_index": len(item.content) - 1,
+        }
         done: Event = {"type": done_type, **where, field: part.text()}
         if part.type == "output_text":
             done["logprobs"] = []
@@ -293,9 +323,17 @@ class ResponseBuilder:
             return
         part = item.summary[-1]
         part.open = False
-        where = {"item_id": item.id, "output_index": item.output_index, "summary_index": len(item.summary) - 1}
-        self._emit(out, {"type": "response.reasoning_summary_text.done", **where, "text": part.text()})
-        self._emit(out, {"type": "response.reasoning_summary_part.done", **where, "part": part.wire()})
+        where = {
+            "item_id": item.id,
+            "output_index": item.output_index,
+            "summary_index": len(item.summary) - 1,
+        }
+        self._emit(
+            out, {"type": "response.reasoning_summary_text.done", **where, "text": part.text()}
+        )
+        self._emit(
+            out, {"type": "response.reasoning_summary_part.done", **where, "part": part.wire()}
+        )
 
     def _live_of(self, out: list[Event], item_type: str) -> _Item:
         """The open item if it has `item_type`; otherwise close what is open and open one."""
@@ -407,8 +445,13 @@ class ResponseBuilder:
         item = self._calls.get(sig.index)
         if item is not None:
             if item is not self._live:
+                if not sig.arguments:
+                    return  # an empty fragment for a finished call carries nothing
                 self._on_failure(
-                    Failure("upstream_protocol_error", f"Upstream sent more of tool call {sig.index} after it ended."),
+                    Failure(
+                        "upstream_protocol_error",
+                        f"Upstream sent more of tool call {sig.index} after it ended.",
+                    ),
                     out,
                 )
                 return
@@ -454,7 +497,11 @@ class ResponseBuilder:
         nameless = [c for c in self._pending.values() if not c.name]
         if nameless:
             self._on_failure(
-                Failure("upstream_protocol_error", f"Upstream tool call {nameless[0].index} has no name."), out
+                Failure(
+                    "upstream_protocol_error",
+                    f"Upstream tool call {nameless[0].index} has no name.",
+                ),
+                out,
             )
             return
         incomplete = sig.reason != "stop"
@@ -477,11 +524,17 @@ class ResponseBuilder:
         flat = {"code": sig.code, "message": sig.message, "param": None}
         self._emit(out, {"type": "error", **flat, "error": error})
         self._finalize("failed")
-        self.response["error"] = {"code": sig.code, "message": sig.message}
+        self.response["error"] = response_error(sig.code, sig.message)
         self._emit(out, {"type": "response.failed", "response": self.response})
 
     def _finalize(self, status: str) -> None:
         self.response["status"] = status
         u = self._usage
         if u is not None:
-            self.response["usage"] = usage_object(u.input_tokens, u.output_tokens, u.cached_tokens, u.reasoning_tokens)
+            self.response["usage"] = usage_object(
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_tokens,
+                u.reasoning_tokens,
+                u.cache_write_tokens,
+            )

@@ -40,7 +40,9 @@ class ApiError(Exception):
 
     @property
     def type(self) -> str:
-        return ERROR_TYPES.get(self.status, "server_error" if self.status >= 500 else "invalid_request_error")
+        return ERROR_TYPES.get(
+            self.status, "server_error" if self.status >= 500 else "invalid_request_error"
+        )
 
     def body(self) -> dict:
         """The OpenAI error body: `{"error": {message, type, param, code}}`."""
@@ -60,3 +62,34 @@ def invalid(message: str, param: str | None = None, code: str | None = "invalid_
 
 def not_found(message: str, code: str, param: str | None = None) -> ApiError:
     return ApiError(404, message, code=code, param=param)
+
+
+# The codes OpenAI's Response object allows in `error.code` (the openai SDK types
+# it as a closed set). A failure with any other code keeps its specific code in
+# the `error` event and reports `server_error` in the Response object.
+RESPONSE_ERROR_CODES = frozenset(
+    {
+        "server_error",
+        "rate_limit_exceeded",
+        "invalid_prompt",
+        "invalid_image",
+        "invalid_image_format",
+        "invalid_base64_image",
+        "invalid_image_url",
+        "image_too_large",
+        "image_too_small",
+        "image_parse_error",
+        "image_content_policy_violation",
+        "invalid_image_mode",
+        "image_file_too_large",
+        "unsupported_image_media_type",
+        "empty_image_file",
+        "failed_to_download_image",
+        "image_file_not_found",
+    }
+)
+
+
+def response_error(code: str, message: str) -> dict[str, str]:
+    """The Response object's `error` for a failure with `code`."""
+    return {"code": code if code in RESPONSE_ERROR_CODES else "server_error", "message": message}

@@ -70,15 +70,23 @@ PART_EVENTS: dict[str, tuple[str, str, str]] = {
 # streams through its delta events and is repeated whole in its done event,
 # which must come before `output_item.done`.
 CALL_EVENTS: dict[str, tuple[str, str, str]] = {
-    "function_call": ("response.function_call_arguments.delta", "response.function_call_arguments.done", "arguments"),
-    "custom_tool_call": ("response.custom_tool_call_input.delta", "response.custom_tool_call_input.done", "input"),
+    "function_call": (
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "arguments",
+    ),
+    "custom_tool_call": (
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
+        "input",
+    ),
 }
 
 # Item type -> content part types it may hold in `content`.
-ITEM_PARTS: dict[str, frozenset[str]] = {
-    "message": frozenset({"output_text", "refusal"}),
-    "reasoning": frozenset({"reasoning_text"}),
-    **{call_type: frozenset() for call_type in CALL_EVENTS},
+ITEM_PARTS: dict[str, tuple[str, ...]] = {
+    "message": ("output_text", "refusal"),
+    "reasoning": ("reasoning_text",),
+    **{call_type: () for call_type in CALL_EVENTS},
 }
 
 
@@ -160,3 +168,7 @@ def mermaid() -> str:
         lines.append(f"        {item_type}_closed --> [*]")
         lines.append("    }")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m respgate.protocol.lifecycle > diagram for the README
+    print(mermaid())

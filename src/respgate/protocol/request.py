@@ -10,6 +10,7 @@ are and reported in `warnings`.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -226,13 +227,18 @@ class CreateRequest(msgspec.Struct, kw_only=True):
 _decoder = msgspec.json.Decoder(CreateRequest)
 
 
+_MISSING = re.compile(r"Object missing required field `([^`]+)`")
+
+
 def _param_of(err: msgspec.ValidationError, prefix: str = "") -> tuple[str, str | None]:
     """Split msgspec's "Expected ... - at `$.a[0].b`" into a message and a `param`."""
-    text = str(err)
-    message, sep, path = text.rpartition(" - at `")
+    message, sep, path = str(err).rpartition(" - at `")
     if not sep:
-        return text, prefix or None
+        message, path = path, ""
     path = path.rstrip("`").removeprefix("$")
+    missing = _MISSING.match(message)
+    if missing:
+        path += f".{missing.group(1)}"
     param = (prefix + path).lstrip(".") or None
     return (f"Invalid '{param}': {message}" if param else message), param
 
@@ -273,7 +279,9 @@ def normalize_item(raw: dict[str, Any], param: str) -> dict[str, Any]:
         if "role" in raw:
             item_type = "message"
         else:
-            raise invalid("Every input item needs a `type` (or a `role` for a message).", f"{param}.type")
+            raise invalid(
+                "Every input item needs a `type` (or a `role` for a message).", f"{param}.type"
+            )
     if not isinstance(item_type, str):
         raise invalid("Item `type` must be a string.", f"{param}.type")
     if item_type in PASSTHROUGH_ITEM_TYPES:
@@ -298,9 +306,13 @@ def _check_range(value: float | None, lo: float, hi: float, param: str) -> None:
 
 def _validate(req: CreateRequest) -> None:
     if not req.model:
-        raise invalid("Missing required parameter: 'model'.", "model", code="missing_required_parameter")
+        raise invalid(
+            "Missing required parameter: 'model'.", "model", code="missing_required_parameter"
+        )
     if req.input is None and req.previous_response_id is None:
-        raise invalid("Missing required parameter: 'input'.", "input", code="missing_required_parameter")
+        raise invalid(
+            "Missing required parameter: 'input'.", "input", code="missing_required_parameter"
+        )
     req.items = normalize_input(req.input)
     _check_range(req.temperature, 0, 2, "temperature")
     _check_range(req.top_p, 0, 1, "top_p")
@@ -316,7 +328,10 @@ def _validate(req: CreateRequest) -> None:
             raise invalid("`metadata` may hold at most 16 pairs.", "metadata")
         for key, value in req.metadata.items():
             if len(key) > 64 or len(value) > 512:
-                raise invalid("`metadata` keys are at most 64 and values at most 512 characters.", f"metadata.{key}")
+                raise invalid(
+                    "`metadata` keys are at most 64 and values at most 512 characters.",
+                    f"metadata.{key}",
+                )
     if req.background and req.store is False:
         raise invalid("Background responses need `store: true`.", "background")
     req.tools = [_normalize_tool(tool, i, req.warnings) for i, tool in enumerate(req.tools or [])]
@@ -364,7 +379,10 @@ def _validate_tool_choice(req: CreateRequest) -> None:
     if kind == "function":
         name = choice.get("name")
         if name not in names:
-            raise invalid(f"Tool choice {name!r} is not among the request's function tools.", "tool_choice.name")
+            raise invalid(
+                f"Tool choice {name!r} is not among the request's function tools.",
+                "tool_choice.name",
+            )
     elif kind == "allowed_tools":
         if choice.get("mode", "auto") not in ("auto", "required"):
             raise invalid("`tool_choice.mode` must be 'auto' or 'required'.", "tool_choice.mode")

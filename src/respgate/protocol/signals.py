@@ -64,8 +64,9 @@ class Usage:
 
     input_tokens: int
     output_tokens: int
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
+    cached_tokens: int = 0  # input tokens read from a prompt cache (counted in input_tokens)
+    reasoning_tokens: int = 0  # output tokens spent on reasoning (counted in output_tokens)
+    cache_write_tokens: int = 0  # input tokens written to a prompt cache (counted in input_tokens)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,8 +83,7 @@ class _Open:
     output_index: int
     state: str = "open"
     texts: dict[tuple[str, int], list[str]] = field(default_factory=dict)
-    parts: int = 0
-    summaries: int = 0
+    part_counts: dict[str, int] = field(default_factory=dict)  # parts opened, per kind
     arguments: list[str] = field(default_factory=list)
 
 
@@ -176,7 +175,9 @@ class StreamChecker:
         if self._response_id is None:
             self._response_id = resp.get("id")
         elif resp.get("id") != self._response_id:
-            self._flag("response_id", f"id changed from {self._response_id!r} to {resp.get('id')!r}", t)
+            self._flag(
+                "response_id", f"id changed from {self._response_id!r} to {resp.get('id')!r}", t
+            )
         if t == "response.created" and resp.get("output") != []:
             self._flag("first_event", "response.created must carry output: []", t)
         if t in TERMINAL_EVENTS:
@@ -239,7 +240,11 @@ class StreamChecker:
         item = ev.get("item") or {}
         item_type = item.get("type")
         if ev.get("output_index") != self._items_added:
-            self._flag("output_index", f"expected {self._items_added}, got {ev.get('output_index')}", ev["type"])
+            self._flag(
+                "output_index",
+                f"expected {self._items_added}, got {ev.get('output_index')}",
+                ev["type"],
+            )
         self._items_added += 1
         if not item.get("id"):
             self._flag("added_item", "item without id", ev["type"])
@@ -248,10 +253,16 @@ class StreamChecker:
         if item_type == "message" and (item.get("content") != [] or not item.get("role")):
             self._flag("added_item", "message must be added with role and content: []", ev["type"])
         if item_type in CALL_EVENTS and (
-            item.get(CALL_EVENTS[item_type][2]) != "" or not item.get("name") or not item.get("call_id")
+            item.get(CALL_EVENTS[item_type][2]) != ""
+            or not item.get("name")
+            or not item.get("call_id")
         ):
             field = CALL_EVENTS[item_type][2]
-            self._flag("added_item", f"{item_type} must be added with name, call_id, {field} ''", ev["type"])
+            self._flag(
+                "added_item",
+                f"{item_type} must be added with name, call_id, {field} ''",
+                ev["type"],
+            )
         if item_type == "reasoning" and item.get("summary") != []:
             self._flag("added_item", "reasoning must be added with summary: []", ev["type"])
         self._item = _Open(str(item_type), item.get("id"), ev.get("output_index", -1))
@@ -264,16 +275,26 @@ class StreamChecker:
         if cur is None:
             return
         if cur.state not in ("open", "arguments_done"):
-            self._flag("lifecycle", f"output_item.done while the item is in state {cur.state!r}", ev["type"])
+            self._flag(
+                "lifecycle",
+                f"output_item.done while the item is in state {cur.state!r}",
+                ev["type"],
+            )
         elif cur.item_type in CALL_EVENTS and cur.state != "arguments_done":
             done_type = CALL_EVENTS[cur.item_type][1]
             self._flag("lifecycle", f"{cur.item_type} done without {done_type}", ev["type"])
         if ev.get("output_index") != cur.output_index:
-            self._flag("output_index", "output_item.done output_index differs from added", ev["type"])
+            self._flag(
+                "output_index", "output_item.done output_index differs from added", ev["type"]
+            )
         if item.get("id") != cur.item_id or item.get("type") != cur.item_type:
             self._flag("item_id", "output_item.done id/type differ from added", ev["type"])
-        if cur.item_type in CALL_EVENTS and item.get(CALL_EVENTS[cur.item_type][2]) != "".join(cur.arguments):
-            self._flag("delta_concat", "item arguments differ from the streamed arguments", ev["type"])
+        if cur.item_type in CALL_EVENTS and item.get(CALL_EVENTS[cur.item_type][2]) != "".join(
+            cur.arguments
+        ):
+            self._flag(
+                "delta_concat", "item arguments differ from the streamed arguments", ev["type"]
+            )
         for (kind, idx), chunks in cur.texts.items():
             parts = item.get("summary" if kind == "summary" else "content") or []
             if idx >= len(parts):
@@ -282,7 +303,11 @@ class StreamChecker:
             part = parts[idx]
             text = part.get("refusal") if part.get("type") == "refusal" else part.get("text")
             if text != "".join(chunks):
-                self._flag("delta_concat", f"done item {kind} part {idx} differs from its deltas", ev["type"])
+                self._flag(
+                    "delta_concat",
+                    f"done item {kind} part {idx} differs from its deltas",
+                    ev["type"],
+                )
 
     def _step_item(self, ev: dict[str, Any]) -> None:
         t = ev["type"]
@@ -291,7 +316,9 @@ class StreamChecker:
             self._flag("lifecycle", "item event with no open item", t)
             return
         if ev.get("output_index") != cur.output_index:
-            self._flag("output_index", f"expected {cur.output_index}, got {ev.get('output_index')}", t)
+            self._flag(
+                "output_index", f"expected {cur.output_index}, got {ev.get('output_index')}", t
+            )
         if ev.get("item_id") != cur.item_id:
             self._flag("item_id", f"expected {cur.item_id!r}, got {ev.get('item_id')!r}", t)
         try:
@@ -309,20 +336,14 @@ class StreamChecker:
             elif t == done_type and ev.get(field) != "".join(cur.arguments):
                 self._flag("delta_concat", f"{done_type} differs from the deltas", t)
             return
-        if "summary_index" in ev or t.startswith("response.reasoning_summary"):
-            kind, key = "summary", "summary_index"
-            if t == "response.reasoning_summary_part.added":
-                expected = cur.summaries
-                cur.summaries += 1
-            else:
-                expected = cur.summaries - 1
+        summary = t.startswith("response.reasoning_summary")
+        kind, key = ("summary", "summary_index") if summary else ("content", "content_index")
+        opened = cur.part_counts.get(kind, 0)
+        if t.endswith("part.added"):
+            expected = opened
+            cur.part_counts[kind] = opened + 1
         else:
-            kind, key = "content", "content_index"
-            if t == "response.content_part.added":
-                expected = cur.parts
-                cur.parts += 1
-            else:
-                expected = cur.parts - 1
+            expected = opened - 1
         idx = ev.get(key)
         if idx != expected:
             self._flag("content_index", f"{key} expected {expected}, got {idx}", t)
@@ -344,7 +365,9 @@ _DONE_TEXT_FIELD = {done: fieldname for _, done, fieldname in PART_EVENTS.values
 _DONE_TEXT_FIELD["response.reasoning_summary_text.done"] = "text"
 
 
-def check_events(events: Iterable[dict[str, Any] | str], *, require_done: bool = True) -> list[Violation]:
+def check_events(
+    events: Iterable[dict[str, Any] | str], *, require_done: bool = True
+) -> list[Violation]:
     """Check a whole stream; returns every violation (empty: the stream is correct)."""
     checker = StreamChecker(require_done=require_done)
     for event in events:

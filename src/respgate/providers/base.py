@@ -50,7 +50,12 @@ class UpstreamError(ApiError):
 
 
 def upstream_error(
-    status: int, message: str, *, code: str = "upstream_error", retryable: bool = False, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    *,
+    code: str = "upstream_error",
+    retryable: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> UpstreamError:
     err = UpstreamError(status, message, code=code, headers=headers or {})
     err.retryable = retryable

@@ -46,6 +46,7 @@ from .base import ModelCall
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
 ARGUMENT_CHUNK = 8  # characters of tool-call arguments per delta
+YIELD_EVERY = 32  # tokens between yields to the event loop when there is no delay
 
 
 def tokens(text: str) -> list[str]:
@@ -59,13 +60,15 @@ def item_text(item: dict[str, Any]) -> str:
     if isinstance(content, str):
         return content
     parts = content or []
-    return " ".join(p.get("text") or p.get("refusal") or "" for p in parts if isinstance(p, dict)).strip()
+    return " ".join(
+        p.get("text") or p.get("refusal") or "" for p in parts if isinstance(p, dict)
+    ).strip()
 
 
 def value_for_schema(schema: dict[str, Any] | None, text: str) -> Any:
     """A value that validates against `schema`; strings are filled with `text`."""
     schema = schema or {}
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     if "const" in schema:
         return schema["const"]
@@ -126,13 +129,23 @@ class EchoProvider:
         items = call.items
         last = items[-1] if items else {}
         text = item_text(last) if last else ""
-        input_tokens = sum(len(tokens(item_text(i))) for i in items if i.get("type") in ("message", "function_call_output"))
+        input_tokens = sum(
+            len(tokens(item_text(i)))
+            for i in items
+            if i.get("type") in ("message", "function_call_output")
+        )
         budget = req.max_output_tokens
         produced = 0
 
+        paced = 0
+
         async def pace() -> None:
+            nonlocal paced
+            paced += 1
             if delay:
                 await asyncio.sleep(delay)
+            elif paced % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let other streams run during a long reply
 
         if req.reasoning is not None and req.reasoning.effort not in (None, "none"):
             for tok in tokens(f"Thinking about: {text}"):
@@ -150,7 +163,9 @@ class EchoProvider:
                     await pace()
                     chunk = arguments[start : start + ARGUMENT_CHUNK]
                     first = start == 0
-                    yield ToolCallDelta(index, name=tool["name"] if first else None, arguments=chunk)
+                    yield ToolCallDelta(
+                        index, name=tool["name"] if first else None, arguments=chunk
+                    )
                 produced += len(tokens(arguments))
             yield Usage(input_tokens, produced)
             yield Finish()
@@ -170,7 +185,9 @@ class EchoProvider:
         for n, tok in enumerate(words):
             if scenario == "fail" and n >= max(1, len(words) // 2):
                 yield Usage(input_tokens, produced)
-                yield Failure("server_error", "echo: scripted failure (metadata echo_scenario=fail)")
+                yield Failure(
+                    "server_error", "echo: scripted failure (metadata echo_scenario=fail)"
+                )
                 return
             if budget is not None and produced >= budget:
                 yield Usage(input_tokens, produced)
@@ -183,7 +200,9 @@ class EchoProvider:
         yield Finish()
 
     @staticmethod
-    def _reply(call: ModelCall, text: str, last: dict[str, Any], meta: dict[str, str], scenario: str) -> str:
+    def _reply(
+        call: ModelCall, text: str, last: dict[str, Any], meta: dict[str, str], scenario: str
+    ) -> str:
         if scenario == "long":
             count = int(meta.get("echo_tokens", "1000") or 1000)
             return " ".join(f"token{i}" for i in range(count))

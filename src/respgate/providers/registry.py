@@ -41,7 +41,11 @@ class ProviderRegistry:
             return
         if self.upstreams is not None and self.upstreams.resolve(model) is not None:
             return
-        raise not_found(f"The model '{model}' does not exist or is not routed by this gateway.", "model_not_found", "model")
+        raise not_found(
+            f"The model '{model}' does not exist or is not routed by this gateway.",
+            "model_not_found",
+            "model",
+        )
 
     async def open(self, model: str, call: ModelCall) -> AsyncIterator[Signal]:
         provider = self.builtin.get(model)

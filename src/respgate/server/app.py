@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine import Engine
@@ -46,7 +46,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"The request body exceeds {limit} bytes.", code="request_too_large")
+            raise ApiError(
+                413, f"The request body exceeds {limit} bytes.", code="request_too_large"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -78,7 +80,10 @@ def create_app(
         return JSON(response, headers={k.decode(): v.decode() for k, v in headers} or None)
 
     async def list_models(request: Request) -> Response:
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": "respgate"} for name in engine.registry.models()]
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "respgate"}
+            for name in engine.registry.models()
+        ]
         return JSON({"object": "list", "data": data})
 
     async def healthz(request: Request) -> Response:
@@ -90,13 +95,21 @@ def create_app(
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        code = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else None
+        code = (
+            "not_found"
+            if exc.status_code == 404
+            else "method_not_allowed"
+            if exc.status_code == 405
+            else None
+        )
         message = f"{request.method} {request.url.path}: {exc.detail}"
         return error_response(ApiError(exc.status_code, message, code=code))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(ApiError(500, "The gateway hit an internal error.", code="server_error"))
+        return error_response(
+            ApiError(500, "The gateway hit an internal error.", code="server_error")
+        )
 
     middleware = []
     if cors_origins:
@@ -109,6 +122,7 @@ def create_app(
                 expose_headers=["x-respgate-warning"],
             )
         )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -122,7 +136,11 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
         ],
         middleware=middleware,
-        exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
+        exception_handlers={
+            ApiError: on_api_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
     )
     app.state.engine = engine
     return app

@@ -27,7 +27,9 @@ class SSEResponse:
     model is silent; a client disconnect aborts the run at once.
     """
 
-    def __init__(self, run: Run, *, keepalive: float, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(
+        self, run: Run, *, keepalive: float, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self.run = run
         self.keepalive = keepalive
         self.headers = SSE_HEADERS + (headers or [])
@@ -40,10 +42,14 @@ class SSEResponse:
             while True:
                 batch = await run.next_batch(self.keepalive)
                 if batch is None:
-                    await send({"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True})
+                    await send(
+                        {"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True}
+                    )
                     continue
                 if not batch:
-                    await send({"type": "http.response.body", "body": DONE_FRAME, "more_body": False})
+                    await send(
+                        {"type": "http.response.body", "body": DONE_FRAME, "more_body": False}
+                    )
                     return
                 body = b"".join(encode_event(e) for e in batch)
                 await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -1,0 +1,171 @@
+"""Request decoding: everything real clients send is accepted; bad input names its field."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from respgate.protocol.errors import ApiError
+from respgate.protocol.request import parse_create_request
+
+
+def parse(body: dict):
+    return parse_create_request(orjson.dumps(body))
+
+
+def test_string_input_becomes_a_user_message() -> None:
+    assert parse({"model": "m", "input": "hi"}).items == [
+        {"type": "message", "role": "user", "content": "hi"}
+    ]
+
+
+def test_agents_sdk_message_without_type() -> None:
+    req = parse({"model": "m", "input": [{"role": "user", "content": "hi"}]})
+    assert req.items[0]["type"] == "message"
+
+
+def test_codex_style_request_is_accepted() -> None:
+    body = {
+        "model": "m",
+        "instructions": "be brief",
+        "input": [
+            {
+                "type": "message",
+                "role": "developer",
+                "content": [{"type": "input_text", "text": "rules"}],
+            },
+            {
+                "type": "message",
+                "role": "user",
+                "id": "msg_client_1",
+                "content": [{"type": "input_text", "text": "go"}],
+            },
+            {"type": "reasoning", "summary": [], "encrypted_content": "opaque"},
+            {
+                "type": "message",
+                "role": "assistant",
+                "phase": "commentary",
+                "content": [{"type": "output_text", "text": "ok"}],
+            },
+            {"type": "function_call", "call_id": "c1", "name": "shell", "arguments": "{}"},
+            {
+                "type": "function_call_output",
+                "call_id": "c1",
+                "output": [{"type": "input_text", "text": "done"}],
+            },
+            {
+                "type": "custom_tool_call",
+                "call_id": "c2",
+                "name": "apply_patch",
+                "input": "*** Begin Patch",
+            },
+            {"type": "custom_tool_call_output", "call_id": "c2", "output": "ok"},
+            {"type": "item_reference", "id": "msg_earlier"},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_image", "image_url": "data:image/png;base64,AAAA"},
+                    {
+                        "type": "input_file",
+                        "filename": "a.pdf",
+                        "file_data": "data:application/pdf;base64,AAAA",
+                    },
+                ],
+            },
+        ],
+        "tools": [
+            {"type": "function", "name": "shell", "parameters": {"type": "object"}},
+            {"type": "custom", "name": "apply_patch", "format": {"type": "grammar"}},
+            {"type": "namespace", "name": "mcp", "tools": []},
+            {"type": "web_search"},
+            {"type": "tool_search"},
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": False,
+        "stream": True,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "k",
+        "text": {"verbosity": "low"},
+        "client_metadata": {"x": 1},
+    }
+    req = parse(body)
+    assert len(req.items) == 10
+    assert req.items[1]["id"] == "msg_client_1"
+    assert req.items[6]["type"] == "custom_tool_call"
+    assert req.tools[0] == {
+        "type": "function",
+        "name": "shell",
+        "description": None,
+        "parameters": {"type": "object"},
+        "strict": None,
+    }
+    assert [t["type"] for t in req.tools] == [
+        "function",
+        "custom",
+        "namespace",
+        "web_search",
+        "tool_search",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": "x"}, "model"),
+        ({"model": "m"}, "input"),
+        ({"model": 3, "input": "x"}, "model"),
+        (
+            {
+                "model": "m",
+                "input": [
+                    {"role": "user", "content": "a"},
+                    {"type": "message", "role": "user", "content": 3},
+                ],
+            },
+            "input[1].content",
+        ),
+        (
+            {"model": "m", "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
+            "input[0].content[0].text",
+        ),
+        (
+            {"model": "m", "input": [{"role": "user", "content": [{"type": "bogus"}]}]},
+            "input[0].content[0].type",
+        ),
+        ({"model": "m", "input": [{"role": "robot", "content": "a"}]}, "input[0].role"),
+        ({"model": "m", "input": [{"type": "mystery"}]}, "input[0].type"),
+        ({"model": "m", "input": [{"content": "a"}]}, "input[0].type"),
+        (
+            {"model": "m", "input": [{"type": "function_call_output", "output": "x"}]},
+            "input[0].call_id",
+        ),
+        ({"model": "m", "input": "x", "temperature": 3}, "temperature"),
+        ({"model": "m", "input": "x", "max_output_tokens": "10"}, "max_output_tokens"),
+        ({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
+        ({"model": "m", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
+        ({"model": "m", "input": "x", "tool_choice": "sometimes"}, "tool_choice"),
+        (
+            {"model": "m", "input": "x", "tool_choice": {"type": "function", "name": "nope"}},
+            "tool_choice.name",
+        ),
+        ({"model": "m", "input": "x", "metadata": {str(i): "v" for i in range(17)}}, "metadata"),
+        ({"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}}, "text.format"),
+        ({"model": "m", "input": "x", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),
+        ({"model": "m", "input": "x", "background": True, "store": False}, "background"),
+    ],
+)
+def test_bad_input_names_the_param(body: dict, param: str) -> None:
+    with pytest.raises(ApiError) as info:
+        parse(body)
+    assert info.value.status == 400
+    assert info.value.param == param
+    assert info.value.body()["error"]["type"] == "invalid_request_error"
+
+
+def test_invalid_json() -> None:
+    with pytest.raises(ApiError) as info:
+        parse_create_request(b"{not json")
+    assert info.value.status == 400 and info.value.code == "invalid_json"

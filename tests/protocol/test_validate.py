@@ -1,0 +1,120 @@
+"""The strict checker accepts what the builder emits and names the rule each breakage violates."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from respgate.protocol.signals import Finish, TextDelta, ToolCallDelta, Usage
+from respgate.protocol.validate import check_events
+from tests.protocol.test_builder import run
+
+
+def good() -> list:
+    """A correct stream as a client sees it (a JSON round trip: no shared objects)."""
+    events = run(
+        [TextDelta("a"), TextDelta("b"), ToolCallDelta(0, "c", "f", "{}"), Usage(1, 2), Finish()]
+    )
+    return [*orjson.loads(orjson.dumps(events)), "[DONE]"]
+
+
+def index_of(events: list, event_type: str) -> int:
+    return next(i for i, e in enumerate(events) if isinstance(e, dict) and e["type"] == event_type)
+
+
+def drop(event_type: str) -> Callable[[list], None]:
+    return lambda ev: ev.pop(index_of(ev, event_type))
+
+
+def swap_sequence(ev: list) -> None:
+    ev[3]["sequence_number"], ev[4]["sequence_number"] = (
+        ev[4]["sequence_number"],
+        ev[3]["sequence_number"],
+    )
+
+
+def change_item_id(ev: list) -> None:
+    ev[index_of(ev, "response.output_text.delta")]["item_id"] = "msg_other"
+
+
+def wrong_done_text(ev: list) -> None:
+    ev[index_of(ev, "response.output_text.done")]["text"] = "ab!"
+
+
+def two_terminals(ev: list) -> None:
+    ev.insert(len(ev) - 1, copy.deepcopy(ev[-2]))
+
+
+def wrong_output_index(ev: list) -> None:
+    ev[index_of(ev, "response.function_call_arguments.delta")]["output_index"] = 0
+
+
+def missing_field(ev: list) -> None:
+    del ev[-2]["response"]["tools"]
+
+
+def snapshot_differs(ev: list) -> None:
+    ev[-2]["response"]["output"][0]["content"][0]["text"] = "changed"
+
+
+def nonempty_added(ev: list) -> None:
+    ev[index_of(ev, "response.output_item.added")]["item"]["content"] = [
+        {"type": "output_text", "text": "x"}
+    ]
+
+
+def float_created_at(ev: list) -> None:
+    ev[0]["response"]["created_at"] = 1.5
+
+
+def changed_response_id(ev: list) -> None:
+    ev[1]["response"]["id"] = "resp_other"
+
+
+def event_after_done(ev: list) -> None:
+    ev.append({"type": "response.in_progress", "sequence_number": 99})
+
+
+CASES = [
+    ("missing output_item.added", drop("response.output_item.added"), "lifecycle"),
+    ("missing content_part.added", drop("response.content_part.added"), "lifecycle"),
+    ("missing arguments.done", drop("response.function_call_arguments.done"), "lifecycle"),
+    ("missing [DONE]", lambda ev: ev.pop(), "done"),
+    ("no terminal event", lambda ev: ev.pop(-2), "terminal"),
+    ("sequence reordered", swap_sequence, "sequence_number"),
+    ("item id changed", change_item_id, "item_id"),
+    ("done text differs", wrong_done_text, "delta_concat"),
+    ("two terminal events", two_terminals, "terminal"),
+    ("wrong output_index", wrong_output_index, "output_index"),
+    ("response field missing", missing_field, "response_object"),
+    ("snapshot differs", snapshot_differs, "snapshot"),
+    ("added item not empty", nonempty_added, "added_item"),
+    ("float created_at", float_created_at, "response_object"),
+    ("response id changed", changed_response_id, "response_id"),
+    ("event after [DONE]", event_after_done, "done"),
+    ("first event not created", lambda ev: ev.pop(0), "first_event"),
+]
+
+
+def test_builder_output_is_clean() -> None:
+    assert check_events(good()) == []
+
+
+@pytest.mark.parametrize(("name", "mutate", "rule"), CASES, ids=[c[0] for c in CASES])
+def test_each_breakage_names_its_rule(name: str, mutate: Callable[[list], None], rule: str) -> None:
+    events = copy.deepcopy(good())
+    mutate(events)
+    rules = {v.rule for v in check_events(events)}
+    assert rule in rules, f"{name}: got {rules}"
+
+
+def test_error_event_needs_both_shapes() -> None:
+    events = [
+        *run([TextDelta("a")]),
+        {"type": "error", "sequence_number": 5, "code": "x", "message": "m"},
+    ]
+    rules = {v.rule for v in check_events(events)}
+    assert "error_event" in rules

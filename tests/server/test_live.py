@@ -1,0 +1,165 @@
+"""A real uvicorn on 127.0.0.1: incremental delivery, disconnects, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from respgate.engine import Engine
+from respgate.providers.registry import ProviderRegistry
+from respgate.server.app import create_app
+from tests.support.oracle import assert_valid_stream, parse_sse
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(engine), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def live() -> Iterator[LiveServer]:
+    with LiveServer(Engine(ProviderRegistry())) as server:
+        yield server
+
+
+SLOW = {"echo_scenario": "long", "echo_tokens": "40", "echo_delay_ms": "25"}
+
+
+async def test_deltas_arrive_incrementally(live: LiveServer) -> None:
+    body = {"model": "echo", "input": "x", "stream": True, "metadata": SLOW}
+    received = b""
+    first_delta_at = None
+    async with (
+        httpx.AsyncClient(base_url=live.url, timeout=30) as c,
+        c.stream("POST", "/v1/responses", json=body) as r,
+    ):
+        async for chunk in r.aiter_bytes():
+            received += chunk
+            if first_delta_at is None and b"response.output_text.delta" in received:
+                first_delta_at = received.count(b"response.output_text.delta\n")
+                # The first delta is in hand while the reply is still being produced.
+                assert b"response.completed" not in received
+    assert first_delta_at is not None and first_delta_at < 40
+    events = parse_sse(received)
+    assert_valid_stream(events)
+
+
+async def test_client_disconnect_stops_generation(live: LiveServer) -> None:
+    body = {
+        "model": "echo",
+        "input": "x",
+        "stream": True,
+        "metadata": {**SLOW, "echo_tokens": "2000"},
+    }
+    async with httpx.AsyncClient(base_url=live.url, timeout=30) as c:
+        async with c.stream("POST", "/v1/responses", json=body) as r:
+            async for chunk in r.aiter_bytes():
+                if b"output_text.delta" in chunk:
+                    (run,) = list(live.engine.runs)
+                    assert not run.task.done()
+                    break
+        deadline = time.monotonic() + 5  # the run lives on the server thread's loop: poll it
+        while not (run.task and run.task.done()):
+            assert time.monotonic() < deadline, "generation did not stop after the disconnect"
+            await asyncio.sleep(0.01)
+    assert run.response["status"] == "failed"
+    assert run.response["error"]["message"] == "The client disconnected."
+    assert run.response["usage"] is None or run.response["usage"]["output_tokens"] < 2000
+
+
+def test_sigterm_ends_open_streams_with_failed_and_done(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "respgate",
+            "serve",
+            "--port",
+            str(port),
+            "--grace",
+            "0.5",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        body = {
+            "model": "echo",
+            "input": "x",
+            "stream": True,
+            "metadata": {**SLOW, "echo_tokens": "2000"},
+        }
+        received = b""
+        signalled = False
+        with (
+            httpx.Client(base_url=url, timeout=30) as c,
+            c.stream("POST", "/v1/responses", json=body) as r,
+        ):
+            for chunk in r.iter_bytes():
+                received += chunk
+                if b"output_text.delta" in received and not signalled:
+                    proc.send_signal(signal.SIGTERM)
+                    signalled = True
+        events = parse_sse(received)
+        assert_valid_stream(events)
+        assert events[-2]["type"] == "response.failed"
+        assert events[-3]["code"] == "server_shutdown"
+        # uvicorn re-raises the captured SIGTERM once its graceful shutdown is done
+        assert proc.wait(15) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
