@@ -25,11 +25,15 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from respgate.providers._sse import SSEDecoder  # noqa: E402
+from respgate.providers._sse import SSEDecoder
 
 Mode = Literal["chat", "responses"]
 BODIES: dict[str, dict[str, Any]] = {
-    "chat": {"model": "fake-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    "chat": {
+        "model": "fake-model",
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
     "responses": {"model": "fake-model", "stream": True, "input": "hi", "store": False},
 }
 
@@ -71,7 +75,9 @@ class LoadResult:
         }
 
 
-async def one_request(session: aiohttp.ClientSession, url: str, body: bytes, mode: Mode, result: LoadResult) -> None:
+async def one_request(
+    session: aiohttp.ClientSession, url: str, body: bytes, mode: Mode, result: LoadResult
+) -> None:
     decoder = SSEDecoder()
     t0 = time.perf_counter()
     first: float | None = None
@@ -103,9 +109,13 @@ async def run_load(
 ) -> LoadResult:
     payload = orjson.dumps(body or BODIES[mode])
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+    ) as session:
         scratch = LoadResult()
-        await asyncio.gather(*(one_request(session, url, payload, mode, scratch) for _ in range(warmup)))
+        await asyncio.gather(
+            *(one_request(session, url, payload, mode, scratch) for _ in range(warmup))
+        )
         result = LoadResult()
         queue = iter(range(requests))
 
@@ -130,9 +140,15 @@ def main(argv: list[str] | None = None) -> None:
     body = dict(BODIES[a.mode])
     if a.model:
         body["model"] = a.model
-    print(f"{'conc':>5} {'ttft p50':>9} {'ttft p99':>9} {'total p50':>10} {'total p99':>10} {'req/s':>8} {'events/s':>9} {'err':>4}")
+    print(
+        f"{'conc':>5} {'ttft p50':>9} {'ttft p99':>9} {'total p50':>10} {'total p99':>10} {'req/s':>8} {'events/s':>9} {'err':>4}"
+    )
     for c in a.concurrency:
-        s = asyncio.run(run_load(a.url, mode=a.mode, concurrency=c, requests=a.requests, body=body, warmup=min(c, 16))).summary()
+        s = asyncio.run(
+            run_load(
+                a.url, mode=a.mode, concurrency=c, requests=a.requests, body=body, warmup=min(c, 16)
+            )
+        ).summary()
         print(
             f"{c:>5} {s['ttft_p50_ms']:>9.2f} {s['ttft_p99_ms']:>9.2f} {s['total_p50_ms']:>10.2f} "
             f"{s['total_p99_ms']:>10.2f} {s['req_per_s']:>8.0f} {s['events_per_s']:>9.0f} {s['errors']:>4}"

@@ -11,7 +11,10 @@ from respgate.protocol.validate import check_events
 
 
 def run(*signals) -> tuple[list, dict]:
-    builder = ResponseBuilder(new_response(parse_create_request(b'{"model":"m","input":"x"}'), "resp_1", 1), clock=lambda: 2)
+    builder = ResponseBuilder(
+        new_response(parse_create_request(b'{"model":"m","input":"x"}'), "resp_1", 1),
+        clock=lambda: 2,
+    )
     events = builder.open()
     for s in signals:
         events += builder.feed(s)
@@ -29,10 +32,19 @@ def test_custom_tool_call_streams_its_input() -> None:
     types = [e["type"] for e in events if isinstance(e, dict)]
     assert types.count("response.custom_tool_call_input.delta") == 2
     assert "response.function_call_arguments.delta" not in types
-    done = next(e for e in events if isinstance(e, dict) and e["type"] == "response.custom_tool_call_input.done")
+    done = next(
+        e
+        for e in events
+        if isinstance(e, dict) and e["type"] == "response.custom_tool_call_input.done"
+    )
     assert done["input"] == "*** Begin Patch"
     item = resp["output"][1]
-    assert (item["type"], item["call_id"], item["name"], item["input"]) == ("custom_tool_call", "call_1", "apply_patch", "*** Begin Patch")
+    assert (item["type"], item["call_id"], item["name"], item["input"]) == (
+        "custom_tool_call",
+        "call_1",
+        "apply_patch",
+        "*** Begin Patch",
+    )
     assert item["id"].startswith("ctc_") and "arguments" not in item
 
 
@@ -44,7 +56,9 @@ def test_namespace_is_kept_on_the_function_call_and_interleaved_calls_stay_apart
         Finish(),
     )
     assert check_events(events) == []
-    assert [(i["type"], i.get("namespace"), i.get("arguments", i.get("input"))) for i in resp["output"]] == [
+    assert [
+        (i["type"], i.get("namespace"), i.get("arguments", i.get("input"))) for i in resp["output"]
+    ] == [
         ("function_call", "mcp__fs", '{"p":"a"}'),
         ("custom_tool_call", None, "x"),
     ]
@@ -52,7 +66,11 @@ def test_namespace_is_kept_on_the_function_call_and_interleaved_calls_stay_apart
 
 def test_the_checker_rejects_a_custom_call_closed_without_its_done_event() -> None:
     events, _ = run(ToolCallDelta(0, "c", "t", "x", kind="custom"), Finish())
-    broken = [e for e in events if not (isinstance(e, dict) and e["type"] == "response.custom_tool_call_input.done")]
+    broken = [
+        e
+        for e in events
+        if not (isinstance(e, dict) and e["type"] == "response.custom_tool_call_input.done")
+    ]
     assert any(v.rule == "lifecycle" for v in check_events(broken))
 
 

@@ -97,18 +97,24 @@ class FakeUpstream:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         path = lines[0].split(" ")[1]
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        headers = {
+            k.strip().lower(): v.strip()
+            for k, _, v in (line.partition(":") for line in lines[1:] if line)
+        }
         raw = await reader.readexactly(int(headers.get("content-length", "0")))
         self.requests.append(Request(path, headers, orjson.loads(raw) if raw else None))
         reply = self._next_reply()
         if reply.status != 200:
             extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
             writer.write(
-                f"HTTP/1.1 {reply.status} X\r\n{extra}content-length: {len(reply.body)}\r\n\r\n".encode() + reply.body
+                f"HTTP/1.1 {reply.status} X\r\n{extra}content-length: {len(reply.body)}\r\n\r\n".encode()
+                + reply.body
             )
             await writer.drain()
             return True
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
         body = reply.body
         for limit in (reply.drop_after, reply.stall_after):
             if limit is not None:

@@ -27,7 +27,12 @@ def request(**body: Any) -> CreateRequest:
 
 
 def call_of(req: CreateRequest, items: list[dict[str, Any]] | None = None) -> ModelCall:
-    return ModelCall(req, list(req.items) if items is None else items, model=req.model or "m", instructions=req.instructions)
+    return ModelCall(
+        req,
+        list(req.items) if items is None else items,
+        model=req.model or "m",
+        instructions=req.instructions,
+    )
 
 
 def provider(name: str, kind: str, url: str, **opts: Any) -> ProviderConfig:
@@ -35,7 +40,14 @@ def provider(name: str, kind: str, url: str, **opts: Any) -> ProviderConfig:
     return ProviderConfig(name, kind, url, api_key=SECRET, api_key_env="TEST_KEY", **opts)  # type: ignore[arg-type]
 
 
-def router_for(kind: str, url: str, *, fallbacks: tuple[Target, ...] = (), extra: tuple[ProviderConfig, ...] = (), **opts: Any) -> Router:
+def router_for(
+    kind: str,
+    url: str,
+    *,
+    fallbacks: tuple[Target, ...] = (),
+    extra: tuple[ProviderConfig, ...] = (),
+    **opts: Any,
+) -> Router:
     providers = {"up": provider("up", kind, url, **opts), **{p.name: p for p in extra}}
     config = Config(providers, [RouteConfig("m", "up", "upstream-m", fallbacks)])
 
@@ -54,11 +66,21 @@ class Outcome:
 
     @property
     def text(self) -> str:
-        return "".join(p.get("text", "") for i in self.message_items for p in i["content"] if p["type"] == "output_text")
+        return "".join(
+            p.get("text", "")
+            for i in self.message_items
+            for p in i["content"]
+            if p["type"] == "output_text"
+        )
 
     @property
     def refusal(self) -> str:
-        return "".join(p.get("refusal", "") for i in self.message_items for p in i["content"] if p["type"] == "refusal")
+        return "".join(
+            p.get("refusal", "")
+            for i in self.message_items
+            for p in i["content"]
+            if p["type"] == "refusal"
+        )
 
     @property
     def message_items(self) -> list[dict[str, Any]]:

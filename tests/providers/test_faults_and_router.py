@@ -109,7 +109,9 @@ async def test_5xx_is_retried_then_succeeds() -> None:
 
 
 async def test_429_honours_retry_after() -> None:
-    async with FakeUpstream(Reply.error(429, "slow down", **{"retry-after": "3"}), Reply(TEXT)) as up:
+    async with FakeUpstream(
+        Reply.error(429, "slow down", **{"retry-after": "3"}), Reply(TEXT)
+    ) as up:
         router = router_for("chat_completions", up.url, max_retries=1)
         try:
             out = await drive(await router.open("m", call_of(request())))
@@ -122,7 +124,11 @@ async def test_429_honours_retry_after() -> None:
 async def test_429_with_a_long_retry_after_stays_429_with_the_header() -> None:
     async with FakeUpstream(Reply.error(429, "slow down", **{"retry-after": "120"})) as up:
         err = await open_error(router_for("chat_completions", up.url, max_retries=3))
-    assert (err.status, err.code, err.headers) == (429, "rate_limit_exceeded", {"retry-after": "120"})
+    assert (err.status, err.code, err.headers) == (
+        429,
+        "rate_limit_exceeded",
+        {"retry-after": "120"},
+    )
     assert len(up.requests) == 1  # a wait beyond the cap is not worth retrying
 
 
@@ -137,15 +143,26 @@ async def test_fallbacks_are_tried_in_order_after_retries() -> None:
             bad.url,
             max_retries=1,
             fallbacks=(Target("b"), Target("c", "claude-x")),
-            extra=(provider("b", "chat_completions", worse.url, max_retries=1), provider("c", "anthropic", good.url)),
+            extra=(
+                provider("b", "chat_completions", worse.url, max_retries=1),
+                provider("c", "anthropic", good.url),
+            ),
         )
         try:
             out = await drive(await router.open("m", call_of(request())))
         finally:
             await router.aclose()
     assert out.text == "Hello!"
-    assert [len(bad.requests), len(worse.requests), len(good.requests)] == [2, 1, 1]  # 401 is not retried
-    assert [r.body["model"] for r in (bad.requests[0], worse.requests[0], good.requests[0])] == ["upstream-m", "m", "claude-x"]
+    assert [len(bad.requests), len(worse.requests), len(good.requests)] == [
+        2,
+        1,
+        1,
+    ]  # 401 is not retried
+    assert [r.body["model"] for r in (bad.requests[0], worse.requests[0], good.requests[0])] == [
+        "upstream-m",
+        "m",
+        "claude-x",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -159,7 +176,9 @@ async def test_fallbacks_are_tried_in_order_after_retries() -> None:
     ],
     ids=["401", "403", "404", "400", "502"],
 )
-async def test_upstream_status_mapping_never_echoes_the_key(reply: Reply, status: int, code: str) -> None:
+async def test_upstream_status_mapping_never_echoes_the_key(
+    reply: Reply, status: int, code: str
+) -> None:
     async with FakeUpstream(reply) as up:
         err = await open_error(router_for("chat_completions", up.url))
     assert (err.status, err.code) == (status, code)
@@ -187,11 +206,20 @@ def test_resolve_exact_before_glob_and_models_lists_exact_names() -> None:
 
     p = provider("p", "chat_completions", "http://127.0.0.1:1/v1")
     q = provider("q", "anthropic", "http://127.0.0.1:1/v1")
-    router = Router(Config({"p": p, "q": q}, [RouteConfig("claude-*", "q"), RouteConfig("claude-x", "p", "local-x")]))
+    router = Router(
+        Config(
+            {"p": p, "q": q},
+            [RouteConfig("claude-*", "q"), RouteConfig("claude-x", "p", "local-x")],
+        )
+    )
     exact = router.resolve("claude-x")
-    assert exact is not None and [(t.provider, t.upstream_model) for t in exact.targets] == [("p", "local-x")]
+    assert exact is not None and [(t.provider, t.upstream_model) for t in exact.targets] == [
+        ("p", "local-x")
+    ]
     glob = router.resolve("claude-sonnet-9")
-    assert glob is not None and [(t.provider, t.upstream_model) for t in glob.targets] == [("q", "claude-sonnet-9")]
+    assert glob is not None and [(t.provider, t.upstream_model) for t in glob.targets] == [
+        ("q", "claude-sonnet-9")
+    ]
     assert router.resolve("gpt-4") is None
     assert router.models() == ["claude-x"]
 

@@ -31,7 +31,9 @@ HISTORY: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
-async def received(dialect: str, body: dict[str, Any], reply: str = "text") -> tuple[dict[str, Any], list[str], Any]:
+async def received(
+    dialect: str, body: dict[str, Any], reply: str = "text"
+) -> tuple[dict[str, Any], list[str], Any]:
     """(upstream request body, warnings, outcome) for one request."""
     req = request(**body)
     async with FakeUpstream(Reply(fixture(dialect, reply))) as up:
@@ -51,7 +53,14 @@ FULL = {
     "tools": TOOLS,
     "tool_choice": "required",
     "parallel_tool_calls": False,
-    "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"}, "strict": True}},
+    "text": {
+        "format": {
+            "type": "json_schema",
+            "name": "out",
+            "schema": {"type": "object"},
+            "strict": True,
+        }
+    },
     "reasoning": {"effort": "high"},
     "max_output_tokens": 20000,
     "temperature": 0.5,
@@ -83,26 +92,40 @@ async def test_chat_completions_request() -> None:
     assert patch["parameters"]["required"] == ["input"] and "start: /.+/" in patch["description"]
     assert body["tool_choice"] == "required"
     assert body["parallel_tool_calls"] is False
-    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True}}
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True},
+    }
     assert body["reasoning_effort"] == "high"
     assert (body["max_tokens"], body["temperature"], body["top_p"]) == (20000, 0.5, 0.9)
     assert len(warnings) == 2 and all("dropped" in w for w in warnings)
-    assert any("'web_search'" in w for w in warnings) and any("'tool_search'" in w for w in warnings)
+    assert any("'web_search'" in w for w in warnings) and any(
+        "'tool_search'" in w for w in warnings
+    )
 
 
 async def test_chat_completions_allowed_tools_and_forced_custom_choice() -> None:
-    allowed = {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_weather"}]}
+    allowed = {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [{"type": "function", "name": "get_weather"}],
+    }
     body, _, _ = await received("chat_completions", {"tools": TOOLS, "tool_choice": allowed})
     assert [t["function"]["name"] for t in body["tools"]] == ["get_weather"]
     assert body["tool_choice"] == "required"
-    body, _, _ = await received("chat_completions", {"tools": TOOLS, "tool_choice": {"type": "custom", "name": "apply_patch"}})
+    body, _, _ = await received(
+        "chat_completions",
+        {"tools": TOOLS, "tool_choice": {"type": "custom", "name": "apply_patch"}},
+    )
     assert body["tool_choice"] == {"type": "function", "function": {"name": "apply_patch"}}
 
 
 async def test_anthropic_request() -> None:
     body, warnings, _ = await received("anthropic", FULL)
     assert body["model"] == "upstream-m" and body["stream"] is True
-    assert body["system"].startswith("You are terse.\n\nBe brief.\n\nRespond with a single JSON object")
+    assert body["system"].startswith(
+        "You are terse.\n\nBe brief.\n\nRespond with a single JSON object"
+    )
     assert body["messages"] == [
         {"role": "user", "content": [
             {"type": "text", "text": "Look:"},
@@ -121,7 +144,11 @@ async def test_anthropic_request() -> None:
             {"type": "tool_result", "tool_use_id": "c3", "content": "done"},
         ]},
     ]  # fmt: skip
-    assert [t["name"] for t in body["tools"]] == ["get_weather", "mcp__fs__read_file", "apply_patch"]
+    assert [t["name"] for t in body["tools"]] == [
+        "get_weather",
+        "mcp__fs__read_file",
+        "apply_patch",
+    ]
     assert body["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 16384}
     assert body["max_tokens"] == 20000
@@ -135,12 +162,21 @@ async def test_anthropic_redacted_thinking_goes_back_as_it_came() -> None:
     history = [{"type": "message", "role": "user", "content": "hi"}, *first.response["output"],
                {"type": "message", "role": "user", "content": "again"}]  # fmt: skip
     body, _, _ = await received("anthropic", {"input": history})
-    assert body["messages"][1]["content"][0] == {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"}
+    assert body["messages"][1]["content"][0] == {
+        "type": "redacted_thinking",
+        "data": "EmwKAhgBEgy3va3pzix/LafPsn4a",
+    }
 
 
 async def test_responses_request_passes_through_with_the_whole_context() -> None:
     body, warnings, _ = await received(
-        "responses", {**FULL, "store": True, "previous_response_id": "resp_old", "include": ["reasoning.encrypted_content"]}
+        "responses",
+        {
+            **FULL,
+            "store": True,
+            "previous_response_id": "resp_old",
+            "include": ["reasoning.encrypted_content"],
+        },
     )
     assert body["model"] == "upstream-m" and body["stream"] is True and body["store"] is False
     assert "previous_response_id" not in body and "items" not in body and "warnings" not in body
@@ -148,7 +184,9 @@ async def test_responses_request_passes_through_with_the_whole_context() -> None
     assert body["input"][0] == {"type": "message", "role": "developer", "content": "Be brief."}
     assert all("id" not in item for item in body["input"])
     assert body["tools"] == TOOLS  # hosted tools pass through to a Responses upstream
-    assert body["reasoning"]["effort"] == "high" and body["include"] == ["reasoning.encrypted_content"]
+    assert body["reasoning"]["effort"] == "high" and body["include"] == [
+        "reasoning.encrypted_content"
+    ]
     assert warnings == []
 
 
@@ -168,7 +206,11 @@ async def _tool_loop(dialect: str, first: str) -> tuple[dict[str, Any], Any]:
 async def test_tool_loop_chat_completions() -> None:
     body, calls = await _tool_loop("chat_completions", "parallel_tools")
     assistant, *tool_msgs = body["messages"][1:]
-    assert [c["id"] for c in assistant["tool_calls"]] == [c["call_id"] for c in calls] == ["call_a", "call_b"]
+    assert (
+        [c["id"] for c in assistant["tool_calls"]]
+        == [c["call_id"] for c in calls]
+        == ["call_a", "call_b"]
+    )
     assert [m["tool_call_id"] for m in tool_msgs] == ["call_a", "call_b"]
 
 
@@ -176,12 +218,23 @@ async def test_tool_loop_anthropic() -> None:
     body, calls = await _tool_loop("anthropic", "tool_use")
     assistant, results = body["messages"][1:]
     assert [b["type"] for b in assistant["content"]] == ["text", "tool_use", "tool_use"]
-    assert [b["tool_use_id"] for b in results["content"]] == [c["call_id"] for c in calls] == ["toolu_1", "toolu_2"]
+    assert (
+        [b["tool_use_id"] for b in results["content"]]
+        == [c["call_id"] for c in calls]
+        == ["toolu_1", "toolu_2"]
+    )
 
 
 async def test_tool_loop_responses() -> None:
-    body, calls = await _tool_loop("responses", "reasoning_tools")
+    body, _calls = await _tool_loop("responses", "reasoning_tools")
     types = [i["type"] for i in body["input"]]
-    assert types == ["message", "reasoning", "function_call", "function_call", "function_call_output", "function_call_output"]
+    assert types == [
+        "message",
+        "reasoning",
+        "function_call",
+        "function_call",
+        "function_call_output",
+        "function_call_output",
+    ]
     assert body["input"][1]["encrypted_content"] == "gAAAAB-opaque"
     assert body["input"][3]["namespace"] == "mcp__fs"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -7,13 +9,18 @@ from respgate.providers._sse import SSEDecoder
 
 STREAM = (
     b"\xef\xbb\xbf: comment\n"
-    b"event: message_start\ndata: {\"a\":1}\n\n"
+    b'event: message_start\ndata: {"a":1}\n\n'
     b"data: line one\r\ndata:line two\r\n\r\n"
     b"id: 7\rretry: 10\rdata\r\r"
     b"data: [DONE]\n\n"
     b"data: never dispatched"
 )
-EXPECTED = [("message_start", '{"a":1}'), ("message", "line one\nline two"), ("message", ""), ("message", "[DONE]")]
+EXPECTED = [
+    ("message_start", '{"a":1}'),
+    ("message", "line one\nline two"),
+    ("message", ""),
+    ("message", "[DONE]"),
+]
 
 
 def decode(chunks: list[bytes]) -> list[tuple[str, str]]:
@@ -29,7 +36,7 @@ def test_whole_stream() -> None:
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
 def test_any_chunking_gives_the_same_events(cuts: list[int]) -> None:
     points = sorted({0, len(STREAM), *cuts})
-    chunks = [STREAM[a:b] for a, b in zip(points, points[1:], strict=False)]
+    chunks = [STREAM[a:b] for a, b in itertools.pairwise(points)]
     assert decode(chunks) == EXPECTED
 
 
