@@ -109,10 +109,21 @@ _ROUTE_KEYS = frozenset({"model", "provider", "upstream_model", "fallbacks"})
 _TARGET_KEYS = frozenset({"provider", "upstream_model"})
 
 
-def _check_keys(table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+def _table(table: Any, allowed: frozenset[str], where: str) -> dict[str, Any]:
+    """`table` checked to be a TOML table holding only `allowed` keys."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
     for key in table:
         if key not in allowed:
             raise ConfigError(f"{where}.{key}: unknown key")
+    return table
+
+
+def _required(table: Mapping[str, Any], key: str, where: str, hint: str = "") -> str:
+    value = _get(table, key, str, where)
+    if not value:
+        raise ConfigError(f"{where}.{key}: missing{hint}")
+    return value
 
 
 def _get(
@@ -149,17 +160,12 @@ def _seconds(table: Mapping[str, Any], key: str, where: str, default: float | No
 
 def _provider(name: str, table: Any, env: Mapping[str, str]) -> ProviderConfig:
     where = f"providers.{name}"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: expected a table")
-    _check_keys(table, _PROVIDER_KEYS, where)
-    kind = _get(table, "kind", str, where)
-    if kind is None:
-        raise ConfigError(f"{where}.kind: missing (one of {', '.join(PROVIDER_KINDS)})")
+    table = _table(table, _PROVIDER_KEYS, where)
+    kinds = ", ".join(PROVIDER_KINDS)
+    kind = _required(table, "kind", where, f" (one of {kinds})")
     if kind not in PROVIDER_KINDS:
-        raise ConfigError(f"{where}.kind: {kind!r} is not one of {', '.join(PROVIDER_KINDS)}")
-    base_url = _get(table, "base_url", str, where)
-    if base_url is None:
-        raise ConfigError(f"{where}.base_url: missing")
+        raise ConfigError(f"{where}.kind: {kind!r} is not one of {kinds}")
+    base_url = _required(table, "base_url", where)
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}.base_url: must start with http:// or https://")
     key_env = _get(table, "api_key_env", str, where)
@@ -193,12 +199,7 @@ def _provider(name: str, table: Any, env: Mapping[str, str]) -> ProviderConfig:
 
 
 def _target(table: Any, where: str, providers: Mapping[str, ProviderConfig]) -> Target:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: expected a table")
-    _check_keys(table, _TARGET_KEYS, where)
-    provider = _get(table, "provider", str, where)
-    if provider is None:
-        raise ConfigError(f"{where}.provider: missing")
+    provider = _required(_table(table, _TARGET_KEYS, where), "provider", where)
     if provider not in providers:
         raise ConfigError(f"{where}.provider: no provider named {provider!r}")
     return Target(provider, _get(table, "upstream_model", str, where))
@@ -206,12 +207,8 @@ def _target(table: Any, where: str, providers: Mapping[str, ProviderConfig]) -> 
 
 def _route(index: int, table: Any, providers: Mapping[str, ProviderConfig]) -> RouteConfig:
     where = f"routes[{index}]"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: expected a table")
-    _check_keys(table, _ROUTE_KEYS, where)
-    model = _get(table, "model", str, where)
-    if not model:
-        raise ConfigError(f"{where}.model: missing")
+    table = _table(table, _ROUTE_KEYS, where)
+    model = _required(table, "model", where)
     primary = _target(
         {k: table[k] for k in ("provider", "upstream_model") if k in table}, where, providers
     )

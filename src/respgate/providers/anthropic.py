@@ -22,6 +22,7 @@ from ..protocol.signals import (
     TextDelta,
     Usage,
 )
+from . import faults
 from .base import ModelCall
 from .chat_completions import text_of
 from .http import HttpProvider
@@ -221,16 +222,10 @@ class AnthropicTranslator:
         self._finish: FinishReason = "stop"
 
     def feed(self, event: str, data: str) -> list[Signal]:
-        try:
-            ev = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return [
-                Failure(
-                    "upstream_protocol_error",
-                    f"Provider {self.provider} sent a malformed event: {data[:200]!r}",
-                )
-            ]
-        kind = ev.get("type") if isinstance(ev, dict) else None
+        ev = faults.decode(self.provider, data)
+        if isinstance(ev, Failure):
+            return [ev]
+        kind = ev.get("type")
         handler = self._handlers.get(kind or "")
         return handler(self, ev) if handler is not None else []
 
@@ -295,13 +290,7 @@ class AnthropicTranslator:
 
     def _error(self, ev: dict[str, Any]) -> list[Signal]:
         err = ev.get("error") or {}
-        detail = f" ({err['type']})" if err.get("type") else ""
-        return [
-            Failure(
-                "upstream_error",
-                f"Provider {self.provider} failed mid-stream{detail}: {err.get('message', '')}",
-            )
-        ]
+        return [faults.failed(self.provider, err.get("type"), err.get("message"))]
 
     def _usage_signal(self, usage: dict[str, Any] | None) -> list[Signal]:
         """Anthropic usage is cumulative: newer values replace older ones."""
@@ -314,12 +303,7 @@ class AnthropicTranslator:
         return [Usage(total_input, u.get("output_tokens", 0), cached_tokens=cached)]
 
     def end(self) -> list[Signal]:
-        return [
-            Failure(
-                "upstream_truncated",
-                f"Provider {self.provider}'s stream ended before message_stop.",
-            )
-        ]
+        return [faults.truncated(self.provider, "message_stop")]
 
     _handlers: ClassVar[dict[str, Any]] = {
         "message_start": _message_start,

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import orjson
-
 from ..protocol.signals import (
     Failure,
     Finish,
@@ -21,6 +19,7 @@ from ..protocol.signals import (
     TextDelta,
     Usage,
 )
+from . import faults
 from .base import ModelCall
 from .http import HttpProvider
 from .tools import FlatTool, ToolCalls, ToolTable, call_arguments
@@ -204,10 +203,7 @@ def inband_error(chunk: dict[str, Any], provider: str) -> Failure | None:
         return None
     if not isinstance(err, dict):
         err = chunk if chunk.get("object") == "error" else {"message": str(err)}
-    message = err.get("message") or "unknown error"
-    code = err.get("code") or err.get("type")
-    detail = f" ({code})" if code else ""
-    return Failure("upstream_error", f"Provider {provider} failed mid-stream{detail}: {message}")
+    return faults.failed(provider, err.get("code") or err.get("type"), err.get("message"))
 
 
 class ChatTranslator:
@@ -222,21 +218,9 @@ class ChatTranslator:
     def feed(self, event: str, data: str) -> list[Signal]:
         if data == "[DONE]":
             return self._end(self._finish or "stop")
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return [
-                Failure(
-                    "upstream_protocol_error",
-                    f"Provider {self.provider} sent a malformed chunk: {data[:200]!r}",
-                )
-            ]
-        if not isinstance(chunk, dict):
-            return [
-                Failure(
-                    "upstream_protocol_error", f"Provider {self.provider} sent a non-object chunk."
-                )
-            ]
+        chunk = faults.decode(self.provider, data)
+        if isinstance(chunk, Failure):
+            return [chunk]
         failure = inband_error(chunk, self.provider)
         if failure is not None:
             return [failure]
@@ -289,20 +273,12 @@ class ChatTranslator:
     def end(self) -> list[Signal]:
         if self._finish is not None:  # finished, but the usage chunk or [DONE] never came
             return self._end(self._finish)
-        return [
-            Failure(
-                "upstream_truncated",
-                f"Provider {self.provider}'s stream ended before the response finished.",
-            )
-        ]
+        return [faults.truncated(self.provider, "finish_reason")]
 
 
 class ChatCompletionsProvider(HttpProvider):
     kind: ClassVar[str] = "chat_completions"
     path: ClassVar[str] = "/chat/completions"
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
 
     def request_body(self, call: ModelCall, warnings: list[str]) -> dict[str, Any]:
         return request_body(call, self.name, warnings)

@@ -261,7 +261,8 @@ class HttpProvider:
     # -- what a dialect supplies
 
     def auth_headers(self) -> dict[str, str]:
-        raise NotImplementedError
+        """`Authorization: Bearer <key>` (the OpenAI-style dialects); Anthropic overrides it."""
+        return {"authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
 
     def request_body(self, call: ModelCall, warnings: list[str]) -> dict[str, Any]:
         raise NotImplementedError

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import msgspec
-import orjson
 
 from ..protocol.signals import (
     Failure,
@@ -26,6 +25,7 @@ from ..protocol.signals import (
     ToolCallDelta,
     Usage,
 )
+from . import faults
 from .base import ModelCall
 from .http import HttpProvider
 
@@ -87,21 +87,9 @@ class ResponsesTranslator:
         self._streamed: dict[int, bool] = {}  # output_index of a call -> saw argument deltas
 
     def feed(self, event: str, data: str) -> list[Signal]:
-        try:
-            ev = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return [
-                Failure(
-                    "upstream_protocol_error",
-                    f"Provider {self.provider} sent a malformed event: {data[:200]!r}",
-                )
-            ]
-        if not isinstance(ev, dict):
-            return [
-                Failure(
-                    "upstream_protocol_error", f"Provider {self.provider} sent a non-object event."
-                )
-            ]
+        ev = faults.decode(self.provider, data)
+        if isinstance(ev, Failure):
+            return [ev]
         kind = ev.get("type") or event
         simple = _DELTAS.get(kind)
         if simple is not None:
@@ -162,12 +150,7 @@ class ResponsesTranslator:
         ]
 
     def end(self) -> list[Signal]:
-        return [
-            Failure(
-                "upstream_truncated",
-                f"Provider {self.provider}'s stream ended before its terminal event.",
-            )
-        ]
+        return [faults.truncated(self.provider, "its terminal event")]
 
     _handlers: ClassVar[dict[str, Any]] = {
         "response.output_item.added": _item_added,
@@ -192,9 +175,6 @@ _DELTAS: dict[str, Any] = {
 class ResponsesProvider(HttpProvider):
     kind: ClassVar[str] = "responses"
     path: ClassVar[str] = "/responses"
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
 
     def request_body(self, call: ModelCall, warnings: list[str]) -> dict[str, Any]:
         return request_body(call)
