@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import response_error
 from .ids import new_id
-from .lifecycle import ITEM_EVENTS, PART_EVENTS, item_key, step_item, step_response
+from .lifecycle import CALL_EVENTS, ITEM_EVENTS, PART_EVENTS, item_key, step_item, step_response
 from .response import usage_object
 from .signals import (
     Failure,
@@ -92,17 +92,20 @@ class _Item:
                 "role": "assistant",
                 "content": [p.wire() for p in self.content],
             }
-        if self.type == "function_call":
+        if self.type in CALL_EVENTS:
             call = self.call
             assert call is not None
-            return {
+            wire = {
                 "id": self.id,
-                "type": "function_call",
+                "type": self.type,
                 "status": status,
                 "call_id": call.call_id,
                 "name": call.name,
-                "arguments": call.arguments(),
+                CALL_EVENTS[self.type][2]: call.arguments(),
             }
+            if call.namespace:
+                wire["namespace"] = call.namespace
+            return wire
         item: dict[str, Any] = {
             "id": self.id,
             "type": "reasoning",
@@ -119,10 +122,12 @@ class _Item:
 class _Call:
     """A tool call being assembled from `ToolCallDelta` fragments."""
 
-    __slots__ = ("call_id", "chunks", "index", "name")
+    __slots__ = ("call_id", "chunks", "index", "item_type", "name", "namespace")
 
-    def __init__(self, index: int) -> None:
-        self.index = index
+    def __init__(self, first: ToolCallDelta) -> None:
+        self.index = first.index
+        self.item_type = "custom_tool_call" if first.kind == "custom" else "function_call"
+        self.namespace = first.namespace
         self.call_id: str | None = None
         self.name: str | None = None
         self.chunks: list[str] = []
@@ -238,13 +243,12 @@ class ResponseBuilder:
     # ------------------------------------------------------------ items
 
     def _open_item(self, out: list[Event], item_type: str, call: _Call | None = None) -> _Item:
-        prefix = {"message": "message", "function_call": "function_call", "reasoning": "reasoning"}
-        item = _Item(item_type, self._mint(prefix[item_type]), len(self.response["output"]))
+        item = _Item(item_type, self._mint(item_type), len(self.response["output"]))
         item.call = call
         self._live = item
         added = item.wire("in_progress")
         if call is not None:
-            added["arguments"] = ""  # buffered arguments follow as a delta
+            added[CALL_EVENTS[item_type][2]] = ""  # buffered arguments follow as a delta
         self._emit(
             out,
             {
@@ -261,14 +265,16 @@ class ResponseBuilder:
             return
         self._close_part(out, item)
         self._close_summary(out, item)
-        if item.type == "function_call":
+        if item.type in CALL_EVENTS:
+            _, done_type, field = CALL_EVENTS[item.type]
+            arguments = item.call.arguments() if item.call else ""
             self._emit(
                 out,
                 {
-                    "type": "response.function_call_arguments.done",
+                    "type": done_type,
                     "item_id": item.id,
                     "output_index": item.output_index,
-                    "arguments": item.call.arguments() if item.call else "",
+                    field: arguments,
                 },
             )
         final = item.wire(status)
@@ -451,45 +457,38 @@ class ResponseBuilder:
                 return
             assert item.call is not None
             item.call.merge(ToolCallDelta(sig.index, arguments=sig.arguments))
-            if sig.arguments:
-                self._emit(
-                    out,
-                    {
-                        "type": "response.function_call_arguments.delta",
-                        "item_id": item.id,
-                        "output_index": item.output_index,
-                        "delta": sig.arguments,
-                    },
-                )
+            self._call_delta(out, item, sig.arguments)
             return
         call = self._pending.get(sig.index)
         if call is None:
-            call = self._pending[sig.index] = _Call(sig.index)
+            call = self._pending[sig.index] = _Call(sig)
         call.merge(sig)
         live = self._live
-        if (live is not None and live.type == "function_call") or not call.name:
+        if (live is not None and live.type in CALL_EVENTS) or not call.name:
             return  # buffered until the open call ends (or until the name is known)
         del self._pending[sig.index]
         self._close_open(out)
         self._calls[sig.index] = self._start_call(out, call)
 
     def _start_call(self, out: list[Event], call: _Call) -> _Item:
-        """Open a function_call item for `call` and emit what is buffered as one delta."""
+        """Open a call item for `call` and emit what is buffered as one delta."""
         if not call.call_id:
             call.call_id = self._mint("call")
-        item = self._open_item(out, "function_call", call)
-        buffered = call.arguments()
-        if buffered:
+        item = self._open_item(out, call.item_type, call)
+        self._call_delta(out, item, call.arguments())
+        return item
+
+    def _call_delta(self, out: list[Event], item: _Item, delta: str) -> None:
+        if delta:
             self._emit(
                 out,
                 {
-                    "type": "response.function_call_arguments.delta",
+                    "type": CALL_EVENTS[item.type][0],
                     "item_id": item.id,
                     "output_index": item.output_index,
-                    "delta": buffered,
+                    "delta": delta,
                 },
             )
-        return item
 
     def _on_usage(self, sig: Usage, out: list[Event]) -> None:
         self._usage = sig

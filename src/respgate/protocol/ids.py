@@ -8,6 +8,7 @@ PREFIXES = {
     "response": "resp",
     "message": "msg",
     "function_call": "fc",
+    "custom_tool_call": "ctc",
     "reasoning": "rs",
     "call": "call",
     "function_call_output": "fco",

@@ -53,6 +53,8 @@ ITEM_EVENTS = frozenset(
         "response.reasoning_summary_text.done",
         "response.function_call_arguments.delta",
         "response.function_call_arguments.done",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
     }
 )
 
@@ -64,11 +66,27 @@ PART_EVENTS: dict[str, tuple[str, str, str]] = {
     "reasoning_text": ("response.reasoning_text.delta", "response.reasoning_text.done", "text"),
 }
 
+# Tool call item type -> (delta event, done event, field). The call's `field`
+# streams through its delta events and is repeated whole in its done event,
+# which must come before `output_item.done`.
+CALL_EVENTS: dict[str, tuple[str, str, str]] = {
+    "function_call": (
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "arguments",
+    ),
+    "custom_tool_call": (
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
+        "input",
+    ),
+}
+
 # Item type -> content part types it may hold in `content`.
 ITEM_PARTS: dict[str, tuple[str, ...]] = {
     "message": ("output_text", "refusal"),
     "reasoning": ("reasoning_text",),
-    "function_call": (),
+    **{call_type: () for call_type in CALL_EVENTS},
 }
 
 
@@ -82,7 +100,7 @@ def _item_table() -> dict[tuple[str, str, str], str]:
             table[(item_type, f"part:{part}", delta)] = f"part:{part}"
             table[(item_type, f"part:{part}", done)] = f"part_done:{part}"
             table[(item_type, f"part_done:{part}", "response.content_part.done")] = "open"
-        if item_type != "function_call":
+        if item_type not in CALL_EVENTS:
             table[(item_type, "open", "response.output_item.done")] = "closed"
     table[("message", "part:output_text", "response.output_text.annotation.added")] = (
         "part:output_text"
@@ -91,9 +109,10 @@ def _item_table() -> dict[tuple[str, str, str], str]:
     table[("reasoning", "summary", "response.reasoning_summary_text.delta")] = "summary"
     table[("reasoning", "summary", "response.reasoning_summary_text.done")] = "summary_done"
     table[("reasoning", "summary_done", "response.reasoning_summary_part.done")] = "open"
-    table[("function_call", "open", "response.function_call_arguments.delta")] = "open"
-    table[("function_call", "open", "response.function_call_arguments.done")] = "arguments_done"
-    table[("function_call", "arguments_done", "response.output_item.done")] = "closed"
+    for call_type, (delta, done, _) in CALL_EVENTS.items():
+        table[(call_type, "open", delta)] = "open"
+        table[(call_type, "open", done)] = "arguments_done"
+        table[(call_type, "arguments_done", "response.output_item.done")] = "closed"
     return table
 
 

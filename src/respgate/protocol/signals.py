@@ -42,12 +42,20 @@ class ReasoningOpaque:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
-    """A fragment of tool call number `index` (the upstream's own numbering)."""
+    """A fragment of tool call number `index` (the upstream's own numbering).
+
+    `kind` picks the item: a `function_call` (`arguments` is JSON text) or a
+    `custom_tool_call` (`arguments` is the free-form `input` text). `namespace`
+    is the namespace tool the function belongs to. `kind` and `namespace` are
+    read from a call's first fragment.
+    """
 
     index: int
     call_id: str | None = None
     name: str | None = None
     arguments: str = ""
+    kind: Literal["function", "custom"] = "function"
+    namespace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

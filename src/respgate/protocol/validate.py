@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .lifecycle import (
+    CALL_EVENTS,
     ITEM_EVENTS,
     PART_EVENTS,
     TERMINAL_EVENTS,
@@ -251,12 +252,15 @@ class StreamChecker:
             self._flag("added_item", "added item must have status in_progress", ev["type"])
         if item_type == "message" and (item.get("content") != [] or not item.get("role")):
             self._flag("added_item", "message must be added with role and content: []", ev["type"])
-        if item_type == "function_call" and (
-            item.get("arguments") != "" or not item.get("name") or not item.get("call_id")
+        if item_type in CALL_EVENTS and (
+            item.get(CALL_EVENTS[item_type][2]) != ""
+            or not item.get("name")
+            or not item.get("call_id")
         ):
+            field = CALL_EVENTS[item_type][2]
             self._flag(
                 "added_item",
-                "function_call must be added with name, call_id, arguments ''",
+                f"{item_type} must be added with name, call_id, {field} ''",
                 ev["type"],
             )
         if item_type == "reasoning" and item.get("summary") != []:
@@ -276,17 +280,18 @@ class StreamChecker:
                 f"output_item.done while the item is in state {cur.state!r}",
                 ev["type"],
             )
-        elif cur.item_type == "function_call" and cur.state != "arguments_done":
-            self._flag(
-                "lifecycle", "function_call done without function_call_arguments.done", ev["type"]
-            )
+        elif cur.item_type in CALL_EVENTS and cur.state != "arguments_done":
+            done_type = CALL_EVENTS[cur.item_type][1]
+            self._flag("lifecycle", f"{cur.item_type} done without {done_type}", ev["type"])
         if ev.get("output_index") != cur.output_index:
             self._flag(
                 "output_index", "output_item.done output_index differs from added", ev["type"]
             )
         if item.get("id") != cur.item_id or item.get("type") != cur.item_type:
             self._flag("item_id", "output_item.done id/type differ from added", ev["type"])
-        if cur.item_type == "function_call" and item.get("arguments") != "".join(cur.arguments):
+        if cur.item_type in CALL_EVENTS and item.get(CALL_EVENTS[cur.item_type][2]) != "".join(
+            cur.arguments
+        ):
             self._flag(
                 "delta_concat", "item arguments differ from the streamed arguments", ev["type"]
             )
@@ -324,12 +329,12 @@ class StreamChecker:
 
     def _check_indices_and_text(self, cur: _Open, ev: dict[str, Any]) -> None:
         t = ev["type"]
-        if t == "response.function_call_arguments.delta":
-            cur.arguments.append(ev.get("delta", ""))
-            return
-        if t == "response.function_call_arguments.done":
-            if ev.get("arguments") != "".join(cur.arguments):
-                self._flag("delta_concat", "arguments.done differs from the deltas", t)
+        if cur.item_type in CALL_EVENTS:
+            delta_type, done_type, field = CALL_EVENTS[cur.item_type]
+            if t == delta_type:
+                cur.arguments.append(ev.get("delta", ""))
+            elif t == done_type and ev.get(field) != "".join(cur.arguments):
+                self._flag("delta_concat", f"{done_type} differs from the deltas", t)
             return
         summary = t.startswith("response.reasoning_summary")
         kind, key = ("summary", "summary_index") if summary else ("content", "content_index")

@@ -1,0 +1,287 @@
+"""Provider `chat_completions`: any OpenAI-compatible `POST /chat/completions`
+(vLLM, Ollama, llama.cpp, SGLang, Groq, DeepSeek, OpenRouter, ...).
+
+Request out (`request_body`) and stream in (`ChatTranslator`); every rule is
+listed in docs/providers.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ..protocol.signals import (
+    Failure,
+    Finish,
+    FinishReason,
+    ReasoningDelta,
+    RefusalDelta,
+    Signal,
+    TextDelta,
+    Usage,
+)
+from . import faults
+from .base import ModelCall
+from .http import HttpProvider
+from .tools import FlatTool, ToolCalls, ToolTable, call_arguments
+
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "tool_calls": "stop",
+    "function_call": "stop",
+    "length": "max_output_tokens",
+    "content_filter": "content_filter",
+}
+
+# ---------------------------------------------------------------- request out
+
+
+def text_of(content: str | list[dict[str, Any]], sep: str = "\n") -> str:
+    """The text of a string or of a part array's text-bearing parts."""
+    if isinstance(content, str):
+        return content
+    return sep.join(
+        p.get("text", "") for p in content if p.get("type") in ("input_text", "output_text", "text")
+    )
+
+
+def _user_part(part: dict[str, Any], warn: Any) -> dict[str, Any] | None:
+    kind = part.get("type")
+    if kind in ("input_text", "text", "output_text"):
+        return {"type": "text", "text": part.get("text", "")}
+    if kind == "input_image" and part.get("image_url"):
+        image = {"url": part["image_url"]}
+        if part.get("detail"):
+            image["detail"] = part["detail"]
+        return {"type": "image_url", "image_url": image}
+    if kind == "input_file" and (part.get("file_data") or part.get("file_id")):
+        return {
+            "type": "file",
+            "file": {k: part[k] for k in ("filename", "file_data", "file_id") if part.get(k)},
+        }
+    warn(f"input part {kind!r} without inline data is not supported and was dropped")
+    return None
+
+
+def _user_content(content: str | list[dict[str, Any]], warn: Any) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    parts = [p for p in (_user_part(part, warn) for part in content) if p is not None]
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        return parts[0]["text"]
+    return parts
+
+
+def _assistant_message(item: dict[str, Any]) -> dict[str, Any]:
+    content = item.get("content") or ""
+    msg: dict[str, Any] = {"role": "assistant", "content": text_of(content, "") or None}
+    if isinstance(content, list):
+        refusal = "".join(p.get("refusal", "") for p in content if p.get("type") == "refusal")
+        if refusal:
+            msg["refusal"] = refusal
+    return msg
+
+
+def messages(call: ModelCall, table: ToolTable) -> list[dict[str, Any]]:
+    """The Chat Completions `messages` for a call's instructions and items."""
+    out: list[dict[str, Any]] = []
+    if call.instructions:
+        out.append({"role": "system", "content": call.instructions})
+    assistant: dict[str, Any] | None = None  # the assistant message a following tool call joins
+    for item in call.items:
+        kind = item["type"]
+        if kind == "message":
+            role = item["role"]
+            if role == "assistant":
+                assistant = _assistant_message(item)
+                out.append(assistant)
+                continue
+            assistant = None
+            if role in ("system", "developer"):
+                out.append({"role": "system", "content": text_of(item["content"])})
+            else:
+                out.append({"role": "user", "content": _user_content(item["content"], table.warn)})
+        elif kind in ("function_call", "custom_tool_call"):
+            if assistant is None:
+                assistant = {"role": "assistant", "content": None}
+                out.append(assistant)
+            name, arguments = call_arguments(item)
+            assistant.setdefault("tool_calls", []).append(
+                {
+                    "id": item["call_id"],
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            )
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            assistant = None
+            output = item.get("output", "")
+            if isinstance(output, list) and any(
+                p.get("type") not in ("input_text", "output_text") for p in output
+            ):
+                table.warn("non-text parts of a tool output are not supported and were dropped")
+            out.append(
+                {"role": "tool", "tool_call_id": item["call_id"], "content": text_of(output)}
+            )
+        elif (
+            kind != "reasoning"
+        ):  # reasoning from earlier turns is not sent back to these upstreams
+            table.warn(f"input item type {kind!r} is not supported and was dropped")
+    return out
+
+
+def _tool(tool: FlatTool) -> dict[str, Any]:
+    fn: dict[str, Any] = {"name": tool.wire_name, "parameters": tool.parameters}
+    if tool.description:
+        fn["description"] = tool.description
+    if tool.strict:
+        fn["strict"] = True
+    return {"type": "function", "function": fn}
+
+
+def request_body(call: ModelCall, provider: str, warnings: list[str]) -> dict[str, Any]:
+    req = call.request
+    table = ToolTable(req.tools, provider, warnings)
+    choice = table.choice(req.tool_choice)
+    body: dict[str, Any] = {
+        "model": call.model,
+        "messages": messages(call, table),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if table.tools:
+        body["tools"] = [_tool(t) for t in table.tools]
+        if req.tool_choice is not None:
+            body["tool_choice"] = (
+                {"type": "function", "function": {"name": choice.name}}
+                if choice.mode == "function"
+                else choice.mode
+            )
+        if req.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = req.parallel_tool_calls
+    fmt = req.text.format if req.text else None
+    if fmt is not None and fmt.type == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    elif fmt is not None and fmt.type == "json_schema":
+        schema = {"name": fmt.name, "schema": fmt.schema}
+        if fmt.description:
+            schema["description"] = fmt.description
+        if fmt.strict is not None:
+            schema["strict"] = fmt.strict
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
+    if req.reasoning is not None and req.reasoning.effort is not None:
+        body["reasoning_effort"] = req.reasoning.effort
+    if req.max_output_tokens is not None:
+        body["max_tokens"] = req.max_output_tokens
+    for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        value = getattr(req, key)
+        if value is not None:
+            body[key] = value
+    user = req.safety_identifier or req.user
+    if user:
+        body["user"] = user
+    return body
+
+
+# ---------------------------------------------------------------- stream in
+
+
+def usage_of(usage: dict[str, Any]) -> Usage:
+    prompt = usage.get("prompt_tokens_details") or {}
+    completion = usage.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=usage.get("prompt_tokens") or 0,
+        output_tokens=usage.get("completion_tokens") or 0,
+        cached_tokens=prompt.get("cached_tokens") or 0,
+        reasoning_tokens=completion.get("reasoning_tokens") or 0,
+    )
+
+
+def inband_error(chunk: dict[str, Any], provider: str) -> Failure | None:
+    """`{"error": {...}}` or a flat `{"object": "error", ...}` sent after HTTP 200."""
+    err = chunk.get("error")
+    if not err and chunk.get("object") != "error":
+        return None
+    if not isinstance(err, dict):
+        err = chunk if chunk.get("object") == "error" else {"message": str(err)}
+    return faults.failed(provider, err.get("code") or err.get("type"), err.get("message"))
+
+
+class ChatTranslator:
+    """Chat Completions chunks in, signals out. Sans-IO."""
+
+    def __init__(self, table: ToolTable, provider: str) -> None:
+        self.provider = provider
+        self._calls = ToolCalls(table)
+        self._finish: FinishReason | None = None
+        self._ids: dict[str, int] = {}  # call id -> index, for backends that omit `index`
+
+    def feed(self, event: str, data: str) -> list[Signal]:
+        if data == "[DONE]":
+            return self._end(self._finish or "stop")
+        chunk = faults.decode(self.provider, data)
+        if isinstance(chunk, Failure):
+            return [chunk]
+        failure = inband_error(chunk, self.provider)
+        if failure is not None:
+            return [failure]
+        out: list[Signal] = []
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) == 0:
+                self._choice(choice, out)
+        usage = chunk.get("usage")
+        if usage:
+            out.append(usage_of(usage))
+        return out
+
+    def _choice(self, choice: dict[str, Any], out: list[Signal]) -> None:
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and isinstance(reasoning, str):
+            out.append(ReasoningDelta(reasoning, "raw"))
+        if delta.get("content"):
+            out.append(TextDelta(delta["content"]))
+        if delta.get("refusal"):
+            out.append(RefusalDelta(delta["refusal"]))
+        for position, call in enumerate(delta.get("tool_calls") or ()):
+            fn = call.get("function") or {}
+            signal = self._calls.fragment(
+                self._index(call, position),
+                call.get("id"),
+                fn.get("name"),
+                fn.get("arguments") or "",
+            )
+            if signal is not None:
+                out.append(signal)
+        reason = choice.get("finish_reason")
+        if reason:
+            self._finish = FINISH_REASONS.get(reason, "stop")
+
+    def _index(self, call: dict[str, Any], position: int) -> int:
+        index = call.get("index")
+        if isinstance(index, int):
+            if call.get("id"):
+                self._ids.setdefault(call["id"], index)
+            return index
+        call_id = call.get("id")
+        if call_id:
+            return self._ids.setdefault(call_id, len(self._ids))
+        return max(self._ids.values(), default=position)
+
+    def _end(self, reason: FinishReason) -> list[Signal]:
+        return [*self._calls.flush(), Finish(reason)]
+
+    def end(self) -> list[Signal]:
+        if self._finish is not None:  # finished, but the usage chunk or [DONE] never came
+            return self._end(self._finish)
+        return [faults.truncated(self.provider, "finish_reason")]
+
+
+class ChatCompletionsProvider(HttpProvider):
+    kind: ClassVar[str] = "chat_completions"
+    path: ClassVar[str] = "/chat/completions"
+
+    def request_body(self, call: ModelCall, warnings: list[str]) -> dict[str, Any]:
+        return request_body(call, self.name, warnings)
+
+    def translator(self, call: ModelCall) -> ChatTranslator:
+        return ChatTranslator(ToolTable(call.request.tools, self.name, []), self.name)

@@ -1,0 +1,324 @@
+"""What every HTTP upstream dialect shares: the pooled client, the two-phase
+open, status mapping before the first byte, and faults after it.
+
+A dialect module subclasses `HttpProvider` and supplies four things: the
+endpoint path, its auth headers, the request body (`request_body`, which may
+append to `warnings`) and a sans-IO `Translator` (SSE events in, signals
+out). Everything that touches sockets is here, once.
+
+aiohttp, not httpx: measured in `bench/bench_http_client.py` (see
+docs/design.md, "Upstream HTTP client").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar, Protocol
+
+import aiohttp
+import orjson
+
+from ..config import ProviderConfig
+from ..protocol.signals import Failure, Finish, Signal
+from ._sse import SSEDecoder
+from .base import ModelCall, UpstreamError, upstream_error
+
+ERROR_BODY_LIMIT = 64 * 1024
+DRAIN_SECONDS = 2.0
+
+
+class UpstreamClient:
+    """One pooled aiohttp session for every provider; created on first use
+    (inside the running loop) and closed by `aclose()`."""
+
+    def __init__(self, *, limit: int = 0) -> None:
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+        self._drains: set[asyncio.Task[None]] = set()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=0, enable_cleanup_closed=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, timeout=aiohttp.ClientTimeout(total=None)
+            )
+        return self._session
+
+    def release_later(self, response: aiohttp.ClientResponse) -> None:
+        """Give a finished response's connection back to the pool once its body's
+        last bytes (the chunked terminator after `[DONE]`) arrive."""
+        if response.content.at_eof():
+            response.release()
+            return
+        task = asyncio.get_running_loop().create_task(_drain(response))
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self._drains):
+            task.cancel()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while await response.content.readany():
+                pass
+        response.release()
+    except (TimeoutError, aiohttp.ClientError, asyncio.CancelledError):
+        response.close()
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_message(body: bytes) -> str:
+    """The upstream's own error message, from any of the usual error shapes."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace").strip()[:500]
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"][:500]
+        if isinstance(err, str):
+            return err[:500]
+        if isinstance(data.get("detail"), str):
+            return data["detail"][:500]
+    return body.decode("utf-8", "replace").strip()[:500]
+
+
+def redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "[redacted]") if secret else text
+
+
+def status_error(
+    config: ProviderConfig, status: int, body: bytes, headers: Mapping[str, str]
+) -> UpstreamError:
+    """Map an upstream HTTP error status to the error respgate answers with."""
+    name = config.name
+    detail = redact(error_message(body), config.api_key)
+    said = f": {detail}" if detail else ""
+    if status in (401, 403):
+        return upstream_error(
+            502,
+            f"The upstream rejected the gateway's credentials for provider {name} (HTTP {status}).",
+            code="upstream_auth_error",
+        )
+    if status == 404:
+        return upstream_error(
+            404,
+            f"Provider {name} does not know this model (HTTP 404){said}",
+            code="model_not_found",
+        )
+    if status == 429:
+        retry_after = headers.get("retry-after")
+        return upstream_error(
+            429,
+            f"Provider {name} is rate limiting the gateway{said}",
+            code="rate_limit_exceeded",
+            retryable=True,
+            headers={"retry-after": retry_after} if retry_after else {},
+        )
+    if status == 408:
+        return upstream_error(
+            504,
+            f"Provider {name} timed out (HTTP 408){said}",
+            code="upstream_timeout",
+            retryable=True,
+        )
+    if status in (400, 413, 422):
+        return upstream_error(
+            400,
+            f"Provider {name} rejected the request (HTTP {status}){said}",
+            code="upstream_bad_request",
+        )
+    return upstream_error(
+        502,
+        f"Provider {name} failed (HTTP {status}){said}",
+        code="upstream_error",
+        retryable=status >= 500,
+    )
+
+
+# ---------------------------------------------------------------- streams
+
+
+class Translator(Protocol):
+    """Sans-IO: one upstream SSE event in, signals out."""
+
+    def feed(self, event: str, data: str) -> list[Signal]: ...
+
+    def end(self) -> list[Signal]:
+        """The stream hit EOF: a `Finish` if the upstream had finished, else a `Failure`."""
+        ...
+
+
+class SignalStream:
+    """The async iterator of signals `HttpProvider.open` returns.
+
+    Faults while reading become one `Failure` (idle timeout, dropped
+    connection, malformed or truncated stream); it stops after the first
+    `Finish` or `Failure`. `aclose()` closes the upstream connection at once
+    unless the stream ended normally, in which case the connection goes back
+    to the pool. `warnings` are the request-translation warnings (dropped
+    tools, ...), for a response header.
+    """
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        translator: Translator,
+        *,
+        client: UpstreamClient,
+        provider: str,
+        read_timeout: float | None,
+        warnings: list[str],
+    ) -> None:
+        self.provider = provider
+        self.warnings = warnings
+        self._response = response
+        self._translator = translator
+        self._client = client
+        self._read_timeout = read_timeout
+        self._ended = False
+        self._closed = False
+        self._gen = self._run()
+
+    def __aiter__(self) -> SignalStream:
+        return self
+
+    def __anext__(self) -> Any:
+        return self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._gen.aclose()
+        if self._ended:
+            self._client.release_later(self._response)
+        else:
+            self._response.close()
+
+    async def _run(self) -> AsyncIterator[Signal]:
+        translator, decoder = self._translator, SSEDecoder()
+        try:
+            async for chunk in self._response.content.iter_any():
+                for event, data in decoder.feed(chunk):
+                    for signal in translator.feed(event, data):
+                        if isinstance(signal, Finish | Failure):
+                            self._ended = isinstance(signal, Finish)
+                            yield signal
+                            return
+                        yield signal
+            tail = translator.end()
+        except TimeoutError:
+            tail = [Failure("upstream_timeout", self._timeout_message())]
+        except aiohttp.ClientError as exc:
+            tail = [
+                Failure(
+                    "upstream_disconnected",
+                    f"The connection to provider {self.provider} broke mid-stream ({type(exc).__name__}).",
+                )
+            ]
+        for signal in tail:
+            self._ended = isinstance(signal, Finish)
+            yield signal
+
+    def _timeout_message(self) -> str:
+        return (
+            f"Provider {self.provider} sent nothing for {self._read_timeout:g} seconds mid-stream."
+        )
+
+
+# ---------------------------------------------------------------- providers
+
+
+class HttpProvider:
+    """Base of the HTTP dialects; see the module docstring."""
+
+    kind: ClassVar[str]
+    path: ClassVar[str]
+
+    def __init__(self, config: ProviderConfig, client: UpstreamClient) -> None:
+        self.config = config
+        self.name = config.name
+        self.client = client
+        self._timeout = aiohttp.ClientTimeout(
+            total=config.timeout, sock_connect=config.connect_timeout, sock_read=config.read_timeout
+        )
+
+    # -- what a dialect supplies
+
+    def auth_headers(self) -> dict[str, str]:
+        """`Authorization: Bearer <key>` (the OpenAI-style dialects); Anthropic overrides it."""
+        return {"authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+
+    def request_body(self, call: ModelCall, warnings: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def translator(self, call: ModelCall) -> Translator:
+        raise NotImplementedError
+
+    # -- the two phases
+
+    def headers(self, call: ModelCall) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": "text/event-stream"}
+        headers.update(call.headers)
+        headers.update(self.auth_headers())
+        headers.update(self.config.headers)  # the operator's word is last
+        return headers
+
+    async def open(self, call: ModelCall) -> SignalStream:
+        warnings: list[str] = []
+        body = orjson.dumps(self.request_body(call, warnings))
+        url = self.config.base_url + self.path
+        try:
+            response = await self.client.session.post(
+                url, data=body, headers=self.headers(call), timeout=self._timeout
+            )
+        except TimeoutError:
+            raise upstream_error(
+                504,
+                f"Provider {self.name} did not answer in time.",
+                code="upstream_timeout",
+                retryable=True,
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise upstream_error(
+                502,
+                f"Cannot reach provider {self.name} ({type(exc).__name__}).",
+                code="upstream_connect_error",
+                retryable=True,
+            ) from None
+        if response.status >= 400:
+            raise await self._error_of(response)
+        return SignalStream(
+            response,
+            self.translator(call),
+            client=self.client,
+            provider=self.name,
+            read_timeout=self.config.read_timeout,
+            warnings=warnings,
+        )
+
+    async def _error_of(self, response: aiohttp.ClientResponse) -> UpstreamError:
+        body = b""
+        with contextlib.suppress(asyncio.TimeoutError, aiohttp.ClientError):
+            async with asyncio.timeout(self.config.connect_timeout):
+                body = await response.content.read(ERROR_BODY_LIMIT)
+        response.close()
+        return status_error(self.config, response.status, body, response.headers)
+
+    async def aclose(self) -> None:
+        """The shared client belongs to the router; nothing of our own to close."""
