@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 
+from .config import ConfigError, load_config
 from .engine import Engine
 from .providers.registry import ProviderRegistry
+from .providers.router import Router
 from .server.app import create_app
 
 SHUTDOWN_GRACE_SECONDS = 10.0
@@ -19,7 +22,8 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 
 def build_engine(config_path: str | None) -> Engine:
     """The engine with every provider and store the configuration names."""
-    return Engine(ProviderRegistry())
+    config = load_config(config_path, os.environ)
+    return Engine(ProviderRegistry(Router(config)))
 
 
 class GracefulServer(uvicorn.Server):
@@ -41,7 +45,11 @@ class GracefulServer(uvicorn.Server):
 
 
 def serve(args: argparse.Namespace) -> int:
-    engine = build_engine(args.config)
+    try:
+        engine = build_engine(args.config)
+    except ConfigError as exc:
+        print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         create_app(engine),
         host=args.host,

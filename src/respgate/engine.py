@@ -49,6 +49,8 @@ class Run:
         self._finished = False
         self._abort: tuple[str, str] | None = None
         self.task: asyncio.Task[None] | None = None
+        # Request and translation warnings (tools dropped, ...) for a response header.
+        self.warnings: list[str] = list(getattr(signals, "warnings", ()))
 
     @property
     def response_id(self) -> str:
@@ -175,6 +177,7 @@ class Engine:
         builder = ResponseBuilder(response, clock=self._now)
         wants_store = req.store is not False and self.store is not None
         run = Run(builder, signals, self._persist_for(req, tenant) if wants_store else None)
+        run.warnings[:0] = req.warnings
         run.push(builder.open())
         self.runs.add(run)
         run.start()

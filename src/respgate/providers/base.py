@@ -13,6 +13,8 @@ byte can still become a plain HTTP error (and be retried or fall back):
    without `Finish` or `Failure` means the upstream stream was cut short.
 
 Closing the iterator (`aclose()`) must cancel the upstream request promptly.
+The iterator may carry `warnings: list[str]` (request translation notes, such
+as hosted tools dropped), which the server returns in `x-respgate-warning`.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def create_app(
         body = await read_body(request, max_body_bytes)
         req = parse_create_request(body)
         run = await engine.create(req)
-        headers = warning_headers(req.warnings)
+        headers = warning_headers(run.warnings)
         if req.stream:
             return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
         response = await fold(run)

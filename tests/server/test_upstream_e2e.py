@@ -1,0 +1,105 @@
+"""The whole path with a real upstream dialect behind the server: fake upstream
+(real HTTP) -> provider -> builder -> server -> the openai SDK."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import httpx2
+import openai
+import pytest
+
+from respgate.engine import Engine
+from respgate.providers.registry import ProviderRegistry
+from respgate.server.app import create_app
+from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
+from tests.providers.support import SECRET, router_for
+from tests.support.live import LiveServer
+from tests.support.oracle import assert_valid_stream, parse_sse
+
+
+async def app_for(upstream: FakeUpstream, kind: str):
+    return create_app(Engine(ProviderRegistry(router_for(kind, upstream.url))))
+
+
+@pytest.mark.parametrize("kind", ["chat_completions", "anthropic", "responses"])
+async def test_each_dialect_through_the_server(kind: str) -> None:
+    async with FakeUpstream(Reply(fixture(kind, "text"))) as upstream:
+        app = await app_for(upstream, kind)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            r = await c.post("/v1/responses", json={"model": "m", "input": "hi", "stream": True})
+        events = parse_sse(r.content)
+        assert_valid_stream(events)
+        assert events[-2]["response"]["output"][0]["content"][0]["text"] == "Hello!"
+        assert events[-2]["response"]["model"] == "m"
+
+        transport = httpx2.ASGITransport(app=app)
+        http_client = httpx2.AsyncClient(transport=transport)
+        async with openai.AsyncOpenAI(
+            api_key="k", base_url="http://t/v1", http_client=http_client
+        ) as sdk:
+            async with sdk.responses.stream(model="m", input="hi") as stream:
+                final = await stream.get_final_response()
+        assert final.output_text == "Hello!"
+        assert final.usage is not None and final.usage.output_tokens > 0
+        assert upstream.requests[-1].body["model"] == "upstream-m"
+
+
+async def test_dropped_hosted_tool_is_reported_in_a_header() -> None:
+    async with FakeUpstream(Reply(fixture("chat_completions", "text"))) as upstream:
+        app = await app_for(upstream, "chat_completions")
+        body = {"model": "m", "input": "hi", "tools": [{"type": "web_search"}]}
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            r = await c.post("/v1/responses", json=body)
+        assert r.status_code == 200
+        assert "web_search" in r.headers["x-respgate-warning"]
+        assert "tools" not in upstream.requests[-1].body
+
+
+async def test_upstream_429_before_the_body_is_a_plain_429() -> None:
+    async with FakeUpstream(Reply.error(429, "slow down", **{"retry-after": "7"})) as upstream:
+        app = await app_for(upstream, "chat_completions")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            r = await c.post("/v1/responses", json={"model": "m", "input": "hi", "stream": True})
+        assert r.status_code == 429
+        assert r.headers["retry-after"] == "7"
+        assert r.json()["error"]["type"] == "rate_limit_error"
+        assert SECRET not in r.text
+
+
+async def test_upstream_drop_mid_stream_ends_failed() -> None:
+    body = fixture("chat_completions", "text")
+    async with FakeUpstream(Reply(body, drop_after=len(body) // 2)) as upstream:
+        app = await app_for(upstream, "chat_completions")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            r = await c.post("/v1/responses", json={"model": "m", "input": "hi", "stream": True})
+    events = parse_sse(r.content)
+    assert_valid_stream(events)
+    assert [e if isinstance(e, str) else e["type"] for e in events[-3:]] == [
+        "error",
+        "response.failed",
+        "[DONE]",
+    ]
+
+
+async def test_client_disconnect_reaches_the_upstream() -> None:
+    body = fixture("chat_completions", "text")
+    async with FakeUpstream(Reply(body, stall_after=len(body) // 2)) as upstream:
+        engine = Engine(ProviderRegistry(router_for("chat_completions", upstream.url)))
+        with LiveServer(engine) as server:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
+                req = {"model": "m", "input": "hi", "stream": True}
+                async with c.stream("POST", "/v1/responses", json=req) as r:
+                    async for chunk in r.aiter_bytes():
+                        if b"response.in_progress" in chunk:
+                            break
+            await asyncio.wait_for(upstream.disconnected.wait(), 10)
