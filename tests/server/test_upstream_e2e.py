@@ -38,11 +38,11 @@ async def test_each_dialect_through_the_server(kind: str) -> None:
 
         transport = httpx2.ASGITransport(app=app)
         http_client = httpx2.AsyncClient(transport=transport)
-        async with openai.AsyncOpenAI(
-            api_key="k", base_url="http://t/v1", http_client=http_client
-        ) as sdk:
-            async with sdk.responses.stream(model="m", input="hi") as stream:
-                final = await stream.get_final_response()
+        async with (
+            openai.AsyncOpenAI(api_key="k", base_url="http://t/v1", http_client=http_client) as sdk,
+            sdk.responses.stream(model="m", input="hi") as stream,
+        ):
+            final = await stream.get_final_response()
         assert final.output_text == "Hello!"
         assert final.usage is not None and final.usage.output_tokens > 0
         assert upstream.requests[-1].body["model"] == "upstream-m"
