@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import httpx2
 import openai
 import pytest
+from starlette.applications import Starlette
 
 from respgate.engine import Engine
 from respgate.providers.registry import ProviderRegistry
@@ -19,14 +21,28 @@ from tests.support.live import LiveServer
 from tests.support.oracle import assert_valid_stream, parse_sse
 
 
-async def app_for(upstream: FakeUpstream, kind: str):
-    return create_app(Engine(ProviderRegistry(router_for(kind, upstream.url))))
+@pytest.fixture
+async def engines() -> AsyncIterator[list[Engine]]:
+    """Engines made by a test, their upstream clients closed at the end."""
+    made: list[Engine] = []
+    yield made
+    for engine in made:
+        await engine.registry.aclose()
+
+
+@pytest.fixture
+def app_for(engines: list[Engine]) -> Callable[[FakeUpstream, str], Starlette]:
+    def make(upstream: FakeUpstream, kind: str) -> Starlette:
+        engines.append(Engine(ProviderRegistry(router_for(kind, upstream.url))))
+        return create_app(engines[-1])
+
+    return make
 
 
 @pytest.mark.parametrize("kind", ["chat_completions", "anthropic", "responses"])
-async def test_each_dialect_through_the_server(kind: str) -> None:
+async def test_each_dialect_through_the_server(kind: str, app_for) -> None:
     async with FakeUpstream(Reply(fixture(kind, "text"))) as upstream:
-        app = await app_for(upstream, kind)
+        app = app_for(upstream, kind)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
         ) as c:
@@ -48,9 +64,9 @@ async def test_each_dialect_through_the_server(kind: str) -> None:
         assert upstream.requests[-1].body["model"] == "upstream-m"
 
 
-async def test_dropped_hosted_tool_is_reported_in_a_header() -> None:
+async def test_dropped_hosted_tool_is_reported_in_a_header(app_for) -> None:
     async with FakeUpstream(Reply(fixture("chat_completions", "text"))) as upstream:
-        app = await app_for(upstream, "chat_completions")
+        app = app_for(upstream, "chat_completions")
         body = {"model": "m", "input": "hi", "tools": [{"type": "web_search"}]}
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
@@ -61,9 +77,9 @@ async def test_dropped_hosted_tool_is_reported_in_a_header() -> None:
         assert "tools" not in upstream.requests[-1].body
 
 
-async def test_upstream_429_before_the_body_is_a_plain_429() -> None:
+async def test_upstream_429_before_the_body_is_a_plain_429(app_for) -> None:
     async with FakeUpstream(Reply.error(429, "slow down", **{"retry-after": "7"})) as upstream:
-        app = await app_for(upstream, "chat_completions")
+        app = app_for(upstream, "chat_completions")
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
         ) as c:
@@ -74,10 +90,10 @@ async def test_upstream_429_before_the_body_is_a_plain_429() -> None:
         assert SECRET not in r.text
 
 
-async def test_upstream_drop_mid_stream_ends_failed() -> None:
+async def test_upstream_drop_mid_stream_ends_failed(app_for) -> None:
     body = fixture("chat_completions", "text")
     async with FakeUpstream(Reply(body, drop_after=len(body) // 2)) as upstream:
-        app = await app_for(upstream, "chat_completions")
+        app = app_for(upstream, "chat_completions")
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
         ) as c:
@@ -91,10 +107,11 @@ async def test_upstream_drop_mid_stream_ends_failed() -> None:
     ]
 
 
-async def test_client_disconnect_reaches_the_upstream() -> None:
+async def test_client_disconnect_reaches_the_upstream(engines: list[Engine]) -> None:
     body = fixture("chat_completions", "text")
     async with FakeUpstream(Reply(body, stall_after=len(body) // 2)) as upstream:
         engine = Engine(ProviderRegistry(router_for("chat_completions", upstream.url)))
+        engines.append(engine)
         with LiveServer(engine) as server:
             async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
                 req = {"model": "m", "input": "hi", "stream": True}
