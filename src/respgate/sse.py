@@ -1,4 +1,5 @@
-"""Server-Sent Events, sans-IO: the frame encoder the server writes with.
+"""Server-Sent Events, sans-IO: the frame encoder the server writes with, and
+the incremental WHATWG decoder clients read with.
 
 Encoding rules (see docs/design.md): one frame per event,
 `event: <type>\\ndata: <one-line JSON>\\n\\n`, LF only, no `id:` and no
@@ -10,6 +11,8 @@ escaped.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -32,3 +35,107 @@ def encode_json(obj: Any) -> bytes:
 def encode_event(event: dict[str, Any]) -> bytes:
     """One SSE frame for one Responses event; `event:` equals the event's `type`."""
     return b"event: " + event["type"].encode() + b"\ndata: " + encode_json(event) + b"\n\n"
+
+
+# ---------------------------------------------------------------- decoder
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One dispatched event: its type, its data, and the last event ID at dispatch."""
+
+    event: str = "message"
+    data: str = ""
+    id: str = ""
+
+
+class SSEDecoder:
+    """Incremental WHATWG event-stream decoder (HTML §9.2.5-9.2.6), sans-IO.
+
+    `feed(bytes)` returns the events completed by those bytes, in order; `close()`
+    ends the stream, discarding any event that lacks its blank line. Lines end at
+    CR, LF or CRLF (a CR that ends one chunk and an LF that starts the next are
+    one terminator). Only complete lines are decoded, as UTF-8 with invalid
+    sequences replaced by U+FFFD, and each byte is searched for terminators once,
+    so a huge line fed in many chunks costs linear time.
+
+    `last_event_id` and `retry` (the reconnection time in ms, or None) are the
+    stream-level state that the `id` and `retry` fields set.
+    """
+
+    def __init__(self) -> None:
+        self.last_event_id = ""
+        self.retry: int | None = None
+        self.incomplete = False  # set by close(): a partial line or event was discarded
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf known to hold no line terminator
+        self._started = False  # the leading BOM (if any) has been dealt with
+        self._skip_lf = False  # the last terminator was a CR at a chunk's end
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk[0] == 0x0A:
+                chunk = chunk[1:]
+        buf = self._buf
+        buf += chunk
+        if not self._started:
+            if len(buf) < len(_BOM) and _BOM.startswith(buf):
+                return []  # could still be a BOM
+            if buf.startswith(_BOM):
+                del buf[: len(_BOM)]
+            self._started = True
+        end = max(buf.rfind(b"\n", self._scanned), buf.rfind(b"\r", self._scanned))
+        if end < 0:
+            self._scanned = len(buf)
+            return []
+        if end == len(buf) - 1 and buf[end] == 0x0D:
+            self._skip_lf = True
+        text = buf[: end + 1].decode("utf-8", "replace")
+        del buf[: end + 1]
+        self._scanned = len(buf)
+        lines = _LINE_END.split(text)
+        lines.pop()  # the text ends with a terminator, so the last piece is empty
+        return self._lines(lines)
+
+    def close(self) -> None:
+        """End of stream: an event without its terminating blank line is dropped."""
+        self.incomplete = bool(self._buf or self._data or self._event)
+        self._buf.clear()
+        self._scanned = 0
+        self._event = ""
+        self._data = []
+
+    def _lines(self, lines: list[str]) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    events.append(
+                        ServerSentEvent(
+                            self._event or "message", "\n".join(self._data), self.last_event_id
+                        )
+                    )
+                    self._data = []
+                self._event = ""
+                continue
+            if line[0] == ":":
+                continue
+            name, _, value = line.partition(":")
+            if value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                self._data.append(value)
+            elif name == "event":
+                self._event = value
+            elif name == "id":
+                if "\0" not in value:
+                    self.last_event_id = value
+            elif name == "retry" and value.isascii() and value.isdigit():
+                self.retry = int(value)
+        return events
