@@ -65,8 +65,9 @@ class ReplayServer:
 
         async def replay() -> Any:
             for n, chunk in enumerate(script.chunks):
-                if script.gate is not None and n == script.gate_at:
-                    await asyncio.to_thread(script.gate.wait, 10)
+                gated = script.gate is not None and n == script.gate_at
+                if gated and not await asyncio.to_thread(script.gate.wait, 10):
+                    raise ConnectionResetError("the client did not see the events sent so far")
                 yield chunk
                 if script.delay:
                     await asyncio.sleep(script.delay)
