@@ -8,14 +8,11 @@ import pytest
 
 from respgate.sse import DONE_FRAME, KEEPALIVE_FRAME, ServerSentEvent, SSEDecoder
 
+from .helpers import decode as decode_chunks
+
 
 def decode(*chunks: bytes) -> list[ServerSentEvent]:
-    decoder = SSEDecoder()
-    events: list[ServerSentEvent] = []
-    for chunk in chunks:
-        events += decoder.feed(chunk)
-    decoder.close()
-    return events
+    return decode_chunks(list(chunks))
 
 
 def datas(*chunks: bytes) -> list[str]:

@@ -9,7 +9,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from respgate.sse import ServerSentEvent, SSEDecoder, encode_event
+from respgate.sse import ServerSentEvent, encode_event
+
+from .helpers import decode
 
 # Field values: any text without CR/LF, including U+2028/U+2029/U+0085/NUL/BOM.
 value_text = st.text(
@@ -88,15 +90,6 @@ def chunkings(draw: st.DrawFn, data: bytes) -> list[bytes]:
     cuts = sorted(draw(st.sets(st.integers(0, len(data)), max_size=12)))
     edges = [0, *cuts, len(data)]
     return [data[a:b] for a, b in pairwise(edges)]
-
-
-def decode(chunks: list[bytes]) -> list[ServerSentEvent]:
-    decoder = SSEDecoder()
-    events: list[ServerSentEvent] = []
-    for chunk in chunks:
-        events += decoder.feed(chunk)
-    decoder.close()
-    return events
 
 
 @settings(max_examples=400)

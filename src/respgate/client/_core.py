@@ -73,10 +73,12 @@ def transport_error(exc: httpx.HTTPError, response: Json | None = None) -> Strea
     )
 
 
-def result_from_body(body: bytes) -> Result:
-    """The Result of a non-streaming reply; a `failed` response raises `ResponseFailedError`."""
+def result_of(reply: httpx.Response) -> Result:
+    """The Result of a (read) non-streaming reply; a `failed` response raises `ResponseFailedError`."""
+    if rejects(reply, stream=False):
+        raise reply_error(reply, reply.content)
     try:
-        response = orjson.loads(body)
+        response = orjson.loads(reply.content)
     except orjson.JSONDecodeError:
         response = None
     if not isinstance(response, dict):

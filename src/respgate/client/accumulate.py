@@ -72,44 +72,32 @@ class Result:
     def output(self) -> list[Json]:
         return self.response.get("output") or []
 
+    def _texts(self, item_type: str, container: str, part_type: str, key: str) -> list[str]:
+        return [
+            part.get(key, "")
+            for item in self.output
+            if item.get("type") == item_type
+            for part in item.get(container) or []
+            if part.get("type") == part_type
+        ]
+
     @property
     def output_text(self) -> str:
         """All `output_text` parts of all message items, concatenated."""
-        return "".join(
-            part.get("text", "")
-            for item in self.output
-            if item.get("type") == "message"
-            for part in item.get("content") or []
-            if part.get("type") == "output_text"
-        )
+        return "".join(self._texts("message", "content", "output_text", "text"))
 
     @property
     def refusal(self) -> str:
-        return "".join(
-            part.get("refusal", "")
-            for item in self.output
-            if item.get("type") == "message"
-            for part in item.get("content") or []
-            if part.get("type") == "refusal"
-        )
+        return "".join(self._texts("message", "content", "refusal", "refusal"))
 
     @property
     def reasoning_summary(self) -> str:
-        return "\n\n".join(
-            part.get("text", "")
-            for item in self.output
-            if item.get("type") == "reasoning"
-            for part in item.get("summary") or []
-        )
+        """All reasoning summary parts, separated by blank lines."""
+        return "\n\n".join(self._texts("reasoning", "summary", "summary_text", "text"))
 
     @property
     def reasoning_text(self) -> str:
-        return "".join(
-            part.get("text", "")
-            for item in self.output
-            if item.get("type") == "reasoning"
-            for part in item.get("content") or []
-        )
+        return "".join(self._texts("reasoning", "content", "reasoning_text", "text"))
 
     @property
     def tool_calls(self) -> list[ToolCall]:
@@ -249,18 +237,14 @@ class Accumulator:
         )
         self._items[event.output_index] = _settle(item, done)
 
-    def _container(self, event: Any) -> tuple[str, int]:
-        if isinstance(
-            event,
-            ev.ReasoningSummaryPartAdded
-            | ev.ReasoningSummaryPartDone
-            | ev.ReasoningSummaryTextDelta
-            | ev.ReasoningSummaryTextDone,
-        ):
+    @staticmethod
+    def _container(event: Any) -> tuple[str, int]:
+        """Where an item event's text lives: ("content"|"summary", index), or ("", 0) for the item."""
+        if isinstance(event, ev._SummaryEvent):
             return "summary", event.summary_index
-        if isinstance(event, ev.FunctionCallArgumentsDelta | ev.FunctionCallArgumentsDone):
-            return "", 0
-        return "content", event.content_index
+        if isinstance(event, ev._ContentEvent):
+            return "content", event.content_index
+        return "", 0
 
     def _part(self, event: Any, container: str, index: int) -> Json | None:
         item = self._items.get(event.output_index)

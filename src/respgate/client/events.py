@@ -21,31 +21,48 @@ class _Event(msgspec.Struct, kw_only=True, tag_field="type"):
     sequence_number: int | None = None
 
 
+class _ResponseEvent(_Event, kw_only=True):
+    response: Json
+
+
+class _ItemEvent(_Event, kw_only=True):
+    output_index: int
+    item_id: str = ""
+
+
+class _ContentEvent(_ItemEvent, kw_only=True):
+    content_index: int
+
+
+class _SummaryEvent(_ItemEvent, kw_only=True):
+    summary_index: int
+
+
 # ------------------------------------------------------------------ lifecycle
 
 
-class ResponseCreated(_Event, tag="response.created"):
-    response: Json
+class ResponseCreated(_ResponseEvent, tag="response.created"):
+    pass
 
 
-class ResponseQueued(_Event, tag="response.queued"):
-    response: Json
+class ResponseQueued(_ResponseEvent, tag="response.queued"):
+    pass
 
 
-class ResponseInProgress(_Event, tag="response.in_progress"):
-    response: Json
+class ResponseInProgress(_ResponseEvent, tag="response.in_progress"):
+    pass
 
 
-class ResponseCompleted(_Event, tag="response.completed"):
-    response: Json
+class ResponseCompleted(_ResponseEvent, tag="response.completed"):
+    pass
 
 
-class ResponseIncomplete(_Event, tag="response.incomplete"):
-    response: Json
+class ResponseIncomplete(_ResponseEvent, tag="response.incomplete"):
+    pass
 
 
-class ResponseFailed(_Event, tag="response.failed"):
-    response: Json
+class ResponseFailed(_ResponseEvent, tag="response.failed"):
+    pass
 
 
 class ErrorEvent(_Event, tag="error"):
@@ -70,111 +87,68 @@ class OutputItemDone(_Event, tag="response.output_item.done"):
     item: Json
 
 
-class ContentPartAdded(_Event, tag="response.content_part.added"):
-    output_index: int
-    content_index: int
+class ContentPartAdded(_ContentEvent, tag="response.content_part.added"):
     part: Json
-    item_id: str = ""
 
 
-class ContentPartDone(_Event, tag="response.content_part.done"):
-    output_index: int
-    content_index: int
+class ContentPartDone(_ContentEvent, tag="response.content_part.done"):
     part: Json
-    item_id: str = ""
 
 
-class OutputTextDelta(_Event, tag="response.output_text.delta"):
-    output_index: int
-    content_index: int
+class OutputTextDelta(_ContentEvent, tag="response.output_text.delta"):
     delta: str
-    item_id: str = ""
     logprobs: list[Any] = []
 
 
-class OutputTextDone(_Event, tag="response.output_text.done"):
-    output_index: int
-    content_index: int
+class OutputTextDone(_ContentEvent, tag="response.output_text.done"):
     text: str
-    item_id: str = ""
     logprobs: list[Any] = []
 
 
-class OutputTextAnnotationAdded(_Event, tag="response.output_text.annotation.added"):
-    output_index: int
-    content_index: int
+class OutputTextAnnotationAdded(_ContentEvent, tag="response.output_text.annotation.added"):
     annotation_index: int
     annotation: Json
-    item_id: str = ""
 
 
-class RefusalDelta(_Event, tag="response.refusal.delta"):
-    output_index: int
-    content_index: int
+class RefusalDelta(_ContentEvent, tag="response.refusal.delta"):
     delta: str
-    item_id: str = ""
 
 
-class RefusalDone(_Event, tag="response.refusal.done"):
-    output_index: int
-    content_index: int
+class RefusalDone(_ContentEvent, tag="response.refusal.done"):
     refusal: str
-    item_id: str = ""
 
 
-class FunctionCallArgumentsDelta(_Event, tag="response.function_call_arguments.delta"):
-    output_index: int
+class FunctionCallArgumentsDelta(_ItemEvent, tag="response.function_call_arguments.delta"):
     delta: str
-    item_id: str = ""
 
 
-class FunctionCallArgumentsDone(_Event, tag="response.function_call_arguments.done"):
-    output_index: int
+class FunctionCallArgumentsDone(_ItemEvent, tag="response.function_call_arguments.done"):
     arguments: str
-    item_id: str = ""
     name: str | None = None
 
 
-class ReasoningTextDelta(_Event, tag="response.reasoning_text.delta"):
-    output_index: int
-    content_index: int
+class ReasoningTextDelta(_ContentEvent, tag="response.reasoning_text.delta"):
     delta: str
-    item_id: str = ""
 
 
-class ReasoningTextDone(_Event, tag="response.reasoning_text.done"):
-    output_index: int
-    content_index: int
+class ReasoningTextDone(_ContentEvent, tag="response.reasoning_text.done"):
     text: str
-    item_id: str = ""
 
 
-class ReasoningSummaryPartAdded(_Event, tag="response.reasoning_summary_part.added"):
-    output_index: int
-    summary_index: int
+class ReasoningSummaryPartAdded(_SummaryEvent, tag="response.reasoning_summary_part.added"):
     part: Json
-    item_id: str = ""
 
 
-class ReasoningSummaryPartDone(_Event, tag="response.reasoning_summary_part.done"):
-    output_index: int
-    summary_index: int
+class ReasoningSummaryPartDone(_SummaryEvent, tag="response.reasoning_summary_part.done"):
     part: Json
-    item_id: str = ""
 
 
-class ReasoningSummaryTextDelta(_Event, tag="response.reasoning_summary_text.delta"):
-    output_index: int
-    summary_index: int
+class ReasoningSummaryTextDelta(_SummaryEvent, tag="response.reasoning_summary_text.delta"):
     delta: str
-    item_id: str = ""
 
 
-class ReasoningSummaryTextDone(_Event, tag="response.reasoning_summary_text.done"):
-    output_index: int
-    summary_index: int
+class ReasoningSummaryTextDone(_SummaryEvent, tag="response.reasoning_summary_text.done"):
     text: str
-    item_id: str = ""
 
 
 class UnknownEvent(msgspec.Struct):

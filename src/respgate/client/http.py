@@ -19,7 +19,7 @@ from ._core import (
     build_request,
     rejects,
     reply_error,
-    result_from_body,
+    result_of,
     transport_error,
 )
 from .accumulate import Result
@@ -195,9 +195,7 @@ class Client(_Config):
             reply = self.http.send(self.request(body, stream=False))
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
-        if rejects(reply, stream=False):
-            raise reply_error(reply, reply.content)
-        return result_from_body(reply.content)
+        return result_of(reply)
 
     def close(self) -> None:
         self.http.close()
@@ -234,9 +232,7 @@ class AsyncClient(_Config):
             reply = await self.http.send(self.request(body, stream=False))
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
-        if rejects(reply, stream=False):
-            raise reply_error(reply, reply.content)
-        return result_from_body(reply.content)
+        return result_of(reply)
 
     async def aclose(self) -> None:
         await self.http.aclose()
