@@ -99,7 +99,7 @@ class SSEDecoder:
         text = buf[: end + 1].decode("utf-8", "replace")
         del buf[: end + 1]
         self._scanned = len(buf)
-        lines = _LINE_END.split(text)
+        lines = _LINE_END.split(text) if "\r" in text else text.split("\n")
         lines.pop()  # the text ends with a terminator, so the last piece is empty
         return self._lines(lines)
 
@@ -113,29 +113,30 @@ class SSEDecoder:
 
     def _lines(self, lines: list[str]) -> list[ServerSentEvent]:
         events: list[ServerSentEvent] = []
+        data = self._data
+        event = self._event
         for line in lines:
             if not line:
-                if self._data:
+                if data:
                     events.append(
-                        ServerSentEvent(
-                            self._event or "message", "\n".join(self._data), self.last_event_id
-                        )
+                        ServerSentEvent(event or "message", "\n".join(data), self.last_event_id)
                     )
-                    self._data = []
-                self._event = ""
-                continue
-            if line[0] == ":":
+                    data = []
+                event = ""
                 continue
             name, _, value = line.partition(":")
             if value[:1] == " ":
                 value = value[1:]
             if name == "data":
-                self._data.append(value)
+                data.append(value)
             elif name == "event":
-                self._event = value
+                event = value
             elif name == "id":
                 if "\0" not in value:
                     self.last_event_id = value
             elif name == "retry" and value.isascii() and value.isdigit():
                 self.retry = int(value)
+            # anything else, comments (name "") included, is ignored
+        self._data = data
+        self._event = event
         return events
