@@ -68,12 +68,8 @@ def test_snapshot_without_output_is_replaced_by_the_rebuilt_one() -> None:
     assert result.mismatches == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ResponseBuilder bug (skeleton 3f36ede): a tool call whose first fragment has arguments "
-    "is added with them in `item.arguments` and then sent again as a delta",
-)
-def test_builder_tool_call_with_arguments_in_its_first_fragment() -> None:
+def test_tool_call_with_arguments_in_its_first_fragment() -> None:
+    """The builder once added such a call with its arguments and then sent them again."""
     events = streams.build(
         [streams.ToolCallDelta(0, call_id="c", name="f", arguments="{}"), streams.Finish()]
     )
@@ -87,13 +83,12 @@ def test_result_views() -> None:
         ("call_a", "get_weather", '{"city":"Paris"}', {"city": "Paris"}),
         ("call_b", "get_time", "", {}),
     ]
-    assert tools.usage == {
-        "input_tokens": 10,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": 7,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": 17,
-    }
+    assert tools.usage is not None
+    assert (
+        tools.usage["input_tokens"],
+        tools.usage["output_tokens"],
+        tools.usage["total_tokens"],
+    ) == (10, 7, 17)
     reasoning = accumulate(streams.build(streams.REASONING)).result()
     assert (reasoning.reasoning_summary, reasoning.reasoning_text, reasoning.output_text) == (
         "Think hard.",
