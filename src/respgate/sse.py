@@ -63,13 +63,16 @@ class SSEDecoder:
     so a huge line fed in many chunks costs linear time.
 
     `last_event_id` and `retry` (the reconnection time in ms, or None) are the
-    stream-level state that the `id` and `retry` fields set.
+    stream-level state that the `id` and `retry` fields set; `dataless_events`
+    counts blocks that named an event type but carried no data (many clients
+    dispatch those as empty events and crash on them).
     """
 
     def __init__(self) -> None:
         self.last_event_id = ""
         self.retry: int | None = None
         self.incomplete = False  # set by close(): a partial line or event was discarded
+        self.dataless_events = 0  # blocks with an `event:` type but no data (never dispatched)
         self._buf = bytearray()
         self._scanned = 0  # bytes of _buf known to hold no line terminator
         self._started = False  # the leading BOM (if any) has been dealt with
@@ -122,6 +125,8 @@ class SSEDecoder:
                         ServerSentEvent(event or "message", "\n".join(data), self.last_event_id)
                     )
                     data = []
+                elif event:
+                    self.dataless_events += 1
                 event = ""
                 continue
             name, _, value = line.partition(":")

@@ -121,6 +121,9 @@ def test_5_comments_anywhere_and_ignored_fields() -> None:
 
 def test_6_event_type_rules() -> None:
     stream = b"event: foo\n\nevent: bar\ndata: 1\n\ndata: 2\n\nevent:\ndata: 3\n\nevent: a\nevent: b\ndata: 4\n\n"
+    decoder = SSEDecoder()
+    assert decoder.feed(stream) == decode(stream)
+    assert decoder.dataless_events == 1
     assert [(e.event, e.data) for e in decode(stream)] == [
         ("bar", "1"),  # the data-less "foo" block dispatched nothing
         ("message", "2"),  # the type resets after each dispatch
