@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from . import check
 from .config import ConfigError, load_config
 from .engine import Engine
 from .providers.registry import ProviderRegistry
@@ -75,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_serve.add_argument("--log-level", default="info")
     p_serve.set_defaults(func=serve)
+    check.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
