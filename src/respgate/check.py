@@ -561,8 +561,7 @@ def run_case(
     if case.optional and not _output_of(reply, "reasoning"):
         result.skipped = "the model sent no reasoning item"
     result.findings += [Finding("expectation", case.name, m) for m in case.expect(reply, earlier)]
-    if not result.findings:
-        earlier[case.name] = reply
+    earlier[case.name] = reply  # later cases build on it even if it broke a rule
     return result
 
 
