@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from . import check
+from . import chat, check
 from .config import ConfigError, load_config
 from .engine import Engine
 from .providers.registry import ProviderRegistry
@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_serve.add_argument("--log-level", default="info")
     p_serve.set_defaults(func=serve)
     check.add_parser(sub)
+    chat.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
