@@ -1,0 +1,119 @@
+"""`respgate chat`: the renderer on known streams, and conversations against respgate."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+from rich.console import Console
+
+from respgate.chat import Chat, Renderer
+from respgate.cli import main
+from respgate.client import Client, decode_event
+from respgate.client.accumulate import Accumulator
+from respgate.engine import Engine
+from respgate.providers.registry import ProviderRegistry
+from respgate.sse import encode_json
+from tests.client import streams
+from tests.support.live import LiveServer
+from tests.support.memory_store import MemoryStore
+
+
+def console() -> Console:
+    return Console(file=io.StringIO(), width=200, color_system=None)
+
+
+def render(events: list[dict]) -> str:
+    out = console()
+    renderer = Renderer(out)
+    acc = Accumulator()
+    for event in events:
+        typed = decode_event(encode_json(event))
+        acc.add(typed)
+        renderer(typed)
+    renderer.finish(acc.result())
+    return out.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_renders_text_tool_calls_and_usage() -> None:
+    text = render(streams.build(streams.TOOLS))
+    lines = text.splitlines()
+    assert lines[0] == "Checking."
+    assert lines[1] == '→ get_weather({"city":"Paris"})'
+    assert lines[2] == "→ get_time()"
+    assert lines[3] == "completed · 10 in, 7 out tokens · resp_test"
+
+
+def test_renders_reasoning_refusal_and_incomplete() -> None:
+    assert render(streams.build(streams.REASONING)).splitlines() == [
+        "Think hard.",
+        "raw step",
+        "42",
+        "completed · 3 in, 9 out (6 reasoning) tokens · resp_test",
+    ]
+    assert render(streams.build(streams.REFUSAL)).splitlines()[:2] == [
+        "I can't ",
+        "I won't help with that.",
+    ]
+    assert (
+        render(streams.build(streams.INCOMPLETE))
+        .splitlines()[-1]
+        .startswith("incomplete (max_output_tokens)")
+    )
+
+
+@pytest.fixture(scope="module")
+def with_store() -> Iterator[str]:
+    with LiveServer(Engine(ProviderRegistry(), store=MemoryStore())) as server:
+        yield f"{server.url}/v1"
+
+
+@pytest.fixture(scope="module")
+def without_store() -> Iterator[str]:
+    with LiveServer(Engine(ProviderRegistry())) as server:
+        yield f"{server.url}/v1"
+
+
+def test_turns_are_chained_by_previous_response_id(with_store: str) -> None:
+    out = console()
+    with Client(with_store) as client:
+        chat = Chat(client, out, model="echo")
+        first = chat.turn("first")
+        second = chat.turn("second")
+    assert first is not None and second is not None
+    assert second.response["previous_response_id"] == first.id
+    assert second.usage is not None and second.usage["input_tokens"] > first.usage["input_tokens"]  # type: ignore[index]
+    assert "Echo: second" in out.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_without_a_store_the_conversation_is_resent(without_store: str) -> None:
+    out = console()
+    with Client(without_store) as client:
+        chat = Chat(client, out, model="echo")
+        chat.turn("first")
+        second = chat.turn("second")
+    assert second is not None and second.response["previous_response_id"] is None
+    assert not chat.chained
+    assert "resending the conversation" in out.file.getvalue()  # type: ignore[attr-defined]
+    assert second.output_text == "Echo: second"
+
+
+def test_errors_are_printed_and_the_chat_goes_on(with_store: str) -> None:
+    out = console()
+    with Client(with_store) as client:
+        chat = Chat(client, out, model="no-such-model")
+        assert chat.turn("hi") is None
+        chat.model = "echo"
+        assert chat.turn("hi") is not None
+    assert "error: not_found_error, model_not_found" in out.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_cli_one_prompt_and_raw(with_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chat", "--url", with_store, "hello", "there"]) == 0
+    assert capsys.readouterr().out.startswith("Echo: hello there\ncompleted · ")
+    assert main(["chat", "--url", with_store, "--raw", "hi"]) == 0
+    types = [json.loads(line)["type"] for line in capsys.readouterr().out.splitlines()]
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+    assert "response.output_text.delta" in types
