@@ -14,17 +14,7 @@ from respgate.engine import Engine
 from respgate.providers.registry import ProviderRegistry
 from tests.support.live import LiveServer
 from tests.support.memory_store import MemoryStore
-
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
-        "required": ["city", "days"],
-    },
-}
-TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}}
+from tests.support.tools import TIME, WEATHER
 
 SCENARIOS: dict[str, dict[str, Any]] = {
     "text": {"input": "hello there \u2028 world \U0001f600"},
