@@ -11,6 +11,7 @@ from respgate.protocol.builder import ResponseBuilder
 from respgate.protocol.request import parse_create_request
 from respgate.protocol.response import new_response
 from respgate.protocol.signals import (
+    Failure,
     Finish,
     ReasoningDelta,
     ReasoningOpaque,
@@ -41,33 +42,7 @@ def failed(
     signals: list[Signal], code: str = "server_error", message: str = "upstream went away"
 ) -> list[Event]:
     """`signals`, then the `error` + `response.failed` ending (open items end incomplete)."""
-    counter = itertools.count()
-    response = new_response(
-        parse_create_request(b'{"model":"m","input":"hi"}'), "resp_test", 1_700_000_000
-    )
-    builder = ResponseBuilder(
-        response, clock=lambda: 1, mint=lambda kind: f"{kind}_{next(counter)}"
-    )
-    events = builder.open()
-    for signal in signals:
-        events += builder.feed(signal)
-    builder._close_open(
-        events, "incomplete"
-    )  # the builder's own Failure path, minus its error event
-    seq = events[-1]["sequence_number"]
-    response["status"] = "failed"
-    response["error"] = {"code": code, "message": message}
-    events.append(
-        {
-            "type": "error",
-            "code": code,
-            "message": message,
-            "param": None,
-            "sequence_number": seq + 1,
-        }
-    )
-    events.append({"type": "response.failed", "response": response, "sequence_number": seq + 2})
-    return events
+    return build([*signals, Failure(code, message)])
 
 
 TEXT = [
