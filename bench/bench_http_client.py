@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from respgate.providers._sse import SSEDecoder
+from respgate.sse import SSEDecoder
 
 BODY = orjson.dumps(
     {"model": "fake-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]}

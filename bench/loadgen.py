@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from respgate.providers._sse import SSEDecoder
+from respgate.sse import SSEDecoder
 
 Mode = Literal["chat", "responses"]
 BODIES: dict[str, dict[str, Any]] = {
@@ -88,7 +88,8 @@ async def one_request(
             result.errors += 1
             return
         async for chunk in r.content.iter_any():
-            for _, data in decoder.feed(chunk):
+            for event in decoder.feed(chunk):
+                data = event.data
                 events += 1
                 if first is None and is_text_delta(mode, data):
                     first = time.perf_counter()

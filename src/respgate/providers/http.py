@@ -22,7 +22,7 @@ import orjson
 
 from ..config import ProviderConfig
 from ..protocol.signals import Failure, Finish, Signal
-from ._sse import SSEDecoder
+from ..sse import SSEDecoder
 from .base import ModelCall, UpstreamError, upstream_error
 
 ERROR_BODY_LIMIT = 64 * 1024
@@ -214,8 +214,8 @@ class SignalStream:
         translator, decoder = self._translator, SSEDecoder()
         try:
             async for chunk in self._response.content.iter_any():
-                for event, data in decoder.feed(chunk):
-                    for signal in translator.feed(event, data):
+                for event in decoder.feed(chunk):
+                    for signal in translator.feed(event.event, event.data):
                         if isinstance(signal, Finish | Failure):
                             self._ended = isinstance(signal, Finish)
                             yield signal
