@@ -9,7 +9,7 @@ stream is checked at three levels:
 - the strict stream checker (`respgate.protocol.validate`): order, indices,
   stable ids, deltas concatenating to the done text, one terminal event, `[DONE]`;
 - the Open Responses OpenAPI schemas bundled in `respgate/protocol/spec/`
-  (with `jsonschema`, when installed).
+  (jsonschema).
 
 The report is a table of rules, each passed or failed with its offending
 events; `--json` prints it for CI; the exit code is 1 on any failure.
@@ -18,6 +18,7 @@ events; `--json` prints it for CI; the exit code is 1 on any failure.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import logging
@@ -27,6 +28,7 @@ from importlib import resources
 from typing import Any
 
 import httpx
+import jsonschema
 
 from .protocol.validate import RESPONSE_FIELDS, RULES, StreamChecker
 from .sse import SSEDecoder
@@ -182,11 +184,7 @@ def check_stream(chunks: Iterable[bytes], case: str, *, require_done: bool = Tru
 
 
 @functools.cache
-def _spec() -> Json | None:
-    try:
-        import jsonschema  # noqa: F401
-    except ImportError:
-        return None
+def _spec() -> Json:
     text = (
         resources.files("respgate.protocol")
         .joinpath("spec/openresponses-openapi-2026-04-24.json")
@@ -197,10 +195,7 @@ def _spec() -> Json | None:
 
 @functools.cache
 def _validator(schema_name: str) -> Any:
-    import jsonschema
-
     spec = _spec()
-    assert spec is not None
     return jsonschema.Draft202012Validator(
         {"$ref": f"#/components/schemas/{schema_name}", "components": spec["components"]}
     )
@@ -216,7 +211,7 @@ SPEC_EVENT_NAMES = {
 @functools.cache
 def _event_schemas() -> dict[str, str]:
     """Event type -> schema name, read from the spec (`*StreamingEvent` with a one-value `type` enum)."""
-    spec = _spec() or {"components": {"schemas": {}}}
+    spec = _spec()
     names: dict[str, str] = {}
     for name, schema in spec["components"]["schemas"].items():
         enum = schema.get("properties", {}).get("type", {}).get("enum", [])
@@ -225,21 +220,47 @@ def _event_schemas() -> dict[str, str]:
     return names
 
 
+def spec_event_type(event_type: str) -> str:
+    return SPEC_EVENT_NAMES.get(event_type, event_type)
+
+
+def has_schema(event_type: str) -> bool:
+    return spec_event_type(event_type) in _event_schemas()
+
+
 def schema_errors(event: Json) -> list[str]:
     """Schema violations of one event (none for types the spec does not define)."""
-    if _spec() is None:
-        return []
-    spec_type = SPEC_EVENT_NAMES.get(event.get("type"), event.get("type"))  # type: ignore[arg-type]
-    name = _event_schemas().get(spec_type)  # type: ignore[arg-type]
+    spec_type = spec_event_type(event.get("type"))  # type: ignore[arg-type]
+    name = _event_schemas().get(spec_type)
     if name is None:
         return []
-    return [_schema_message(e) for e in _validator(name).iter_errors(dict(event, type=spec_type))]
+    return [
+        _schema_message(e)
+        for e in _validator(name).iter_errors(_spec_view(dict(event, type=spec_type)))
+    ]
 
 
 def response_schema_errors(response: Json) -> list[str]:
-    if _spec() is None:
-        return []
-    return [_schema_message(e) for e in _validator("ResponseResource").iter_errors(response)]
+    return [
+        _schema_message(e) for e in _validator("ResponseResource").iter_errors(_spec_view(response))
+    ]
+
+
+def _spec_view(obj: Json) -> Json:
+    """Work around a bug in the published schema: `JsonSchemaResponseFormat.schema`
+    is declared null-only, so a Response that echoes a real JSON schema in
+    `text.format.schema` can never validate. Check everything else."""
+    target = obj.get("response") if "response" in obj else obj
+    text = target.get("text") if isinstance(target, dict) else None
+    fmt = text.get("format") if isinstance(text, dict) else None
+    if not (
+        isinstance(fmt, dict) and fmt.get("type") == "json_schema" and fmt.get("schema") is not None
+    ):
+        return obj
+    obj = copy.deepcopy(obj)
+    target = obj.get("response") if "response" in obj else obj
+    target["text"]["format"]["schema"] = None
+    return obj
 
 
 def _schema_message(error: Any) -> str:

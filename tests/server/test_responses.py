@@ -8,8 +8,9 @@ import httpx
 import jsonschema
 import pytest
 
+from respgate.check import response_schema_errors
 from tests.conftest import stream_events
-from tests.support.oracle import assert_valid_stream, parse_sse, response_spec_errors
+from tests.support.oracle import assert_valid_stream, parse_sse
 from tests.support.tools import TIME, WEATHER
 
 
@@ -30,7 +31,7 @@ async def both(client: httpx.AsyncClient, body: dict) -> tuple[list, dict]:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/json")
     final = r.json()
-    assert response_spec_errors(final) == []
+    assert response_schema_errors(final) == []
     terminal = events[-2]["response"]
     assert strip_ids(final) == strip_ids(terminal)
     return events, final

@@ -3,92 +3,28 @@ event union, and the strict checker, applied to every event a test sees."""
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
-from importlib import resources
 from typing import Annotated, Any, Union, get_args, get_origin
 
-import jsonschema
 import openai
 from pydantic import Field, TypeAdapter
 
+from respgate.check import has_schema, schema_errors
 from respgate.protocol.validate import check_events
 
-EVENT_SCHEMAS = {
-    "response.created": "ResponseCreatedStreamingEvent",
-    "response.queued": "ResponseQueuedStreamingEvent",
-    "response.in_progress": "ResponseInProgressStreamingEvent",
-    "response.completed": "ResponseCompletedStreamingEvent",
-    "response.failed": "ResponseFailedStreamingEvent",
-    "response.incomplete": "ResponseIncompleteStreamingEvent",
-    "response.output_item.added": "ResponseOutputItemAddedStreamingEvent",
-    "response.output_item.done": "ResponseOutputItemDoneStreamingEvent",
-    "response.reasoning_summary_part.added": "ResponseReasoningSummaryPartAddedStreamingEvent",
-    "response.reasoning_summary_part.done": "ResponseReasoningSummaryPartDoneStreamingEvent",
-    "response.content_part.added": "ResponseContentPartAddedStreamingEvent",
-    "response.content_part.done": "ResponseContentPartDoneStreamingEvent",
-    "response.output_text.delta": "ResponseOutputTextDeltaStreamingEvent",
-    "response.output_text.done": "ResponseOutputTextDoneStreamingEvent",
-    "response.refusal.delta": "ResponseRefusalDeltaStreamingEvent",
-    "response.refusal.done": "ResponseRefusalDoneStreamingEvent",
-    "response.reasoning.delta": "ResponseReasoningDeltaStreamingEvent",
-    "response.reasoning.done": "ResponseReasoningDoneStreamingEvent",
-    "response.reasoning_summary_text.delta": "ResponseReasoningSummaryDeltaStreamingEvent",
-    "response.reasoning_summary_text.done": "ResponseReasoningSummaryDoneStreamingEvent",
-    "response.function_call_arguments.delta": "ResponseFunctionCallArgumentsDeltaStreamingEvent",
-    "response.function_call_arguments.done": "ResponseFunctionCallArgumentsDoneStreamingEvent",
-    "error": "ErrorStreamingEvent",
-}
-
-# respgate uses OpenAI's names for raw reasoning text; Open Responses calls the
-# same events response.reasoning.* (documented in docs/design.md).
-OPENAI_NAMES = {
-    "response.reasoning_text.delta": "response.reasoning.delta",
-    "response.reasoning_text.done": "response.reasoning.done",
-}
-
-
-@functools.cache
-def _document() -> dict[str, Any]:
-    text = (
-        resources.files("respgate.protocol")
-        .joinpath("spec/openresponses-openapi-2026-04-24.json")
-        .read_text()
-    )
-    return json.loads(text)
-
-
-@functools.cache
-def _validator(schema_name: str) -> jsonschema.Draft202012Validator:
-    doc = _document()
-    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": doc["components"]}
-    return jsonschema.Draft202012Validator(schema)
-
-
-def _spec_view(obj: dict[str, Any]) -> dict[str, Any]:
-    """Work around the published schema's known bug: `JsonSchemaResponseFormat.schema`
-    is declared as null only, so a real echoed JSON schema cannot validate."""
-    target = obj.get("response") if "response" in obj else obj
-    text = target.get("text") if isinstance(target, dict) else None
-    fmt = text.get("format") if isinstance(text, dict) else None
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        obj = copy.deepcopy(obj)
-        target = obj.get("response") if "response" in obj else obj
-        target["text"]["format"]["schema"] = None
-    return obj
+# Events respgate emits that OpenAI defines and Open Responses does not (custom tools).
+OPENAI_ONLY_EVENTS = frozenset(
+    {"response.custom_tool_call_input.delta", "response.custom_tool_call_input.done"}
+)
 
 
 def spec_errors(event: dict[str, Any]) -> list[str]:
-    event = dict(event, type=OPENAI_NAMES.get(event["type"], event["type"]))
-    name = EVENT_SCHEMAS.get(event["type"])
-    if name is None:
+    if not has_schema(event["type"]):
+        if event["type"] in OPENAI_ONLY_EVENTS:
+            return []
         return [f"no Open Responses schema for event type {event['type']!r}"]
-    return [e.message for e in _validator(name).iter_errors(_spec_view(event))]
-
-
-def response_spec_errors(response: dict[str, Any]) -> list[str]:
-    return [e.message for e in _validator("ResponseResource").iter_errors(_spec_view(response))]
+    return schema_errors(event)
 
 
 @functools.cache
