@@ -73,7 +73,6 @@ class PostgresStore(SqlStore):
     _settings: dict[str, str]
     _listener: asyncpg.Connection | None = None
     _reconnect: asyncio.Task[None] | None = None
-    _closed = False
 
     @classmethod
     async def open(
@@ -141,11 +140,9 @@ class PostgresStore(SqlStore):
     def _notify_query(self, response_id: str) -> Query | None:
         return Query("SELECT pg_notify(?, ?)", (CHANNEL, response_id))
 
-    async def close(self) -> None:
-        self._closed = True
+    async def _release(self) -> None:
         if self._reconnect is not None:
             self._reconnect.cancel()
         if self._listener is not None:
             with contextlib.suppress(Exception):
-                await self._listener.close()
-        await super().close()
+                await self._listener.close()  # releases the advisory lock

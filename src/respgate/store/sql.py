@@ -190,6 +190,7 @@ class SqlStore:
         self._clock = clock
         self._notifier = Notifier()
         self._last_recover = 0.0
+        self._closed = False
 
     # ------------------------------------------------------------ backend hooks
 
@@ -283,7 +284,13 @@ class SqlStore:
         return await self._driver.write(self._expire())
 
     async def close(self) -> None:
-        await self._driver.close()
+        if not self._closed:
+            self._closed = True
+            await self._driver.close()
+            await self._release()
+
+    async def _release(self) -> None:
+        """Backend hook: let go of what marks this process as alive."""
 
     # ------------------------------------------------------------ helpers
 

@@ -103,10 +103,13 @@ class SqliteStore(SqlStore):
         except BlockingIOError:
             os.close(lock_fd)
             raise StoreError(f"Another respgate process is using the data directory {directory}.") from None
+        driver: SqliteDriver | None = None
         try:
             driver = SqliteDriver(directory / DB_FILE, synchronous)
             await driver.write(migrate())
         except BaseException:
+            if driver is not None:
+                await driver.close()
             os.close(lock_fd)
             raise
         store = cls(driver, instance=secrets.randbits(62), retention=retention, poll_interval=poll_interval)
@@ -118,7 +121,6 @@ class SqliteStore(SqlStore):
         yield from ()
         return True
 
-    async def close(self) -> None:
-        await super().close()
+    async def _release(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)  # releases the flock
