@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from store_helpers import Background, completed, wire
 
 from respgate.protocol.errors import ApiError
 from respgate.store.sql import SqlStore, StoreError
+from tests.store.store_helpers import Background, completed, wire
 
 HANG_GUARD = 10  # seconds; a follower still running after this has hung
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from store_helpers import completed
 
 from respgate.protocol.errors import ApiError
 from respgate.store.sql import MIGRATIONS, Query, SqlStore, StoreError
+from tests.store.store_helpers import completed
 
 TOOL_TURN = [
     {"type": "message", "role": "user", "content": "weather?"},
