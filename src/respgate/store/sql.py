@@ -205,7 +205,9 @@ class SqlStore:
     # ------------------------------------------------------------ public API
 
     async def save(self, record: StoredResponse) -> bool:
-        return await self._driver.write(self._save(record))
+        # Programs may run on another thread: hand them a copy the caller cannot mutate.
+        snapshot = StoredResponse(_copy(record.response), _copy(record.input_items), record.tenant)
+        return await self._driver.write(self._save(snapshot))
 
     async def get(self, response_id: str, tenant: str) -> dict[str, Any] | None:
         return await self._driver.read(self._get(response_id, tenant))
@@ -239,7 +241,7 @@ class SqlStore:
     async def append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> bool:
         if not events:
             return True
-        ok = await self._driver.write(self._append_events(response_id, events))
+        ok = await self._driver.write(self._append_events(response_id, _copy(list(events))))
         self._notifier.notify(response_id)
         return ok
 
@@ -546,6 +548,11 @@ class SqlStore:
             (response_id, after, _EVENT_BATCH),
         )
         return status, owner, events
+
+
+def _copy(obj: T) -> T:
+    """A deep copy of JSON data."""
+    return loads(dumps(obj))
 
 
 def _body(response: dict[str, Any]) -> str:
