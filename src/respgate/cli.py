@@ -4,22 +4,69 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
+import os
 import sys
+import tomllib
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 
 from .engine import Engine
 from .providers.registry import ProviderRegistry
 from .server.app import create_app
+from .store import open_store
+from .store.keys import ApiKeys, KeyConfigError
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
-def build_engine(config_path: str | None) -> Engine:
+DEFAULT_DATA_DIR = "data"
+DEFAULT_RETENTION_DAYS = 30.0
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def store_location(config: dict[str, Any], environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """`RESPGATE_DATABASE_URL`, else `[store] database_url`, else the SQLite data directory
+    (`RESPGATE_DATA_DIR`, else `[store] data_dir`, else `./data`)."""
+    store = config.get("store", {})
+    return (
+        environ.get("RESPGATE_DATABASE_URL")
+        or store.get("database_url")
+        or environ.get("RESPGATE_DATA_DIR")
+        or store.get("data_dir")
+        or DEFAULT_DATA_DIR
+    )
+
+
+def build_engine(config: dict[str, Any]) -> Engine:
     """The engine with every provider and store the configuration names."""
-    return Engine(ProviderRegistry())
+    store = config.get("store", {})
+    days = store.get("retention_days", DEFAULT_RETENTION_DAYS)
+    retention = None if days is None or days < 0 else days * 86400
+    location = store_location(config)
+
+    async def opener() -> Any:
+        return await open_store(location, retention=retention)
+
+    return Engine(ProviderRegistry(), None if store.get("enabled") is False else opener)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class GracefulServer(uvicorn.Server):
@@ -41,9 +88,23 @@ class GracefulServer(uvicorn.Server):
 
 
 def serve(args: argparse.Namespace) -> int:
-    engine = build_engine(args.config)
+    settings = load_config(args.config)
+    try:
+        keys = ApiKeys.from_config(settings.get("keys", []))
+    except KeyConfigError as exc:
+        print(f"respgate: {exc}", file=sys.stderr)
+        return 2
+    allow_open = args.allow_open or settings.get("server", {}).get("allow_open", False)
+    if keys.open and not is_loopback(args.host) and not allow_open:
+        print(
+            f"respgate: refusing to serve {args.host} without API keys; configure [[keys]] "
+            "or pass --allow-open to run open on purpose.",
+            file=sys.stderr,
+        )
+        return 2
+    engine = build_engine(settings)
     config = uvicorn.Config(
-        create_app(engine),
+        create_app(engine, keys=keys),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -66,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--grace", type=float, default=SHUTDOWN_GRACE_SECONDS, help="shutdown grace period (s)"
     )
     p_serve.add_argument("--log-level", default="info")
+    p_serve.add_argument(
+        "--allow-open", action="store_true", help="serve a non-loopback address without API keys"
+    )
     p_serve.set_defaults(func=serve)
     args = parser.parse_args(argv)
     logging.basicConfig(
