@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import asyncpg  # noqa: E402
+import asyncpg
 
-from respgate.protocol.ids import new_id  # noqa: E402
-from respgate.store.base import StoredResponse  # noqa: E402
-from respgate.store.postgres import PostgresStore  # noqa: E402
-from respgate.store.sql import SqlStore  # noqa: E402
-from respgate.store.sqlite import SqliteStore  # noqa: E402
+from respgate.protocol.ids import new_id
+from respgate.store.base import StoredResponse
+from respgate.store.postgres import PostgresStore
+from respgate.store.sql import SqlStore
+from respgate.store.sqlite import SqliteStore
 
 TEXT = "lorem ipsum dolor sit amet " * 20  # ~540 characters per message
 
