@@ -4,27 +4,65 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import uvicorn
 
 from . import chat, check
-from .config import ConfigError, load_config
+from .config import Config, ConfigError, load_config
 from .engine import Engine
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
 from .server.app import create_app
+from .store import open_store
+from .store.keys import ApiKeys, KeyConfigError
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
-def build_engine(config_path: str | None) -> Engine:
+DEFAULT_DATA_DIR = "data"
+DEFAULT_RETENTION_DAYS = 30.0
+
+
+def store_location(config: Config, environ: Mapping[str, str] = os.environ) -> str:
+    """`RESPGATE_DATABASE_URL`, else `[store] database_url`, else the SQLite data directory
+    (`RESPGATE_DATA_DIR`, else `[store] data_dir`, else `./data`)."""
+    store = config.tables.get("store", {})
+    return (
+        environ.get("RESPGATE_DATABASE_URL")
+        or store.get("database_url")
+        or environ.get("RESPGATE_DATA_DIR")
+        or store.get("data_dir")
+        or DEFAULT_DATA_DIR
+    )
+
+
+def build_engine(config: Config) -> Engine:
     """The engine with every provider and store the configuration names."""
-    config = load_config(config_path, os.environ)
-    return Engine(ProviderRegistry(Router(config)))
+    store = config.tables.get("store", {})
+    days = store.get("retention_days", DEFAULT_RETENTION_DAYS)
+    retention = None if days is None or days < 0 else days * 86400
+    location = store_location(config)
+
+    async def opener() -> Any:
+        return await open_store(location, retention=retention)
+
+    registry = ProviderRegistry(Router(config))
+    return Engine(registry, None if store.get("enabled") is False else opener)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class GracefulServer(uvicorn.Server):
@@ -47,12 +85,23 @@ class GracefulServer(uvicorn.Server):
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        engine = build_engine(args.config)
-    except ConfigError as exc:
+        config = load_config(args.config, os.environ)
+        keys = ApiKeys.from_config(config.tables.get("keys", []))
+    except (ConfigError, KeyConfigError) as exc:
         print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    server = config.tables.get("server", {})
+    allow_open = args.allow_open or server.get("allow_open", False)
+    if keys.open and not is_loopback(args.host) and not allow_open:
+        print(
+            f"respgate: refusing to serve {args.host} without API keys; configure [[keys]] "
+            "or pass --allow-open to run open on purpose.",
+            file=sys.stderr,
+        )
+        return 2
+    engine = build_engine(config)
     config = uvicorn.Config(
-        create_app(engine),
+        create_app(engine, keys=keys, cors_origins=server.get("cors_origins")),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -75,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--grace", type=float, default=SHUTDOWN_GRACE_SECONDS, help="shutdown grace period (s)"
     )
     p_serve.add_argument("--log-level", default="info")
+    p_serve.add_argument(
+        "--allow-open", action="store_true", help="serve a non-loopback address without API keys"
+    )
     p_serve.set_defaults(func=serve)
     check.add_parser(sub)
     chat.add_parser(sub)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .protocol.builder import ResponseBuilder
-from .protocol.errors import ApiError, not_found
+from .protocol.errors import ApiError, invalid, not_found
 from .protocol.ids import new_id
 from .protocol.request import CreateRequest
 from .protocol.response import new_response
@@ -32,46 +32,30 @@ log = logging.getLogger("respgate.engine")
 Event = dict[str, Any]
 
 
-class Run:
-    """A response in flight. Transports call `next_batch()` until it returns `[]`."""
+class EventSource:
+    """Events buffered for a transport: `push` in, `next_batch()` out until it returns `[]`."""
 
-    def __init__(
-        self,
-        builder: ResponseBuilder,
-        signals: AsyncIterator[Signal],
-        on_terminal: Callable[[Run], Awaitable[None]] | None = None,
-    ) -> None:
-        self.builder = builder
-        self._signals = signals
-        self._on_terminal = on_terminal
+    def __init__(self) -> None:
         self._buffer: list[Event] = []
         self._wakeup = asyncio.Event()
         self._finished = False
-        self._abort: tuple[str, str] | None = None
         self.task: asyncio.Task[None] | None = None
         # Request and translation warnings (tools dropped, ...) for a response header.
-        self.warnings: list[str] = list(getattr(signals, "warnings", ()))
-
-    @property
-    def response_id(self) -> str:
-        return self.builder.response["id"]
-
-    @property
-    def response(self) -> dict[str, Any]:
-        return self.builder.response
+        self.warnings: list[str] = []
 
     def push(self, events: list[Event]) -> None:
         if events:
             self._buffer.extend(events)
             self._wakeup.set()
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._produce(), name=f"run {self.response_id}")
+    def finish(self) -> None:
+        self._finished = True
+        self._wakeup.set()
 
     async def next_batch(self, timeout: float | None = None) -> list[Event] | None:
         """Every event emitted since the last call, at once (never waits to fill a batch).
 
-        Returns `[]` once the run has finished and everything was drained, and
+        Returns `[]` once the source has finished and everything was drained, and
         None when `timeout` seconds passed with nothing new (time for a keep-alive).
         """
         if not self._buffer and not self._finished:
@@ -83,6 +67,56 @@ class Run:
                 return None
         batch, self._buffer = self._buffer, []
         return batch
+
+    def abort(self, code: str, message: str) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+class Replay(EventSource):
+    """A background response's logged events, then its live ones (`GET ?stream=true`).
+    Aborting it (client gone) stops only this reader, never the response."""
+
+    def __init__(self, events: AsyncIterator[Event]) -> None:
+        super().__init__()
+        self.task = asyncio.create_task(self._pump(events))
+
+    async def _pump(self, events: AsyncIterator[Event]) -> None:
+        try:
+            async for event in events:
+                self.push([event])
+        except Exception:
+            log.exception("reading an event log failed")
+        finally:
+            self.finish()
+
+
+class Run(EventSource):
+    """A response in flight. Transports call `next_batch()` until it returns `[]`."""
+
+    def __init__(
+        self,
+        builder: ResponseBuilder,
+        signals: AsyncIterator[Signal],
+        on_terminal: Callable[[Run], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.builder = builder
+        self._signals = signals
+        self._on_terminal = on_terminal
+        self._abort: tuple[str, str] | None = None
+        self.warnings = list(getattr(signals, "warnings", ()))
+
+    @property
+    def response_id(self) -> str:
+        return self.builder.response["id"]
+
+    @property
+    def response(self) -> dict[str, Any]:
+        return self.builder.response
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._produce(), name=f"run {self.response_id}")
 
     def abort(self, code: str, message: str) -> None:
         """End the run now with `error` + `response.failed` (disconnect, shutdown, cancel)."""
@@ -133,8 +167,7 @@ class Run:
             except Exception:
                 log.exception("response %s could not be stored", self.response_id)
         self.push(terminal)
-        self._finished = True
-        self._wakeup.set()
+        self.finish()
 
 
 async def _close_quietly(signals: AsyncIterator[Signal]) -> None:
@@ -148,21 +181,58 @@ async def _close_quietly(signals: AsyncIterator[Signal]) -> None:
 
 
 class Engine:
+    """Runs responses and answers for stored ones.
+
+    `store` is a `ResponseStore`, or an async callable that opens one in the
+    server's event loop (`start()` calls it). Without a store nothing is kept:
+    `store: true` is a no-op and `previous_response_id` is always not found.
+    """
+
     def __init__(
         self,
         registry: ProviderRegistry,
-        store: ResponseStore | None = None,
+        store: ResponseStore | Callable[[], Awaitable[ResponseStore]] | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        expire_every: float = 3600.0,
     ) -> None:
         self.registry = registry
-        self.store = store
+        self._open_store = store if callable(store) and not hasattr(store, "save") else None
+        self.store: ResponseStore | None = None if self._open_store else store  # type: ignore[assignment]
         self.clock = clock
+        self.expire_every = expire_every
         self.runs: set[Run] = set()
+        self.background: dict[str, Run] = {}
         self.accepting = True
+        self._tasks: set[asyncio.Task[None]] = set()  # background event-log writers
+        self._expirer: asyncio.Task[None] | None = None
 
     def _now(self) -> int:
         return int(self.clock())
+
+    async def start(self) -> None:
+        """Open the store, fail what a dead process left in flight, and expire old records."""
+        if self._open_store is not None:
+            self.store = await self._open_store()
+        if self.store is not None:
+            failed = await self.store.recover()
+            if failed:
+                log.warning("marked %d responses of a stopped process failed", len(failed))
+            self._expirer = asyncio.create_task(self._expire_loop())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _expire_loop(self) -> None:
+        assert self.store is not None
+        while True:
+            try:
+                await self.store.expire()
+            except Exception:
+                log.exception("expiring stored responses failed")
+            await asyncio.sleep(self.expire_every)
 
     async def create(self, req: CreateRequest, *, tenant: str = "") -> Run:
         """Start a response; raises `ApiError` for anything that fails before the first byte."""
@@ -179,13 +249,70 @@ class Engine:
         run = Run(builder, signals, self._persist_for(req, tenant) if wants_store else None)
         run.warnings[:0] = req.warnings
         run.push(builder.open())
+        self._track(run)
+        return run
+
+    def _track(self, run: Run) -> None:
         self.runs.add(run)
         run.start()
         assert run.task is not None
         run.task.add_done_callback(lambda _: self.runs.discard(run))
-        return run
+
+    async def create_background(self, req: CreateRequest, *, tenant: str = "") -> dict[str, Any]:
+        """Queue a background response and return it (status `queued`); generation runs in
+        a task whose every event is appended to the response's log."""
+        if not self.accepting:
+            raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
+        if self.store is None:
+            raise invalid("Background responses need a configured store.", "background")
+        assert req.model is not None
+        self.registry.check(req.model)
+        items = await self._context(req, tenant)
+        call = ModelCall(req, items, model=req.model, instructions=req.instructions)
+        response = new_response(req, new_id("response"), self._now())
+        builder = ResponseBuilder(response, clock=self._now)
+        queued = builder.open(queued=True)
+        await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
+        await self.store.append_events(response["id"], queued)
+        snapshot = builder.snapshot()
+        run = Run(builder, self._open_signals(req.model, call))
+        run.push(builder.run())
+        self.background[run.response_id] = run
+        self._track(run)
+        self._spawn(self._log(run))
+        return snapshot
+
+    async def _open_signals(self, model: str, call: ModelCall) -> AsyncIterator[Signal]:
+        """The provider's signals, with an error while opening it as a `Failure`."""
+        try:
+            signals = await self.registry.open(model, call)
+        except ApiError as err:
+            yield Failure(err.code or "upstream_error", err.message)
+            return
+        try:
+            async for signal in signals:
+                yield signal
+        finally:
+            await _close_quietly(signals)
+
+    async def _log(self, run: Run) -> None:
+        """Append a background run's events to its log as they come (each write takes
+        everything emitted meanwhile). Stops the run if the response was cancelled."""
+        assert self.store is not None
+        try:
+            while batch := await run.next_batch():
+                if not await self.store.append_events(run.response_id, batch):
+                    run.abort("cancelled", "The response was cancelled.")
+        except Exception:
+            log.exception("response %s: the event log could not be written", run.response_id)
+            run.abort("server_error", "The response's event log could not be written.")
+        finally:
+            self.background.pop(run.response_id, None)
 
     async def _context(self, req: CreateRequest, tenant: str) -> list[dict[str, Any]]:
+        """The model context: the previous chain, then this request's input with every
+        `item_reference` replaced by the item it names (`req.items` is updated too)."""
+        req.items = [await self._resolve(item, i, tenant) for i, item in enumerate(req.items)]
         if req.previous_response_id is None:
             return list(req.items)
         chain = None
@@ -199,12 +326,83 @@ class Engine:
             )
         return [*chain, *req.items]
 
+    async def _resolve(self, item: dict[str, Any], index: int, tenant: str) -> dict[str, Any]:
+        if item["type"] != "item_reference":
+            return item
+        found = None if self.store is None else await self.store.get_item(item["id"], tenant)
+        if found is None:
+            raise not_found(
+                f"Item with id '{item['id']}' not found.", "item_not_found", f"input[{index}].id"
+            )
+        return found
+
     def _persist_for(self, req: CreateRequest, tenant: str) -> Callable[[Run], Awaitable[None]]:
         async def persist(run: Run) -> None:
             assert self.store is not None
             await self.store.save(StoredResponse(run.response, list(req.items), tenant))
 
         return persist
+
+    # ------------------------------------------------------------ stored responses
+
+    def _stored(self) -> ResponseStore:
+        if self.store is None:
+            raise not_found("No responses are stored by this gateway.", "response_not_found")
+        return self.store
+
+    @staticmethod
+    def _missing(response_id: str) -> ApiError:
+        return not_found(f"Response with id '{response_id}' not found.", "response_not_found")
+
+    async def retrieve(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:
+        response = await self._stored().get(response_id, tenant)
+        if response is None:
+            raise self._missing(response_id)
+        return response
+
+    async def replay(
+        self, response_id: str, *, tenant: str = "", starting_after: int | None = None
+    ) -> Replay:
+        """A background response's events after `starting_after`, then live until the end."""
+        response = await self.retrieve(response_id, tenant=tenant)
+        if not response.get("background"):
+            raise invalid("Only background responses can be streamed again.", "stream")
+        return Replay(self._stored().follow(response_id, tenant, starting_after))
+
+    async def delete(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:
+        if not await self._stored().delete(response_id, tenant):
+            raise self._missing(response_id)
+        run = self.background.get(response_id)
+        if run is not None:
+            run.abort("cancelled", "The response was deleted.")
+        return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+    async def input_items(
+        self,
+        response_id: str,
+        *,
+        tenant: str = "",
+        limit: int = 20,
+        order: str = "desc",
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        page = await self._stored().input_items(
+            response_id, tenant, limit=limit, order=order, after=after
+        )  # type: ignore[arg-type]
+        if page is None:
+            raise self._missing(response_id)
+        return page.wire()
+
+    async def cancel(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:
+        """Cancel a background response (on whichever process runs it: that process's next
+        log write is refused and it stops); here, its run stops at once."""
+        response = await self._stored().cancel(response_id, tenant)
+        if response is None:
+            raise self._missing(response_id)
+        run = self.background.get(response_id)
+        if run is not None:
+            run.abort("cancelled", "The response was cancelled.")
+        return response
 
     async def shutdown(self, grace: float) -> None:
         """Stop accepting; let runs finish for `grace` seconds, then end the rest as failed."""
@@ -217,4 +415,10 @@ class Engine:
         pending = [r.task for r in self.runs if r.task is not None]
         if pending:
             await asyncio.wait(pending, timeout=5)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        if self._expirer is not None:
+            self._expirer.cancel()
         await self.registry.aclose()
+        if self.store is not None and self._open_store is not None:
+            await self.store.close()  # opened here, closed here

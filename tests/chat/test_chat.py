@@ -18,7 +18,7 @@ from respgate.providers.registry import ProviderRegistry
 from respgate.sse import encode_json
 from tests.client import streams
 from tests.support.live import LiveServer
-from tests.support.memory_store import MemoryStore
+from tests.support.stores import sqlite_engine
 
 
 def console() -> Console:
@@ -65,8 +65,8 @@ def test_renders_reasoning_refusal_and_incomplete() -> None:
 
 
 @pytest.fixture(scope="module")
-def with_store() -> Iterator[str]:
-    with LiveServer(Engine(ProviderRegistry(), store=MemoryStore())) as server:
+def with_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with LiveServer(sqlite_engine(tmp_path_factory.mktemp("store"))) as server:
         yield f"{server.url}/v1"
 
 

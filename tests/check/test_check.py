@@ -22,10 +22,8 @@ from starlette.routing import Route
 
 from respgate.check import check_file, check_url
 from respgate.cli import main
-from respgate.engine import Engine
-from respgate.providers.registry import ProviderRegistry
 from respgate.server.app import create_app
-from tests.support.memory_store import MemoryStore
+from tests.support.stores import sqlite_engine
 
 Frames = list[bytes]
 
@@ -124,7 +122,7 @@ def proxy_app(upstream: Starlette) -> Starlette:
 def serve(app: Starlette) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
@@ -135,8 +133,8 @@ def serve(app: Starlette) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def respgate_app() -> Starlette:
-    return create_app(Engine(ProviderRegistry(), store=MemoryStore()))
+def respgate_app(tmp_path_factory: pytest.TempPathFactory) -> Starlette:
+    return create_app(sqlite_engine(tmp_path_factory.mktemp("store")))
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 
 from respgate.client import Client, ResponseFailedError, Stream
-from respgate.engine import Engine
-from respgate.providers.registry import ProviderRegistry
 from tests.support.live import LiveServer
-from tests.support.memory_store import MemoryStore
+from tests.support.stores import sqlite_engine
 from tests.support.tools import TIME, WEATHER
 
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -54,9 +52,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     with (
-        LiveServer(Engine(ProviderRegistry(), store=MemoryStore())) as server,
+        LiveServer(sqlite_engine(tmp_path_factory.mktemp("store"))) as server,
         Client(f"{server.url}/v1") as c,
     ):
         yield c

@@ -75,7 +75,7 @@ async def test_client_disconnect_stops_generation(live: LiveServer) -> None:
 
 def test_sigterm_ends_open_streams_with_failed_and_done(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": SRC}
+    env = {**os.environ, "PYTHONPATH": SRC, "RESPGATE_DATA_DIR": str(tmp_path / "data")}
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -17,8 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine import Engine
-from ..protocol.errors import ApiError
+from ..protocol.errors import ApiError, invalid
 from ..protocol.request import parse_create_request
+from ..store.keys import ApiKeys
 from .transport import SSEResponse, fold
 
 log = logging.getLogger("respgate.server")
@@ -60,26 +61,87 @@ def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
     return [(b"x-respgate-warning", text)]
 
 
+def query_int(request: Request, name: str, default: int | None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid(f"`{name}` must be an integer.", name) from None
+
+
 def create_app(
     engine: Engine,
     *,
+    keys: ApiKeys | None = None,
     cors_origins: list[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     keepalive_seconds: float = 15.0,
 ) -> Starlette:
-    """Build the app around an engine (and whatever store/providers it holds)."""
+    """Build the app around an engine (and whatever store/providers it holds).
+    With `keys`, every /v1 request needs `Authorization: Bearer <key>`; the key's
+    tenant is the only one whose responses the request can see."""
+    api_keys = keys or ApiKeys()
+
+    def tenant_of(request: Request) -> str:
+        tenant = api_keys.tenant_for(request.headers.get("authorization"))
+        if tenant is None:
+            raise ApiError(
+                401,
+                "Incorrect or missing API key. Send `Authorization: Bearer <key>`.",
+                code="invalid_api_key",
+            )
+        return tenant
 
     async def create_response(request: Request) -> Response:
+        tenant = tenant_of(request)
         body = await read_body(request, max_body_bytes)
         req = parse_create_request(body)
-        run = await engine.create(req)
+        if req.background:
+            headers = warning_headers(req.warnings)
+            queued = await engine.create_background(req, tenant=tenant)
+            if req.stream:
+                replay = await engine.replay(queued["id"], tenant=tenant)
+                return SSEResponse(replay, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
+            return JSON(queued, headers={k.decode(): v.decode() for k, v in headers} or None)
+        run = await engine.create(req, tenant=tenant)
         headers = warning_headers(run.warnings)
         if req.stream:
             return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
         response = await fold(run)
         return JSON(response, headers={k.decode(): v.decode() for k, v in headers} or None)
 
+    async def retrieve_response(request: Request) -> Response:
+        tenant = tenant_of(request)
+        response_id = request.path_params["response_id"]
+        if request.query_params.get("stream", "").lower() == "true":
+            after = query_int(request, "starting_after", None)
+            replay = await engine.replay(response_id, tenant=tenant, starting_after=after)
+            return SSEResponse(replay, keepalive=keepalive_seconds)  # type: ignore[return-value]
+        return JSON(await engine.retrieve(response_id, tenant=tenant))
+
+    async def delete_response(request: Request) -> Response:
+        tenant = tenant_of(request)
+        return JSON(await engine.delete(request.path_params["response_id"], tenant=tenant))
+
+    async def cancel_response(request: Request) -> Response:
+        tenant = tenant_of(request)
+        return JSON(await engine.cancel(request.path_params["response_id"], tenant=tenant))
+
+    async def list_input_items(request: Request) -> Response:
+        tenant = tenant_of(request)
+        page = await engine.input_items(
+            request.path_params["response_id"],
+            tenant=tenant,
+            limit=query_int(request, "limit", 20),  # type: ignore[arg-type]
+            order=request.query_params.get("order", "desc"),
+            after=request.query_params.get("after") or None,
+        )
+        return JSON(page)
+
     async def list_models(request: Request) -> Response:
+        tenant_of(request)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "respgate"}
             for name in engine.registry.models()
@@ -125,6 +187,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await engine.start()
         yield
         await engine.shutdown(grace=0)
 
@@ -132,6 +195,10 @@ def create_app(
         lifespan=lifespan,
         routes=[
             Route("/v1/responses", create_response, methods=["POST"]),
+            Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
+            Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+            Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
+            Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],

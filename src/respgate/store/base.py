@@ -1,30 +1,130 @@
-"""The `ResponseStore` interface (implementations: `sqlite`, `postgres`)."""
+"""The `ResponseStore` interface (implementations: `sqlite`, `postgres`).
+
+One record per stored response: the Response object, this request's input
+items, its output items, its tenant, timestamps and, for background
+responses, an append-only event log. Every method that takes a `tenant` treats
+another tenant's response exactly like an id that never existed.
+"""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from ..protocol.ids import PREFIXES
+
+# Statuses of a response that is still being generated; every other status is final.
+ACTIVE_STATUSES = ("queued", "in_progress")
+
+# The error a response gets when the process that generated it died.
+ORPHANED_ERROR = {
+    "code": "server_error",
+    "message": "The server stopped while generating this response.",
+}
 
 
 @dataclass(slots=True)
 class StoredResponse:
-    """What is persisted for one response (`store: true`)."""
+    """What is persisted for one response (`store: true`).
 
-    response: dict[str, Any]  # the Response object as last emitted
-    input_items: list[dict[str, Any]]  # this request's input items, normalised, with ids
+    `response` is the Response object as last emitted: its `status`, `output`
+    (the output items), `usage`, `background`, `previous_response_id` and
+    `created_at` are read from it. `input_items` are this request's input
+    items, normalised; `save` gives every item without an `id` a fresh one.
+    """
+
+    response: dict[str, Any]
+    input_items: list[dict[str, Any]]
     tenant: str = ""
 
 
-class ResponseStore(Protocol):
-    async def save(self, record: StoredResponse) -> None:
-        """Insert or replace; committed when this returns."""
+@dataclass(slots=True)
+class ItemPage:
+    """One page of `GET /v1/responses/{id}/input_items` (an `ItemListResource`)."""
 
-    async def get(self, response_id: str, tenant: str) -> dict[str, Any] | None: ...
+    data: list[dict[str, Any]]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": self.data,
+            "first_id": self.first_id,
+            "last_id": self.last_id,
+            "has_more": self.has_more,
+        }
+
+
+class ResponseStore(Protocol):
+    """Durable response state. Every write is committed when its call returns."""
+
+    async def save(self, record: StoredResponse) -> bool:
+        """Create the record, or update it while it is still queued/in progress
+        (Response object and output items; input items are written once).
+        False if the response already reached a final status (e.g. cancelled)."""
+
+    async def get(self, response_id: str, tenant: str) -> dict[str, Any] | None:
+        """The Response object, or None."""
 
     async def load_chain(self, response_id: str, tenant: str) -> list[dict[str, Any]] | None:
-        """Every input and output item of the chain ending at `response_id`, oldest first;
-        None if the id is unknown, deleted or another tenant's."""
+        """Every input and output item of the chain ending at `response_id`,
+        oldest first; None if the id, or any response of its chain, is unknown,
+        deleted, expired or another tenant's."""
 
-    async def delete(self, response_id: str, tenant: str) -> bool: ...
+    async def get_item(self, item_id: str, tenant: str) -> dict[str, Any] | None:
+        """The most recently stored input or output item with this id (`item_reference`)."""
+
+    async def input_items(
+        self,
+        response_id: str,
+        tenant: str,
+        *,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "desc",
+        after: str | None = None,
+    ) -> ItemPage | None:
+        """A page of the response's input items, or None for an unknown id."""
+
+    async def delete(self, response_id: str, tenant: str) -> bool:
+        """Delete the record, its items and its event log. False if there was none."""
+
+    async def append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> bool:
+        """Append events (each with its `sequence_number`) to the response's log.
+        An event that carries a `response` also updates the stored Response (status,
+        object, and output items). False, with nothing written, if the response is no
+        longer queued/in progress (cancelled, failed by recovery, deleted): stop."""
+
+    def follow(
+        self, response_id: str, tenant: str, starting_after: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The logged events after `starting_after`, then live ones, ending after the
+        terminal event (or at once if the response is unknown or already final and
+        fully replayed). Never waits on a producer that is dead."""
+
+    async def cancel(self, response_id: str, tenant: str) -> dict[str, Any] | None:
+        """Cancel a queued/in-progress background response: status `cancelled` and a
+        terminal event in its log. Idempotent for a cancelled one. None if unknown;
+        `ApiError(400)` if not a background response or already final otherwise."""
+
+    async def recover(self) -> list[str]:
+        """Mark every queued/in-progress response whose producing process is dead as
+        `failed`, with a terminal event in its log. Returns their ids."""
+
+    async def expire(self) -> int:
+        """Delete final background responses (and logs) past their retention; returns how many."""
 
     async def close(self) -> None: ...
+
+
+def item_id_for(item_type: str) -> str:
+    """A fresh id for an item of `item_type` (`msg_…`, `fc_…`, `rs_…`; `item_…` otherwise)."""
+    return f"{PREFIXES.get(item_type, 'item')}_{secrets.token_hex(16)}"
+
+
+def with_item_ids(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items, each with an `id` (a copy with a fresh id where one was missing)."""
+    return [item if item.get("id") else {**item, "id": item_id_for(item["type"])} for item in items]

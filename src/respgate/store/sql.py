@@ -1,0 +1,580 @@
+"""The SQL both backends share, written once as sans-IO *programs*.
+
+A program is a generator that yields `Query` values and receives each query's
+rows back; its return value is the operation's result. A backend's `Driver`
+runs a write program inside one transaction (SQLite: all of it in the
+database thread, one hop; PostgreSQL: on one pooled connection) and a read
+program without one. So every operation below exists once, and the two
+backends differ only in DDL, placeholders, and how they tell that another
+process is dead (`SqlStore._owner_dead`) or wake other processes'
+followers (`SqlStore._notify_query`).
+
+Tables (see the migrations in `sqlite.py` / `postgres.py`):
+
+- `responses`: one row per response; `response` is the Response object as
+  JSON *without* `output` (the output items live in `items`), `owner` is the
+  instance id of the process generating it (only while queued/in progress).
+- `items`: input (`kind` 0) and output (`kind` 1) items in order.
+- `events`: the background event log, `(response_id, sequence_number)`.
+
+`items` and `events` rows are deleted with their response (ON DELETE CASCADE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
+
+import orjson
+
+from ..protocol.errors import invalid
+from ..protocol.lifecycle import TERMINAL_EVENTS
+from .base import ACTIVE_STATUSES, ORPHANED_ERROR, ItemPage, StoredResponse, with_item_ids
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+INPUT, OUTPUT = 0, 1
+_ACTIVE = "('queued', 'in_progress')"
+_EVENT_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One statement; with `many`, executed once per row of arguments (returns no rows)."""
+
+    sql: str
+    args: Sequence[Any] = ()
+    many: Sequence[Sequence[Any]] | None = None
+
+
+Program = Generator[Query, list[Row], T]
+
+
+class Driver(Protocol):
+    async def write(self, program: Program[T]) -> T:
+        """Run `program` in one transaction; committed when this returns."""
+
+    async def read(self, program: Program[T]) -> T: ...
+
+    async def close(self) -> None: ...
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used (not a client error)."""
+
+
+# The schema, shared by both backends: SQLite reads these type names by affinity
+# (BIGINT/SMALLINT -> INTEGER, BOOLEAN -> NUMERIC). Append migrations; never edit one.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE responses ("
+        " id TEXT PRIMARY KEY,"
+        " tenant TEXT NOT NULL,"
+        " previous_response_id TEXT,"
+        " status TEXT NOT NULL,"
+        " background BOOLEAN NOT NULL,"
+        " owner BIGINT,"
+        " response TEXT NOT NULL,"
+        " created_at BIGINT NOT NULL,"
+        " updated_at BIGINT NOT NULL,"
+        " expires_at BIGINT)",
+        f"CREATE INDEX responses_active ON responses (owner) WHERE status IN {_ACTIVE}",
+        "CREATE INDEX responses_expires ON responses (expires_at) WHERE expires_at IS NOT NULL",
+        "CREATE TABLE items ("
+        " response_id TEXT NOT NULL REFERENCES responses (id) ON DELETE CASCADE,"
+        " kind SMALLINT NOT NULL,"
+        " position INTEGER NOT NULL,"
+        " item_id TEXT,"
+        " data TEXT NOT NULL,"
+        " PRIMARY KEY (response_id, kind, position))",
+        "CREATE INDEX items_item_id ON items (item_id)",
+        "CREATE TABLE events ("
+        " response_id TEXT NOT NULL REFERENCES responses (id) ON DELETE CASCADE,"
+        " sequence_number INTEGER NOT NULL,"
+        " data TEXT NOT NULL,"
+        " PRIMARY KEY (response_id, sequence_number))",
+    ],
+]
+
+
+def migrate(lock: Query | None = None) -> Program[int]:
+    """Bring the schema to the newest version (in the caller's transaction); returns it."""
+    if lock is not None:
+        yield lock
+    yield Query("CREATE TABLE IF NOT EXISTS respgate_schema (version INTEGER NOT NULL)")
+    rows = yield Query("SELECT version FROM respgate_schema")
+    version = rows[0][0] if rows else 0
+    if version > len(MIGRATIONS):
+        raise StoreError(f"The database schema (version {version}) is newer than this respgate.")
+    for migration in MIGRATIONS[version:]:
+        for statement in migration:
+            yield Query(statement)
+    if not rows:
+        yield Query("INSERT INTO respgate_schema (version) VALUES (?)", (len(MIGRATIONS),))
+    elif version < len(MIGRATIONS):
+        yield Query("UPDATE respgate_schema SET version = ?", (len(MIGRATIONS),))
+    return len(MIGRATIONS)
+
+
+def run(program: Program[T], execute: Callable[[Query], list[Row]]) -> T:
+    """Drive `program`, executing each query it yields with `execute`."""
+    try:
+        query = next(program)
+        while True:
+            query = program.send(execute(query))
+    except StopIteration as stop:
+        return stop.value
+
+
+async def arun(program: Program[T], execute: Callable[[Query], Awaitable[list[Row]]]) -> T:
+    """`run` for an asynchronous `execute`."""
+    try:
+        query = next(program)
+        while True:
+            query = program.send(await execute(query))
+    except StopIteration as stop:
+        return stop.value
+
+
+def dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
+
+loads = orjson.loads
+
+
+class Notifier:
+    """In-process wake-ups for followers, keyed by response id."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    def notify(self, response_id: str) -> None:
+        for event in self._waiters.get(response_id, ()):
+            event.set()
+
+    @contextlib.contextmanager
+    def subscribe(self, response_id: str) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        waiters = self._waiters.setdefault(response_id, set())
+        waiters.add(event)
+        try:
+            yield event
+        finally:
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[response_id]
+
+
+class SqlStore:
+    """`ResponseStore` over a `Driver`. Subclasses open the driver."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        *,
+        instance: int,
+        retention: float | None,
+        poll_interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._driver = driver
+        self.instance = instance  # this process's id in `responses.owner`
+        self.retention = retention  # seconds a final background response is kept
+        self.poll_interval = poll_interval
+        self._clock = clock
+        self._notifier = Notifier()
+        self._last_recover = 0.0
+        self._closed = False
+
+    # ------------------------------------------------------------ backend hooks
+
+    def _owner_dead(self, owner: int) -> Program[bool]:
+        """Whether the process `owner` (not this one) is gone."""
+        raise NotImplementedError
+
+    def _notify_query(self, response_id: str) -> Query | None:
+        """A statement that wakes other processes' followers, if the backend has one."""
+        return None
+
+    # ------------------------------------------------------------ public API
+
+    async def save(self, record: StoredResponse) -> bool:
+        # Programs may run on another thread: hand them a copy the caller cannot mutate.
+        snapshot = StoredResponse(_copy(record.response), _copy(record.input_items), record.tenant)
+        return await self._driver.write(self._save(snapshot))
+
+    async def get(self, response_id: str, tenant: str) -> dict[str, Any] | None:
+        return await self._driver.read(self._get(response_id, tenant))
+
+    async def load_chain(self, response_id: str, tenant: str) -> list[dict[str, Any]] | None:
+        return await self._driver.read(self._load_chain(response_id, tenant))
+
+    async def get_item(self, item_id: str, tenant: str) -> dict[str, Any] | None:
+        return await self._driver.read(self._get_item(item_id, tenant))
+
+    async def input_items(
+        self,
+        response_id: str,
+        tenant: str,
+        *,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "desc",
+        after: str | None = None,
+    ) -> ItemPage | None:
+        if not 1 <= limit <= 100:
+            raise invalid("`limit` must be between 1 and 100.", "limit")
+        if order not in ("asc", "desc"):
+            raise invalid("`order` must be 'asc' or 'desc'.", "order")
+        return await self._driver.read(self._input_items(response_id, tenant, limit, order, after))
+
+    async def delete(self, response_id: str, tenant: str) -> bool:
+        deleted = await self._driver.write(self._delete(response_id, tenant))
+        self._notifier.notify(response_id)
+        return deleted
+
+    async def append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> bool:
+        if not events:
+            return True
+        ok = await self._driver.write(self._append_events(response_id, _copy(list(events))))
+        self._notifier.notify(response_id)
+        return ok
+
+    async def follow(
+        self, response_id: str, tenant: str, starting_after: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        after = -1 if starting_after is None else starting_after
+        while True:
+            with self._notifier.subscribe(response_id) as woken:
+                found = await self._driver.read(self._read_events(response_id, tenant, after))
+                if found is None:
+                    return
+                status, owner, rows = found
+                for sequence_number, data in rows:
+                    event = loads(data)
+                    yield event
+                    after = sequence_number
+                    if event["type"] in TERMINAL_EVENTS:
+                        return
+                if status not in ACTIVE_STATUSES and len(rows) < _EVENT_BATCH:
+                    return  # final and fully replayed (a log without a terminal event ends here too)
+                if rows:
+                    continue
+                try:
+                    await asyncio.wait_for(woken.wait(), self.poll_interval)
+                except TimeoutError:
+                    if owner != self.instance:
+                        await self._recover_now()
+
+    async def cancel(self, response_id: str, tenant: str) -> dict[str, Any] | None:
+        response = await self._driver.write(self._cancel(response_id, tenant))
+        self._notifier.notify(response_id)
+        return response
+
+    async def recover(self) -> list[str]:
+        failed = await self._driver.write(self._recover())
+        for response_id in failed:
+            self._notifier.notify(response_id)
+        return failed
+
+    async def expire(self) -> int:
+        return await self._driver.write(self._expire())
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._driver.close()
+            await self._release()
+
+    async def _release(self) -> None:
+        """Backend hook: let go of what marks this process as alive."""
+
+    # ------------------------------------------------------------ helpers
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    async def _recover_now(self) -> None:
+        """`recover`, at most once per poll interval however many followers wait."""
+        now = self._clock()
+        if now - self._last_recover >= self.poll_interval:
+            self._last_recover = now
+            await self.recover()
+
+    # ------------------------------------------------------------ programs: writes
+
+    def _save(self, record: StoredResponse) -> Program[bool]:
+        response = record.response
+        if (yield from self._update_active(response)):
+            return True
+        created_at = int(response.get("created_at") or self._now())
+        background = bool(response.get("background"))
+        expires_at = (
+            created_at + int(self.retention) if background and self.retention is not None else None
+        )
+        status = response["status"]
+        rows = yield Query(
+            "INSERT INTO responses (id, tenant, previous_response_id, status, background, owner,"
+            " response, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING RETURNING id",
+            (
+                response["id"],
+                record.tenant,
+                response.get("previous_response_id"),
+                status,
+                background,
+                self.instance if status in ACTIVE_STATUSES else None,
+                _body(response),
+                created_at,
+                self._now(),
+                expires_at,
+            ),
+        )
+        if not rows:
+            return False  # exists and is final
+        yield from self._insert_items(response["id"], INPUT, with_item_ids(record.input_items))
+        yield from self._insert_items(response["id"], OUTPUT, response.get("output") or [])
+        return True
+
+    def _update_active(self, response: dict[str, Any]) -> Program[bool]:
+        """Update a queued/in-progress record from a Response snapshot; False if none."""
+        status = response["status"]
+        rows = yield Query(
+            f"UPDATE responses SET status = ?, response = ?, owner = ?, updated_at = ?"
+            f" WHERE id = ? AND status IN {_ACTIVE} RETURNING id",
+            (
+                status,
+                _body(response),
+                self.instance if status in ACTIVE_STATUSES else None,
+                self._now(),
+                response["id"],
+            ),
+        )
+        if not rows:
+            return False
+        output = response.get("output") or []
+        if output or status not in ACTIVE_STATUSES:
+            yield Query(
+                "DELETE FROM items WHERE response_id = ? AND kind = ?", (response["id"], OUTPUT)
+            )
+            yield from self._insert_items(response["id"], OUTPUT, output)
+        return True
+
+    def _insert_items(
+        self, response_id: str, kind: int, items: Sequence[dict[str, Any]]
+    ) -> Program[None]:
+        if items:
+            yield Query(
+                "INSERT INTO items (response_id, kind, position, item_id, data) VALUES (?, ?, ?, ?, ?)",
+                many=[
+                    (response_id, kind, i, item.get("id"), dumps(item))
+                    for i, item in enumerate(items)
+                ],
+            )
+
+    def _append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> Program[bool]:
+        snapshot = next((e["response"] for e in reversed(events) if "response" in e), None)
+        if snapshot is not None:
+            ok = yield from self._update_active(snapshot)
+        else:
+            ok = bool(
+                (
+                    yield Query(
+                        f"UPDATE responses SET updated_at = ? WHERE id = ? AND status IN {_ACTIVE} RETURNING id",
+                        (self._now(), response_id),
+                    )
+                )
+            )
+        if not ok:
+            return False
+        yield Query(
+            "INSERT INTO events (response_id, sequence_number, data) VALUES (?, ?, ?)",
+            many=[(response_id, e["sequence_number"], dumps(e)) for e in events],
+        )
+        notify = self._notify_query(response_id)
+        if notify is not None:
+            yield notify
+        return True
+
+    def _finish(self, response_id: str, status: str, error: dict[str, Any] | None) -> Program[bool]:
+        """End a queued/in-progress response from outside its producer: final `status`
+        and a terminal `response.failed` event carrying it. False if it was not active."""
+        rows = yield Query(
+            f"UPDATE responses SET status = ?, owner = NULL, updated_at = ?"
+            f" WHERE id = ? AND status IN {_ACTIVE} RETURNING response",
+            (status, self._now(), response_id),
+        )
+        if not rows:
+            return False
+        response = loads(rows[0][0])
+        response.update(status=status, error=error)
+        yield Query(
+            "UPDATE responses SET response = ? WHERE id = ?", (dumps(response), response_id)
+        )
+        output = yield Query(
+            "SELECT data FROM items WHERE response_id = ? AND kind = ? ORDER BY position",
+            (response_id, OUTPUT),
+        )
+        response["output"] = [loads(data) for (data,) in output]
+        (next_seq,) = (
+            yield Query(
+                "SELECT COALESCE(MAX(sequence_number), -1) + 1 FROM events WHERE response_id = ?",
+                (response_id,),
+            )
+        )[0]
+        event = {"type": "response.failed", "sequence_number": next_seq, "response": response}
+        yield Query(
+            "INSERT INTO events (response_id, sequence_number, data) VALUES (?, ?, ?)",
+            (response_id, next_seq, dumps(event)),
+        )
+        notify = self._notify_query(response_id)
+        if notify is not None:
+            yield notify
+        return True
+
+    def _cancel(self, response_id: str, tenant: str) -> Program[dict[str, Any] | None]:
+        rows = yield Query(
+            "SELECT status, background FROM responses WHERE id = ? AND tenant = ?",
+            (response_id, tenant),
+        )
+        if not rows:
+            return None
+        status, background = rows[0]
+        if not background:
+            raise invalid("Only responses created with `background: true` can be cancelled.", None)
+        if status in ACTIVE_STATUSES:
+            if (yield from self._finish(response_id, "cancelled", None)):
+                status = "cancelled"
+            else:  # it ended between the two statements (PostgreSQL, another process)
+                rows = yield Query("SELECT status FROM responses WHERE id = ?", (response_id,))
+                if not rows:
+                    return None
+                status = rows[0][0]
+        if status != "cancelled":
+            raise invalid(f"Cannot cancel a {status} response.", None)
+        return (yield from self._get(response_id, tenant))
+
+    def _recover(self) -> Program[list[str]]:
+        owners = yield Query(f"SELECT DISTINCT owner FROM responses WHERE status IN {_ACTIVE}")
+        failed: list[str] = []
+        for (owner,) in owners:
+            if owner == self.instance or not (yield from self._owner_dead(owner)):
+                continue
+            rows = yield Query(
+                f"SELECT id FROM responses WHERE owner = ? AND status IN {_ACTIVE}", (owner,)
+            )
+            for (response_id,) in rows:
+                if (yield from self._finish(response_id, "failed", ORPHANED_ERROR)):
+                    failed.append(response_id)
+        return failed
+
+    def _delete(self, response_id: str, tenant: str) -> Program[bool]:
+        rows = yield Query(
+            "DELETE FROM responses WHERE id = ? AND tenant = ? RETURNING id", (response_id, tenant)
+        )
+        return bool(rows)
+
+    def _expire(self) -> Program[int]:
+        rows = yield Query(
+            f"DELETE FROM responses WHERE expires_at <= ? AND status NOT IN {_ACTIVE} RETURNING id",
+            (self._now(),),
+        )
+        return len(rows)
+
+    # ------------------------------------------------------------ programs: reads
+
+    def _get(self, response_id: str, tenant: str) -> Program[dict[str, Any] | None]:
+        rows = yield Query(
+            "SELECT r.response, i.data FROM responses r"
+            " LEFT JOIN items i ON i.response_id = r.id AND i.kind = ?"
+            " WHERE r.id = ? AND r.tenant = ? ORDER BY i.position",
+            (OUTPUT, response_id, tenant),
+        )
+        if not rows:
+            return None
+        response = loads(rows[0][0])
+        response["output"] = [loads(data) for _, data in rows if data is not None]
+        return response
+
+    def _load_chain(self, response_id: str, tenant: str) -> Program[list[dict[str, Any]] | None]:
+        rows = yield Query(
+            "WITH RECURSIVE chain (id, prev, depth) AS ("
+            " SELECT id, previous_response_id, 0 FROM responses WHERE id = ? AND tenant = ?"
+            " UNION ALL"
+            " SELECT r.id, r.previous_response_id, c.depth + 1 FROM responses r"
+            " JOIN chain c ON r.id = c.prev WHERE r.tenant = ?)"
+            " SELECT c.prev, i.data FROM chain c LEFT JOIN items i ON i.response_id = c.id"
+            " ORDER BY c.depth DESC, i.kind, i.position",
+            (response_id, tenant, tenant),
+        )
+        if not rows or rows[0][0] is not None:
+            return None  # unknown, or the oldest response found still has a (missing) predecessor
+        return [loads(data) for _, data in rows if data is not None]
+
+    def _get_item(self, item_id: str, tenant: str) -> Program[dict[str, Any] | None]:
+        rows = yield Query(
+            "SELECT i.data FROM items i JOIN responses r ON r.id = i.response_id"
+            " WHERE i.item_id = ? AND r.tenant = ? ORDER BY r.created_at DESC, i.kind DESC LIMIT 1",
+            (item_id, tenant),
+        )
+        return loads(rows[0][0]) if rows else None
+
+    def _input_items(
+        self, response_id: str, tenant: str, limit: int, order: str, after: str | None
+    ) -> Program[ItemPage | None]:
+        if not (
+            yield Query(
+                "SELECT 1 FROM responses WHERE id = ? AND tenant = ?", (response_id, tenant)
+            )
+        ):
+            return None
+        sql = "SELECT item_id, data FROM items WHERE response_id = ? AND kind = ?"
+        args: list[Any] = [response_id, INPUT]
+        if after is not None:
+            sql += (
+                f" AND position {'>' if order == 'asc' else '<'} (SELECT position FROM items"
+                " WHERE response_id = ? AND kind = ? AND item_id = ? ORDER BY position LIMIT 1)"
+            )
+            args += [response_id, INPUT, after]
+        sql += f" ORDER BY position {order.upper()} LIMIT ?"
+        rows = yield Query(sql, (*args, limit + 1))
+        data = [loads(d) for _, d in rows[:limit]]
+        return ItemPage(
+            data=data,
+            first_id=rows[0][0] if data else None,
+            last_id=rows[len(data) - 1][0] if data else None,
+            has_more=len(rows) > limit,
+        )
+
+    def _read_events(
+        self, response_id: str, tenant: str, after: int
+    ) -> Program[tuple[str, int | None, list[Row]] | None]:
+        # Status first: a final status read here means the events read next include the
+        # terminal event (both are committed in one transaction).
+        rows = yield Query(
+            "SELECT status, owner FROM responses WHERE id = ? AND tenant = ?", (response_id, tenant)
+        )
+        if not rows:
+            return None
+        status, owner = rows[0]
+        events = yield Query(
+            "SELECT sequence_number, data FROM events WHERE response_id = ? AND sequence_number > ?"
+            " ORDER BY sequence_number LIMIT ?",
+            (response_id, after, _EVENT_BATCH),
+        )
+        return status, owner, events
+
+
+def _copy(obj: T) -> T:
+    """A deep copy of JSON data."""
+    return loads(dumps(obj))
+
+
+def _body(response: dict[str, Any]) -> str:
+    """The Response object as stored in `responses.response`: without `output`."""
+    return dumps({k: v for k, v in response.items() if k != "output"})

@@ -1,0 +1,176 @@
+"""Real server processes: SIGKILL mid-generation and restart; two processes sharing PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.server.test_live import SRC, free_port
+from tests.support.oracle import parse_sse
+
+SLOW = {"echo_scenario": "long", "echo_tokens": "2000", "echo_delay_ms": "10"}
+
+
+class Server:
+    """`respgate serve` in a child process."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "respgate",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env={**os.environ, "PYTHONPATH": SRC, **env},
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return
+            except httpx.TransportError:
+                assert self.proc.poll() is None, "server exited"
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.05)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str]) -> Iterator[Server]:
+    server = Server(env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_status(c: httpx.Client, response_id: str, *statuses: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        response = c.get(f"/v1/responses/{response_id}").json()
+        if response["status"] in statuses:
+            return response
+        assert time.monotonic() < deadline, response["status"]
+        time.sleep(0.02)
+
+
+def test_sigkill_mid_generation_then_restart(tmp_path: Any) -> None:
+    env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
+    with running(env) as first, first.client() as c:
+        done = [
+            c.post("/v1/responses", json={"model": "echo", "input": f"turn {i}"}).json()
+            for i in range(3)
+        ]
+        bg = c.post(
+            "/v1/responses",
+            json={"model": "echo", "input": "x", "background": True, "metadata": SLOW},
+        ).json()
+        received = b""
+        with (
+            c.stream("GET", f"/v1/responses/{bg['id']}", params={"stream": "true"}) as r,
+            pytest.raises(httpx.TransportError),  # the follower's server dies under it
+        ):
+            for chunk in r.iter_bytes():
+                received += chunk
+                if received.count(b"output_text.delta") >= 5:
+                    first.kill()
+        seen = [e for e in parse_sse(received) if isinstance(e, dict)]
+    with running(env) as second, second.client() as c:
+        for response in done:
+            assert c.get(f"/v1/responses/{response['id']}").json() == response
+        failed = c.get(f"/v1/responses/{bg['id']}").json()
+        assert failed["status"] == "failed"
+        assert failed["error"]["code"] == "server_error"
+        last = seen[-1]["sequence_number"]
+        resumed = parse_sse(
+            c.get(
+                f"/v1/responses/{bg['id']}", params={"stream": "true", "starting_after": str(last)}
+            ).content
+        )
+        assert resumed[-1] == "[DONE]"
+        assert resumed[-2]["type"] == "response.failed"
+        assert resumed[0]["sequence_number"] == last + 1
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    url = os.environ.get("RESPGATE_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("RESPGATE_TEST_DATABASE_URL is not set")
+    schema = f"respgate_test_{secrets.token_hex(6)}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in url else "?"
+    yield f"{url}{sep}search_path={schema}"
+    asyncio.run(run(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.mark.postgres
+def test_two_processes_share_postgresql(pg_schema: str) -> None:
+    env = {"RESPGATE_DATABASE_URL": pg_schema}
+    with running(env) as one, running(env) as two, one.client() as c1, two.client() as c2:
+        body = {
+            "model": "echo",
+            "input": "shared",
+            "background": True,
+            "metadata": {"echo_scenario": "long", "echo_tokens": "100", "echo_delay_ms": "5"},
+        }
+        bg = c1.post("/v1/responses", json=body).json()
+        events = parse_sse(c2.get(f"/v1/responses/{bg['id']}", params={"stream": "true"}).content)
+        assert events[-1] == "[DONE]"
+        assert events[-2]["type"] == "response.completed"
+        assert [e["sequence_number"] for e in events[:-1]] == list(range(len(events) - 1))
+        assert c2.get(f"/v1/responses/{bg['id']}").json()["status"] == "completed"
+        # the chain continues on the other process
+        follow_up = c2.post(
+            "/v1/responses",
+            json={"model": "echo", "input": "next", "previous_response_id": bg["id"]},
+        ).json()
+        assert c1.get(f"/v1/responses/{follow_up['id']}").json()["status"] == "completed"
+        # one process dies mid-generation: the other fails its response, followers end
+        slow = c1.post("/v1/responses", json={**body, "metadata": SLOW}).json()
+        wait_status(c2, slow["id"], "in_progress")
+        one.kill()
+        tail = parse_sse(c2.get(f"/v1/responses/{slow['id']}", params={"stream": "true"}).content)
+        assert tail[-2]["type"] == "response.failed"
+        assert c2.get(f"/v1/responses/{slow['id']}").json()["status"] == "failed"

@@ -1,0 +1,201 @@
+"""The background event log: append, replay, follow, cancel, recovery, retention."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from respgate.protocol.errors import ApiError
+from respgate.store.sql import SqlStore, StoreError
+from tests.store.store_helpers import Background, completed, wire
+
+HANG_GUARD = 10  # seconds; a follower still running after this has hung
+
+
+async def collect(
+    store: SqlStore, response_id: str, tenant: str = "", after: int | None = None
+) -> list[dict[str, Any]]:
+    return await asyncio.wait_for(_drain(store, response_id, tenant, after), HANG_GUARD)
+
+
+async def _drain(
+    store: SqlStore, response_id: str, tenant: str, after: int | None
+) -> list[dict[str, Any]]:
+    return [event async for event in store.follow(response_id, tenant, after)]
+
+
+async def test_queued_then_generated_then_replayed_from_any_point(store: SqlStore) -> None:
+    bg = Background(tenant="a")
+    assert await store.save(bg.record)
+    assert await store.append_events(bg.id, bg.queued)
+    assert (await store.get(bg.id, "a"))["status"] == "queued"
+    running = bg.run()
+    assert await store.append_events(bg.id, running)
+    assert (await store.get(bg.id, "a"))["status"] == "in_progress"
+    body = bg.text("Hel") + bg.text("lo")
+    assert await store.append_events(bg.id, body)
+    final = bg.finish()
+    assert await store.append_events(bg.id, final)
+
+    got = await store.get(bg.id, "a")
+    assert got["status"] == "completed"
+    assert got["output"][0]["content"][0]["text"] == "Hello"
+    everything = wire(bg.queued + running + body + final)
+    assert await collect(store, bg.id, "a") == everything
+    assert await collect(store, bg.id, "a", after=3) == everything[4:]
+    assert await collect(store, bg.id, "a", after=everything[-1]["sequence_number"]) == []
+    assert await collect(store, bg.id, "b") == []
+
+
+async def test_a_follower_gets_live_events_until_the_terminal_one(store: SqlStore) -> None:
+    bg = Background()
+    await store.save(bg.record)
+    await store.append_events(bg.id, bg.queued)
+    follower = asyncio.create_task(collect(store, bg.id, after=0))
+    await asyncio.sleep(0)
+    produced = bg.run() + bg.text("a")
+    await store.append_events(bg.id, produced)
+    for _ in range(3):
+        more = bg.text("b")
+        produced += more
+        await store.append_events(bg.id, more)
+    final = bg.finish()
+    await store.append_events(bg.id, final)
+    events = await follower
+    assert events == wire(bg.queued[1:] + produced + final)
+    assert [e["sequence_number"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_followers_on_another_process_see_live_events(open_store) -> None:
+    if open_store.kind == "sqlite":
+        pytest.skip("one process per SQLite data directory")
+    producer, reader = await open_store(), await open_store()
+    bg = Background()
+    await producer.save(bg.record)
+    await producer.append_events(bg.id, bg.queued)
+    follower = asyncio.create_task(collect(reader, bg.id))
+    await asyncio.sleep(0.01)
+    rest = bg.run() + bg.text("x") + bg.finish()
+    for event in rest:
+        await producer.append_events(bg.id, [event])
+    assert await follower == wire(bg.queued + rest)
+    assert (await reader.get(bg.id, ""))["status"] == "completed"
+
+
+async def test_cancel_ends_the_response_and_its_followers(store: SqlStore) -> None:
+    bg = Background(tenant="a")
+    await store.save(bg.record)
+    started = bg.queued + bg.run() + bg.text("partial")
+    await store.append_events(bg.id, started)
+    follower = asyncio.create_task(collect(store, bg.id, "a"))
+    assert await store.cancel(bg.id, "b") is None
+    cancelled = await store.cancel(bg.id, "a")
+    assert cancelled["status"] == "cancelled"
+    events = await follower
+    terminal = events[-1]
+    assert terminal["type"] == "response.failed"
+    assert terminal["response"]["status"] == "cancelled"
+    assert terminal["sequence_number"] == started[-1]["sequence_number"] + 1
+    # The producer learns it must stop; nothing it sends afterwards is kept.
+    assert not await store.append_events(bg.id, bg.text("more"))
+    assert not await store.save(bg.record)
+    assert (await store.get(bg.id, "a"))["status"] == "cancelled"
+    assert (await store.cancel(bg.id, "a"))["status"] == "cancelled"  # idempotent
+    assert await collect(store, bg.id, "a") == events
+
+
+async def test_cancel_refuses_foreground_and_finished_responses(store: SqlStore) -> None:
+    foreground = completed("done")
+    await store.save(foreground)
+    with pytest.raises(ApiError) as err:
+        await store.cancel(foreground.response["id"], "")
+    assert err.value.status == 400
+    bg = Background()
+    await store.save(bg.record)
+    await store.append_events(bg.id, bg.queued + bg.run() + bg.finish())
+    with pytest.raises(ApiError, match="completed"):
+        await store.cancel(bg.id, "")
+
+
+async def test_responses_of_a_dead_process_fail_and_followers_end(open_store) -> None:
+    dead = await open_store()
+    bg = Background()
+    await dead.save(bg.record)
+    started = bg.queued + bg.run() + bg.text("half")
+    await dead.append_events(bg.id, started)
+    finished = completed("kept")
+    await dead.save(finished)
+    await dead.close()  # the process is gone: its lock is released
+
+    alive = await open_store()
+    events = await collect(alive, bg.id, after=1)  # no explicit recover: the follower does not hang
+    assert events[:-1] == wire(started[2:])
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["status"] == "failed"
+    assert events[-1]["response"]["error"]["code"] == "server_error"
+    assert (await alive.get(bg.id, ""))["status"] == "failed"
+    assert (await alive.get(finished.response["id"], ""))["status"] == "completed"
+    assert await alive.recover() == []
+
+
+async def test_recover_at_start_fails_only_dead_owners(open_store) -> None:
+    first = await open_store()
+    left = Background()
+    await first.save(left.record)
+    await first.append_events(left.id, left.queued)
+    await first.close()
+    second = await open_store()
+    assert await second.recover() == [left.id]
+    mine = Background()
+    await second.save(mine.record)
+    assert await second.recover() == []
+    if open_store.kind == "postgres":
+        third = await open_store()
+        assert await third.recover() == []  # `second` is alive
+        assert (await third.get(mine.id, ""))["status"] == "queued"
+
+
+async def test_one_process_per_sqlite_data_directory(open_store) -> None:
+    if open_store.kind != "sqlite":
+        pytest.skip("SQLite only")
+    await open_store()
+    with pytest.raises(StoreError, match="Another respgate process"):
+        await open_store()
+
+
+async def test_retention_expires_final_background_responses_only(open_store) -> None:
+    store = await open_store(retention=0)
+    finished, running = Background(), Background()
+    for bg in (finished, running):
+        await store.save(bg.record)
+        await store.append_events(bg.id, bg.queued)
+    await store.append_events(finished.id, finished.run() + finished.finish())
+    foreground = completed("forever")
+    await store.save(foreground)
+    assert await store.expire() == 1
+    assert await store.get(finished.id, "") is None
+    assert await collect(store, finished.id) == []
+    assert (await store.get(running.id, ""))["status"] == "queued"
+    assert await store.get(foreground.response["id"], "") is not None
+
+
+async def test_no_retention_keeps_everything(open_store) -> None:
+    store = await open_store(retention=None)
+    bg = Background()
+    await store.save(bg.record)
+    await store.append_events(bg.id, bg.queued + bg.run() + bg.finish())
+    assert await store.expire() == 0
+    assert await store.get(bg.id, "") is not None
+
+
+async def test_deleting_a_running_response_ends_its_followers_and_producer(store: SqlStore) -> None:
+    bg = Background()
+    await store.save(bg.record)
+    await store.append_events(bg.id, bg.queued)
+    follower = asyncio.create_task(collect(store, bg.id))
+    await asyncio.sleep(0.01)
+    assert await store.delete(bg.id, "")
+    assert await follower in ([], wire(bg.queued))
+    assert not await store.append_events(bg.id, bg.run())
