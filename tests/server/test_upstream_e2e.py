@@ -15,10 +15,16 @@ from starlette.applications import Starlette
 from respgate.engine import Engine
 from respgate.providers.registry import ProviderRegistry
 from respgate.server.app import create_app
+from tests.conftest import stream_events
 from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
 from tests.providers.support import SECRET, router_for
 from tests.support.live import LiveServer
-from tests.support.oracle import assert_valid_stream, parse_sse
+from tests.support.oracle import assert_valid_stream
+
+
+async def stream_through(app: Starlette, body: dict) -> list:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        return await stream_events(c, body)
 
 
 @pytest.fixture
@@ -43,11 +49,7 @@ def app_for(engines: list[Engine]) -> Callable[[FakeUpstream, str], Starlette]:
 async def test_each_dialect_through_the_server(kind: str, app_for) -> None:
     async with FakeUpstream(Reply(fixture(kind, "text"))) as upstream:
         app = app_for(upstream, kind)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as c:
-            r = await c.post("/v1/responses", json={"model": "m", "input": "hi", "stream": True})
-        events = parse_sse(r.content)
+        events = await stream_through(app, {"model": "m", "input": "hi"})
         assert_valid_stream(events)
         assert events[-2]["response"]["output"][0]["content"][0]["text"] == "Hello!"
         assert events[-2]["response"]["model"] == "m"
@@ -94,11 +96,7 @@ async def test_upstream_drop_mid_stream_ends_failed(app_for) -> None:
     body = fixture("chat_completions", "text")
     async with FakeUpstream(Reply(body, drop_after=len(body) // 2)) as upstream:
         app = app_for(upstream, "chat_completions")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as c:
-            r = await c.post("/v1/responses", json={"model": "m", "input": "hi", "stream": True})
-    events = parse_sse(r.content)
+        events = await stream_through(app, {"model": "m", "input": "hi"})
     assert_valid_stream(events)
     assert [e if isinstance(e, str) else e["type"] for e in events[-3:]] == [
         "error",

@@ -299,8 +299,16 @@ class AnthropicTranslator:
         self._usage.update({k: v for k, v in usage.items() if isinstance(v, int)})
         u = self._usage
         cached = u.get("cache_read_input_tokens", 0)
-        total_input = u.get("input_tokens", 0) + cached + u.get("cache_creation_input_tokens", 0)
-        return [Usage(total_input, u.get("output_tokens", 0), cached_tokens=cached)]
+        written = u.get("cache_creation_input_tokens", 0)
+        total_input = u.get("input_tokens", 0) + cached + written
+        return [
+            Usage(
+                total_input,
+                u.get("output_tokens", 0),
+                cached_tokens=cached,
+                cache_write_tokens=written,
+            )
+        ]
 
     def end(self) -> list[Signal]:
         return [faults.truncated(self.provider, "message_stop")]
