@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,11 +29,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def one_stream(client: httpx.AsyncClient, tokens: int) -> int:
+async def one_stream(client: httpx.AsyncClient, tokens: int, store: bool = True) -> int:
     body = {
         "model": "echo",
         "input": "x",
         "stream": True,
+        "store": store,
         "metadata": {"echo_scenario": "long", "echo_tokens": str(tokens)},
     }
     frames = 0
@@ -42,12 +45,14 @@ async def one_stream(client: httpx.AsyncClient, tokens: int) -> int:
     return frames
 
 
-async def measure(url: str, tokens: int, concurrency: int) -> tuple[int, float]:
+async def measure(url: str, tokens: int, concurrency: int, store: bool) -> tuple[int, float]:
     limits = httpx.Limits(max_connections=concurrency + 1)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         await one_stream(client, 10)  # warm-up
         start = time.perf_counter()
-        counts = await asyncio.gather(*(one_stream(client, tokens) for _ in range(concurrency)))
+        counts = await asyncio.gather(
+            *(one_stream(client, tokens, store) for _ in range(concurrency))
+        )
         return sum(counts), time.perf_counter() - start
 
 
@@ -56,9 +61,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=5000, help="tokens in the single stream")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--tokens-each", type=int, default=200, help="tokens per concurrent stream")
+    parser.add_argument(
+        "--no-store", action="store_true", help="send store: false (nothing persisted)"
+    )
     args = parser.parse_args()
+    store = not args.no_store
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    data_dir = tempfile.mkdtemp(prefix="respgate-bench-")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RESPGATE_DATA_DIR": data_dir}
     cmd = [sys.executable, "-m", "respgate", "serve", "--port", str(port), "--log-level", "warning"]
     server = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -69,11 +79,11 @@ def main() -> None:
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        events, seconds = asyncio.run(measure(url, args.tokens, 1))
+        events, seconds = asyncio.run(measure(url, args.tokens, 1, store))
         print(
             f"1 stream of {args.tokens} tokens: {events} events in {seconds:.3f} s = {events / seconds:,.0f} events/s"
         )
-        events, seconds = asyncio.run(measure(url, args.tokens_each, args.concurrency))
+        events, seconds = asyncio.run(measure(url, args.tokens_each, args.concurrency, store))
         print(
             f"{args.concurrency} concurrent streams of {args.tokens_each} tokens: {events} events in {seconds:.3f} s"
             f" = {events / seconds:,.0f} events/s, {args.concurrency / seconds:,.0f} streams/s"
@@ -81,6 +91,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 WAL mode, `synchronous=FULL` by default (a commit is on disk when `save`
 returns; `NORMAL` survives process crashes but not power loss). Writes run
-one transaction at a time on a dedicated thread with its own connection;
+on a dedicated thread with its own connection; writes that arrive while a
+commit is in progress are committed together next (group commit, one fsync
+for many, each write in its own savepoint);
 reads run on a second thread and connection, which WAL lets proceed while a
 write is in progress. One process owns a data directory (an exclusive `flock`
 on `respgate.lock`), so every queued/in-progress response of another owner was
@@ -20,7 +22,7 @@ import secrets
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .sql import Program, Query, Row, SqlStore, StoreError, migrate, run
 
@@ -36,11 +38,40 @@ class SqliteDriver:
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="respgate-sqlite-read")
         self._writer = _connect(path, synchronous)
         self._reader = _connect(path, synchronous)
+        self._pending: list[tuple[Program[Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def write(self, program: Program[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._write_thread, _transaction, self._writer, program
-        )
+        """Run `program` in a write transaction. Writes that arrive while one is being
+        committed are committed together in the next one (group commit: one fsync for
+        many saves), each inside its own savepoint, so a failing program rolls back alone."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        self._pending.append((program, done))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    outcomes = await loop.run_in_executor(
+                        self._write_thread, _transaction, self._writer, [p for p, _ in batch]
+                    )
+                except Exception as exc:  # the commit itself failed: nothing of the batch is stored
+                    outcomes = [exc] * len(batch)
+                for (_, done), outcome in zip(batch, outcomes, strict=True):
+                    if done.done():
+                        continue
+                    if isinstance(outcome, Exception):
+                        done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
+        finally:
+            self._flusher = None
 
     async def read(self, program: Program[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(
@@ -69,15 +100,25 @@ def _execute(conn: sqlite3.Connection, query: Query) -> list[Row]:
     return conn.execute(query.sql, query.args).fetchall()
 
 
-def _transaction(conn: sqlite3.Connection, program: Program[T]) -> T:
+def _transaction(conn: sqlite3.Connection, programs: list[Program[Any]]) -> list[Any]:
+    """Run `programs` in one transaction, each in a savepoint; a program's outcome is
+    its result, or the exception that rolled it (alone) back."""
+    outcomes: list[Any] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        result = run(program, lambda q: _execute(conn, q))
+        for program in programs:
+            conn.execute("SAVEPOINT program")
+            try:
+                outcomes.append(run(program, lambda q: _execute(conn, q)))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO program")
+                outcomes.append(exc)
+            conn.execute("RELEASE program")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-    return result
+    return outcomes
 
 
 class SqliteStore(SqlStore):

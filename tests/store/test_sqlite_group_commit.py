@@ -1,0 +1,45 @@
+"""SQLite group commit: concurrent writes share a transaction, yet each keeps its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from respgate.store.sql import Program, Query
+from respgate.store.sqlite import SqliteDriver
+
+
+def insert(value: int, fail: bool = False) -> Program[int]:
+    yield Query("INSERT INTO t (v) VALUES (?)", (value,))
+    if fail:
+        raise ValueError(f"program {value} failed after writing")
+    rows = yield Query("SELECT count(*) FROM t")
+    return rows[0][0]
+
+
+def count() -> Program[list[int]]:
+    rows = yield Query("SELECT v FROM t ORDER BY v")
+    return [r[0] for r in rows]
+
+
+def create() -> Program[None]:
+    yield Query("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+
+
+async def test_a_failing_write_rolls_back_alone(tmp_path: Path) -> None:
+    driver = SqliteDriver(tmp_path / "db.sqlite3")
+    try:
+        await driver.write(create())
+        writes = [driver.write(insert(i, fail=i == 3)) for i in range(8)]
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        assert len(failed) == 1 and "program 3 failed" in str(failed[0])
+        assert await driver.read(count()) == [0, 1, 2, 4, 5, 6, 7]
+        # a duplicate key fails that write only, whatever batch it lands in
+        with pytest.raises(Exception, match="UNIQUE"):
+            await asyncio.gather(driver.write(insert(5)), driver.write(insert(9)))
+        assert await driver.read(count()) == [0, 1, 2, 4, 5, 6, 7, 9]
+    finally:
+        await driver.close()
