@@ -12,6 +12,7 @@ exception, a client disconnect, or server shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -245,10 +246,16 @@ class Engine:
         signals = await self.registry.open(req.model, call)
         response = new_response(req, new_id("response"), self._now())
         builder = ResponseBuilder(response, clock=self._now)
-        wants_store = req.store is not False and self.store is not None
-        run = Run(builder, signals, self._persist_for(req, tenant) if wants_store else None)
+        opening = builder.open()
+        persist = None
+        if req.store is not False and self.store is not None:
+            # Recorded as in_progress at once (not awaited: no latency before the first
+            # byte), so a response cut short by a crash is found and failed at restart.
+            record = StoredResponse(builder.snapshot(), list(req.items), tenant)
+            persist = self._persist_for(req, tenant, asyncio.create_task(self.store.save(record)))
+        run = Run(builder, signals, persist)
         run.warnings[:0] = req.warnings
-        run.push(builder.open())
+        run.push(opening)
         self._track(run)
         return run
 
@@ -336,9 +343,15 @@ class Engine:
             )
         return found
 
-    def _persist_for(self, req: CreateRequest, tenant: str) -> Callable[[Run], Awaitable[None]]:
+    def _persist_for(
+        self, req: CreateRequest, tenant: str, started: asyncio.Task[bool]
+    ) -> Callable[[Run], Awaitable[None]]:
+        """The final save, after the in_progress record `started` (whatever became of it)."""
+
         async def persist(run: Run) -> None:
             assert self.store is not None
+            with contextlib.suppress(Exception):
+                await started
             await self.store.save(StoredResponse(run.response, list(req.items), tenant))
 
         return persist

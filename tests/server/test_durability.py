@@ -125,6 +125,27 @@ def test_sigkill_mid_generation_then_restart(tmp_path: Any) -> None:
         assert resumed[0]["sequence_number"] == last + 1
 
 
+def test_sigkill_mid_foreground_stream_leaves_a_failed_record(tmp_path: Any) -> None:
+    env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
+    body = {"model": "echo", "input": "x", "stream": True, "metadata": SLOW}
+    with running(env) as first, first.client() as c:
+        received = b""
+        with (
+            c.stream("POST", "/v1/responses", json=body) as r,
+            pytest.raises(httpx.TransportError),
+        ):
+            for chunk in r.iter_bytes():
+                received += chunk
+                if received.count(b"output_text.delta") >= 5:
+                    first.kill()
+        created = parse_sse(received.split(b"\n\n", 1)[0] + b"\n\n")[0]  # a frame may be cut
+        response_id = created["response"]["id"]
+    with running(env) as second, second.client() as c:
+        record = c.get(f"/v1/responses/{response_id}").json()
+        assert record["status"] == "failed"
+        assert record["error"]["code"] == "server_error"
+
+
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
     url = os.environ.get("RESPGATE_TEST_DATABASE_URL")
