@@ -49,6 +49,11 @@ class EventSource:
             self._buffer.extend(events)
             self._wakeup.set()
 
+    @property
+    def drained(self) -> bool:
+        """True once the source has finished and every event was taken."""
+        return self._finished and not self._buffer
+
     def finish(self) -> None:
         self._finished = True
         self._wakeup.set()

@@ -46,12 +46,16 @@ class SSEResponse:
                         {"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True}
                     )
                     continue
-                if not batch:
+                body = b"".join(encode_event(e) for e in batch)
+                if run.drained:  # the last events and [DONE] go out in one write
                     await send(
-                        {"type": "http.response.body", "body": DONE_FRAME, "more_body": False}
+                        {
+                            "type": "http.response.body",
+                            "body": body + DONE_FRAME,
+                            "more_body": False,
+                        }
                     )
                     return
-                body = b"".join(encode_event(e) for e in batch)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         except OSError:
             run.abort("client_disconnected", "The client disconnected.")
