@@ -61,6 +61,14 @@ TOOLS = [
     Usage(10, 7),
     Finish(),
 ]
+CUSTOM_TOOL = [
+    ToolCallDelta(
+        0, call_id="call_p", name="apply_patch", arguments="*** Begin Patch\n", kind="custom"
+    ),
+    ToolCallDelta(0, arguments="*** End Patch", kind="custom"),
+    ToolCallDelta(1, call_id="call_f", name="read_file", arguments='{"path":"a"}'),
+    Finish(),
+]
 REASONING = [
     ReasoningDelta("Think "),
     ReasoningDelta("hard."),

@@ -32,13 +32,23 @@ def wire(obj: Any) -> Any:
     [
         streams.build(streams.TEXT),
         streams.build(streams.TOOLS),
+        streams.build(streams.CUSTOM_TOOL),
         streams.build(streams.REASONING),
         streams.build(streams.REFUSAL),
         streams.build(streams.INCOMPLETE),
         streams.failed([streams.TextDelta("half an ans")]),
         streams.openai_like(),
     ],
-    ids=["text", "tools", "reasoning", "refusal", "incomplete", "failed", "openai_like"],
+    ids=[
+        "text",
+        "tools",
+        "custom_tool",
+        "reasoning",
+        "refusal",
+        "incomplete",
+        "failed",
+        "openai_like",
+    ],
 )
 def test_rebuilds_the_terminal_snapshot_exactly(events: list[dict[str, Any]]) -> None:
     acc = accumulate(events)

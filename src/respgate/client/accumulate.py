@@ -18,12 +18,17 @@ from typing import Any
 
 import orjson
 
+from ..protocol.lifecycle import CALL_EVENTS
 from . import events as ev
 
 Json = dict[str, Any]
 
 # Item and part keys whose values the stream builds up event by event.
-STREAMED_KEYS = frozenset({"content", "summary", "text", "refusal", "annotations", "arguments"})
+# Tool call item type -> the field its deltas stream into (`arguments`, `input`).
+CALL_FIELDS = {call_type: name for call_type, (_, _, name) in CALL_EVENTS.items()}
+STREAMED_KEYS = frozenset(
+    {"content", "summary", "text", "refusal", "annotations", *CALL_FIELDS.values()}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +163,13 @@ class Accumulator:
             ev.ReasoningTextDelta: self._on_delta,
             ev.ReasoningSummaryTextDelta: self._on_delta,
             ev.FunctionCallArgumentsDelta: self._on_delta,
+            ev.CustomToolCallInputDelta: self._on_delta,
             ev.OutputTextDone: self._on_text_done,
             ev.RefusalDone: self._on_text_done,
             ev.ReasoningTextDone: self._on_text_done,
             ev.ReasoningSummaryTextDone: self._on_text_done,
             ev.FunctionCallArgumentsDone: self._on_text_done,
+            ev.CustomToolCallInputDone: self._on_text_done,
             ev.OutputTextAnnotationAdded: self._on_annotation,
             ev.ReasoningSummaryPartAdded: self._on_part_added,
             ev.ReasoningSummaryPartDone: self._on_part_done,
@@ -214,8 +221,9 @@ class Accumulator:
 
     def _on_item_added(self, event: ev.OutputItemAdded) -> None:
         item = copy.deepcopy(event.item)
-        if item.get("type") == "function_call":
-            self._chunks[(event.output_index, "", 0, "arguments")] = [item.get("arguments") or ""]
+        streamed = CALL_FIELDS.get(item.get("type"))
+        if streamed is not None:
+            self._chunks[(event.output_index, "", 0, streamed)] = [item.get(streamed) or ""]
         self._items[event.output_index] = item
 
     def _on_item_done(self, event: ev.OutputItemDone) -> None:
@@ -368,6 +376,8 @@ _DELTA_KEY: dict[type, str] = {
     ev.ReasoningSummaryTextDone: "text",
     ev.FunctionCallArgumentsDelta: "arguments",
     ev.FunctionCallArgumentsDone: "arguments",
+    ev.CustomToolCallInputDelta: "input",
+    ev.CustomToolCallInputDone: "input",
 }
 
 

@@ -127,6 +127,14 @@ class FunctionCallArgumentsDone(_ItemEvent, tag="response.function_call_argument
     name: str | None = None
 
 
+class CustomToolCallInputDelta(_ItemEvent, tag="response.custom_tool_call_input.delta"):
+    delta: str
+
+
+class CustomToolCallInputDone(_ItemEvent, tag="response.custom_tool_call_input.done"):
+    input: str
+
+
 class ReasoningTextDelta(_ContentEvent, tag="response.reasoning_text.delta"):
     delta: str
 
@@ -178,6 +186,8 @@ Event: TypeAlias = (
     | RefusalDone
     | FunctionCallArgumentsDelta
     | FunctionCallArgumentsDone
+    | CustomToolCallInputDelta
+    | CustomToolCallInputDone
     | ReasoningTextDelta
     | ReasoningTextDone
     | ReasoningSummaryPartAdded
