@@ -176,3 +176,14 @@ def test_live_item_view_while_streaming() -> None:
         "name": "get_weather",
         "arguments": '{"city":"Paris"}',
     }
+
+
+def test_custom_tool_input_that_disagrees_is_reported() -> None:
+    events = tamper(
+        streams.build(streams.CUSTOM_TOOL),
+        "response.custom_tool_call_input.delta",
+        delta="*** Oops\n",
+    )
+    assert any(
+        m.startswith("output[0].input: deltas give") for m in accumulate(events).result().mismatches
+    )
