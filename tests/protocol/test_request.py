@@ -169,3 +169,39 @@ def test_invalid_json() -> None:
     with pytest.raises(ApiError) as info:
         parse_create_request(b"{not json")
     assert info.value.status == 400 and info.value.code == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("tools", "param"),
+    [
+        ([{"type": "custom"}], "tools[0].name"),
+        ([{"type": "namespace", "name": "fs"}], "tools[0].tools"),
+        (
+            [{"type": "namespace", "name": "fs", "tools": [{"type": "function"}]}],
+            "tools[0].tools[0].name",
+        ),
+    ],
+)
+def test_named_tools_need_their_fields(tools: list, param: str) -> None:
+    with pytest.raises(ApiError) as info:
+        parse({"model": "m", "input": "x", "tools": tools})
+    assert info.value.param == param
+
+
+def test_namespace_functions_are_normalised() -> None:
+    tool = {
+        "type": "namespace",
+        "name": "fs",
+        "description": "files",
+        "tools": [{"type": "function", "name": "read"}],
+    }
+    (ns,) = parse({"model": "m", "input": "x", "tools": [tool]}).tools
+    assert ns["tools"] == [
+        {
+            "type": "function",
+            "name": "read",
+            "description": None,
+            "parameters": None,
+            "strict": None,
+        }
+    ]

@@ -183,7 +183,8 @@ async def test_responses_request_passes_through_with_the_whole_context() -> None
     assert body["instructions"] == "You are terse."
     assert body["input"][0] == {"type": "message", "role": "developer", "content": "Be brief."}
     assert all("id" not in item for item in body["input"])
-    assert body["tools"] == TOOLS  # hosted tools pass through to a Responses upstream
+    # hosted tools pass through to a Responses upstream; function tools as normalised
+    assert body["tools"] == request(tools=TOOLS).tools
     assert body["reasoning"]["effort"] == "high" and body["include"] == [
         "reasoning.encrypted_content"
     ]

@@ -341,13 +341,32 @@ def _validate(req: CreateRequest) -> None:
         raise invalid("A `json_schema` text format needs `name` and `schema`.", "text.format")
 
 
-def _normalize_tool(tool: dict[str, Any], index: int, warnings: list[str]) -> dict[str, Any]:
-    param = f"tools[{index}]"
+# Non-function tool types that name what the model calls (hosted tools such as
+# `web_search` have no name).
+NAMED_TOOL_TYPES = frozenset({"custom", "namespace"})
+
+
+def _normalize_tool(
+    tool: dict[str, Any], index: int, warnings: list[str], where: str = "tools"
+) -> dict[str, Any]:
+    param = f"{where}[{index}]"
     tool_type = tool.get("type")
     if tool_type is None and "name" in tool:
         tool_type = "function"
     if not isinstance(tool_type, str):
         raise invalid("Every tool needs a `type`.", f"{param}.type")
+    if tool_type in NAMED_TOOL_TYPES and not (isinstance(tool.get("name"), str) and tool["name"]):
+        raise invalid(f"A `{tool_type}` tool needs a `name`.", f"{param}.name")
+    if tool_type == "namespace":
+        inner = tool.get("tools")
+        if not isinstance(inner, list) or not all(isinstance(t, dict) for t in inner):
+            raise invalid("A `namespace` tool needs a list of `tools`.", f"{param}.tools")
+        return {
+            **tool,
+            "tools": [
+                _normalize_tool(t, i, warnings, f"{param}.tools") for i, t in enumerate(inner)
+            ],
+        }
     if tool_type != "function":
         return tool
     try:
