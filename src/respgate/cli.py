@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import sys
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,6 +57,33 @@ def build_engine(config: Config) -> Engine:
     return Engine(registry, None if store.get("enabled") is False else opener)
 
 
+def check_store(config: Config) -> str | None:
+    """Open and close the configured store once before serving, so that a data directory
+    in use or an unreachable database is one clear line at start-up, not a traceback."""
+    if config.tables.get("store", {}).get("enabled") is False:
+        return None
+    location = store_location(config)
+
+    async def probe() -> None:
+        store = await open_store(location, recover=False)
+        await store.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return f"cannot open the store at {redact(location)}: {exc}"
+    return None
+
+
+def redact(location: str) -> str:
+    """A store location with any password in a database URL masked."""
+    parts = urllib.parse.urlsplit(location)
+    if not parts.password:
+        return location
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -98,6 +126,10 @@ def serve(args: argparse.Namespace) -> int:
             "or pass --allow-open to run open on purpose.",
             file=sys.stderr,
         )
+        return 2
+    problem = check_store(config)
+    if problem:
+        print(f"respgate: {problem}", file=sys.stderr)
         return 2
     engine = build_engine(config)
     config = uvicorn.Config(
