@@ -6,7 +6,7 @@ concurrency straight to the upstream and through respgate. Prints TTFT and total
 time (p50/p99), the added overhead, events/s, respgate's CPU per stream and its
 peak RSS. Asserts nothing.
 
-    python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0]
+    python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
 """
 
 from __future__ import annotations
@@ -67,9 +67,12 @@ def main() -> None:
     )
     p.add_argument("--tokens", type=int, default=50)
     p.add_argument("--delay-ms", type=float, default=0.0)
+    p.add_argument(
+        "--src", default=str(ROOT / "src"), help="the respgate source tree to serve (for A/B)"
+    )
     a = p.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": a.src}
     up_port, gw_port = free_port(), free_port()
     upstream = subprocess.Popen(
         [sys.executable, str(ROOT / "bench/fake_upstream.py"), "--port", str(up_port),

@@ -8,6 +8,11 @@ and measures per request the time to the first text delta (TTFT: a chat
 chunk with `content`, or a `response.output_text.delta`) and the total time to
 the end of the body. Prints p50/p99 of both, requests/s and events/s.
 
+The body is scanned as bytes, not parsed (`StreamScan`): the load generator shares
+the machine's cores with the server it measures, so its own CPU per event is kept
+small. Events are counted by their blank-line terminators (LF framing, as both
+respgate and bench/fake_upstream.py write; a keep-alive comment would count too).
+
 Importable: `run_load(...)` returns a `LoadResult`; `percentile()`.
 """
 
@@ -15,17 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 import orjson
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from respgate.sse import SSEDecoder
 
 Mode = Literal["chat", "responses"]
 BODIES: dict[str, dict[str, Any]] = {
@@ -38,10 +38,42 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 
 
-def is_text_delta(mode: Mode, data: str) -> bool:
-    if mode == "responses":
-        return '"response.output_text.delta"' in data
-    return '"content":"' in data and '"content":""' not in data
+TEXT_MARKERS: dict[str, bytes] = {
+    "responses": b'"type":"response.output_text.delta"',
+    "chat": b'"content":"',  # a text delta unless the content is empty
+}
+
+
+class StreamScan:
+    """Counts events and spots the first text delta in a byte stream, across chunk
+    boundaries, without decoding it."""
+
+    def __init__(self, mode: Mode) -> None:
+        self.marker = TEXT_MARKERS[mode]
+        self.chat = mode == "chat"
+        self.events = 0
+        self.seen_text = False
+        self._tail = b""  # the end of the previous chunk, for matches split across chunks
+
+    def feed(self, chunk: bytes) -> None:
+        buf = self._tail + chunk
+        self.events += buf.count(b"\n\n") - self._tail.count(b"\n\n")
+        if not self.seen_text:
+            self.seen_text = self._has_text(buf)
+        self._tail = buf[-len(self.marker) :]
+
+    def _has_text(self, buf: bytes) -> bool:
+        at = buf.find(self.marker)
+        while at >= 0:
+            end = at + len(self.marker)
+            if not self.chat:
+                return True
+            if end < len(buf) and buf[end] != 0x22:  # not `"content":""`
+                return True
+            if end == len(buf):  # the next byte decides: look again with the next chunk
+                return False
+            at = buf.find(self.marker, end)
+        return False
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -78,25 +110,22 @@ class LoadResult:
 async def one_request(
     session: aiohttp.ClientSession, url: str, body: bytes, mode: Mode, result: LoadResult
 ) -> None:
-    decoder = SSEDecoder()
+    scan = StreamScan(mode)
     t0 = time.perf_counter()
     first: float | None = None
-    events = 0
     async with session.post(url, data=body, headers={"content-type": "application/json"}) as r:
         if r.status != 200:
             await r.read()
             result.errors += 1
             return
         async for chunk in r.content.iter_any():
-            for event in decoder.feed(chunk):
-                data = event.data
-                events += 1
-                if first is None and is_text_delta(mode, data):
-                    first = time.perf_counter()
+            scan.feed(chunk)
+            if first is None and scan.seen_text:
+                first = time.perf_counter()
     end = time.perf_counter()
     result.total.append(end - t0)
     result.ttft.append((first or end) - t0)
-    result.events += events
+    result.events += scan.events
 
 
 async def run_load(

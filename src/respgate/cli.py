@@ -137,6 +137,8 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        # uvicorn builds each access line (URL quoting) before the logger filters it
+        access_log=args.log_level.lower() in ("trace", "debug", "info"),
         timeout_graceful_shutdown=int(args.grace) + 5,
     )
     GracefulServer(config, engine, args.grace).run()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import msgspec
+
 from ..protocol.signals import (
     Failure,
     Finish,
@@ -206,6 +208,34 @@ def inband_error(chunk: dict[str, Any], provider: str) -> Failure | None:
     return faults.failed(provider, err.get("code") or err.get("type"), err.get("message"))
 
 
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: Any = None
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    """The common shape of a chunk, typed: decoding it is cheaper than a dict and
+    `.get()` chains. Anything else (an error, a field of another type, malformed
+    JSON) fails to decode and takes the general path, `_feed_dict`."""
+
+    choices: list[_Choice] | None = None
+    usage: dict[str, Any] | None = None
+    error: Any = None
+    object: Any = None
+
+
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+
+
 class ChatTranslator:
     """Chat Completions chunks in, signals out. Sans-IO."""
 
@@ -218,6 +248,26 @@ class ChatTranslator:
     def feed(self, event: str, data: str) -> list[Signal]:
         if data == "[DONE]":
             return self._end(self._finish or "stop")
+        try:
+            chunk = _decode_chunk(data)
+        except msgspec.DecodeError:  # malformed, or not the common shape
+            return self._feed_dict(data)
+        if chunk.error or chunk.object == "error":
+            return self._feed_dict(data)
+        out: list[Signal] = []
+        for choice in chunk.choices or ():
+            if choice.index == 0:
+                delta = choice.delta
+                if delta is not None:
+                    self._delta(delta.reasoning_content or delta.reasoning, delta.content,
+                                delta.refusal, delta.tool_calls, out)  # fmt: skip
+                if choice.finish_reason:
+                    self._finish = FINISH_REASONS.get(choice.finish_reason, "stop")
+        if chunk.usage:
+            out.append(usage_of(chunk.usage))
+        return out
+
+    def _feed_dict(self, data: str) -> list[Signal]:
         chunk = faults.decode(self.provider, data)
         if isinstance(chunk, Failure):
             return [chunk]
@@ -236,13 +286,23 @@ class ChatTranslator:
     def _choice(self, choice: dict[str, Any], out: list[Signal]) -> None:
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        self._delta(
+            reasoning, delta.get("content"), delta.get("refusal"), delta.get("tool_calls"), out
+        )
+        reason = choice.get("finish_reason")
+        if reason:
+            self._finish = FINISH_REASONS.get(reason, "stop")
+
+    def _delta(
+        self, reasoning: Any, content: Any, refusal: Any, tool_calls: Any, out: list[Signal]
+    ) -> None:
         if reasoning and isinstance(reasoning, str):
             out.append(ReasoningDelta(reasoning, "raw"))
-        if delta.get("content"):
-            out.append(TextDelta(delta["content"]))
-        if delta.get("refusal"):
-            out.append(RefusalDelta(delta["refusal"]))
-        for position, call in enumerate(delta.get("tool_calls") or ()):
+        if content:
+            out.append(TextDelta(content))
+        if refusal:
+            out.append(RefusalDelta(refusal))
+        for position, call in enumerate(tool_calls or ()):
             fn = call.get("function") or {}
             signal = self._calls.fragment(
                 self._index(call, position),
@@ -252,9 +312,6 @@ class ChatTranslator:
             )
             if signal is not None:
                 out.append(signal)
-        reason = choice.get("finish_reason")
-        if reason:
-            self._finish = FINISH_REASONS.get(reason, "stop")
 
     def _index(self, call: dict[str, Any], position: int) -> int:
         index = call.get("index")

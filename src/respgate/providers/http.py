@@ -26,6 +26,7 @@ from ..sse import SSEDecoder
 from .base import ModelCall, UpstreamError, upstream_error
 
 ERROR_BODY_LIMIT = 64 * 1024
+_ENDS = (Finish, Failure)  # a tuple: `Finish | Failure` would build a union per signal
 DRAIN_SECONDS = 2.0
 
 
@@ -194,8 +195,8 @@ class SignalStream:
         self._closed = False
         self._gen = self._run()
 
-    def __aiter__(self) -> SignalStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[Signal]:
+        return self._gen  # iterated directly: no Python-level __anext__ per signal
 
     def __anext__(self) -> Any:
         return self._gen.__anext__()
@@ -216,7 +217,7 @@ class SignalStream:
             async for chunk in self._response.content.iter_any():
                 for event in decoder.feed(chunk):
                     for signal in translator.feed(event.event, event.data):
-                        if isinstance(signal, Finish | Failure):
+                        if isinstance(signal, _ENDS):
                             self._ended = isinstance(signal, Finish)
                             yield signal
                             return

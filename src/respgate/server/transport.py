@@ -39,6 +39,9 @@ class SSEResponse:
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+            # Let the producer run once before the first write, so the opening events go
+            # out with whatever the upstream has already sent (one write fewer per stream).
+            await asyncio.sleep(0)
             while True:
                 batch = await run.next_batch(self.keepalive)
                 if batch is None:
