@@ -54,11 +54,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
+def warning_headers(warnings: list[str]) -> dict[str, str]:
+    """`x-respgate-warning` with every warning, ASCII only (a header value)."""
     if not warnings:
-        return []
-    text = "; ".join(warnings).encode("ascii", "replace")
-    return [(b"x-respgate-warning", text)]
+        return {}
+    text = "; ".join(warnings).encode("ascii", "replace").decode()
+    return {"x-respgate-warning": text}
 
 
 def query_int(request: Request, name: str, default: int | None) -> int | None:
@@ -104,13 +105,13 @@ def create_app(
             if req.stream:
                 replay = await engine.replay(queued["id"], tenant=tenant)
                 return SSEResponse(replay, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
-            return JSON(queued, headers={k.decode(): v.decode() for k, v in headers} or None)
+            return JSON(queued, headers=headers)
         run = await engine.create(req, tenant=tenant)
         headers = warning_headers(run.warnings)
         if req.stream:
             return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
         response = await fold(run)
-        return JSON(response, headers={k.decode(): v.decode() for k, v in headers} or None)
+        return JSON(response, headers=headers)
 
     async def retrieve_response(request: Request) -> Response:
         tenant = tenant_of(request)

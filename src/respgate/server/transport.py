@@ -28,11 +28,12 @@ class SSEResponse:
     """
 
     def __init__(
-        self, run: Run, *, keepalive: float, headers: list[tuple[bytes, bytes]] | None = None
+        self, run: Run, *, keepalive: float, headers: dict[str, str] | None = None
     ) -> None:
         self.run = run
         self.keepalive = keepalive
-        self.headers = SSE_HEADERS + (headers or [])
+        extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        self.headers = SSE_HEADERS + extra
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         run = self.run
