@@ -18,12 +18,12 @@ from ..protocol.signals import (
     ReasoningDelta,
     RefusalDelta,
     Signal,
-    TextDelta,
     Usage,
 )
 from . import faults
 from .base import ModelCall
 from .http import HttpProvider
+from .think import ThinkTags
 from .tools import FlatTool, ToolCalls, ToolTable, call_arguments
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -244,6 +244,7 @@ class ChatTranslator:
         self._calls = ToolCalls(table)
         self._finish: FinishReason | None = None
         self._ids: dict[str, int] = {}  # call id -> index, for backends that omit `index`
+        self._think = ThinkTags()
 
     def feed(self, event: str, data: str) -> list[Signal]:
         if data == "[DONE]":
@@ -299,7 +300,7 @@ class ChatTranslator:
         if reasoning and isinstance(reasoning, str):
             out.append(ReasoningDelta(reasoning, "raw"))
         if content:
-            out.append(TextDelta(content))
+            out.extend(self._think.feed(content))
         if refusal:
             out.append(RefusalDelta(refusal))
         for position, call in enumerate(tool_calls or ()):
@@ -325,7 +326,7 @@ class ChatTranslator:
         return max(self._ids.values(), default=position)
 
     def _end(self, reason: FinishReason) -> list[Signal]:
-        return [*self._calls.flush(), Finish(reason)]
+        return [*self._think.end(), *self._calls.flush(), Finish(reason)]
 
     def end(self) -> list[Signal]:
         if self._finish is not None:  # finished, but the usage chunk or [DONE] never came
