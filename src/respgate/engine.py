@@ -26,7 +26,7 @@ from .protocol.response import new_response
 from .protocol.signals import Failure, Signal
 from .providers.base import ModelCall
 from .providers.registry import ProviderRegistry
-from .store.base import ResponseStore, StoredResponse
+from .store.base import ACTIVE_STATUSES, ResponseStore, StoredResponse
 
 log = logging.getLogger("respgate.engine")
 
@@ -327,15 +327,25 @@ class Engine:
         req.items = [await self._resolve(item, i, tenant) for i, item in enumerate(req.items)]
         if req.previous_response_id is None:
             return list(req.items)
-        chain = None
-        if self.store is not None:
-            chain = await self.store.load_chain(req.previous_response_id, tenant)
-        if chain is None:
-            raise not_found(
-                f"Previous response with id '{req.previous_response_id}' not found.",
-                "previous_response_not_found",
+        previous_id = req.previous_response_id
+        missing = not_found(
+            f"Previous response with id '{previous_id}' not found.",
+            "previous_response_not_found",
+            "previous_response_id",
+        )
+        previous = None if self.store is None else await self.store.get(previous_id, tenant)
+        if previous is None or self.store is None:
+            raise missing
+        if previous["status"] in ACTIVE_STATUSES:
+            raise invalid(
+                f"Previous response with id '{previous_id}' is still {previous['status']}; "
+                "continue it once it has finished.",
                 "previous_response_id",
+                code="previous_response_in_progress",
             )
+        chain = await self.store.load_chain(previous_id, tenant)
+        if chain is None:
+            raise missing
         return [*chain, *req.items]
 
     async def _resolve(self, item: dict[str, Any], index: int, tenant: str) -> dict[str, Any]:

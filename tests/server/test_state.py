@@ -243,3 +243,19 @@ async def test_cancel_and_replay_refuse_foreground_responses(a: httpx.AsyncClien
     assert (await a.post(f"/v1/responses/{response['id']}/cancel")).status_code == 400
     r = await a.get(f"/v1/responses/{response['id']}", params={"stream": "true"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "stream"
+
+
+async def test_continuing_a_response_still_in_progress_is_refused(a: httpx.AsyncClient) -> None:
+    queued = await create(a, background=True, metadata=SLOW)
+    await wait_status(a, queued["id"], "in_progress")
+    r = await a.post(
+        "/v1/responses",
+        json={"model": "echo", "input": "next", "previous_response_id": queued["id"]},
+    )
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert (error["code"], error["param"]) == (
+        "previous_response_in_progress",
+        "previous_response_id",
+    )
+    await a.post(f"/v1/responses/{queued['id']}/cancel")
