@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 from respgate.cli import redact
-from tests.support.live import free_port
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+from tests.support.live import SRC, free_port
 
 
 def serve(

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,64 +13,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.server.test_live import SRC, free_port
+from tests.support.live import running
 from tests.support.oracle import parse_sse
 
 SLOW = {"echo_scenario": "long", "echo_tokens": "2000", "echo_delay_ms": "10"}
-
-
-class Server:
-    """`respgate serve` in a child process."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "respgate",
-                "serve",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            env={**os.environ, "PYTHONPATH": SRC, **env},
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{self.url}/healthz", timeout=1)
-                return
-            except httpx.TransportError:
-                assert self.proc.poll() is None, "server exited"
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.05)
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
-@contextlib.contextmanager
-def running(env: dict[str, str]) -> Iterator[Server]:
-    server = Server(env)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def wait_status(c: httpx.Client, response_id: str, *statuses: str) -> dict[str, Any]:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +13,8 @@ import pytest
 
 from respgate.engine import Engine
 from respgate.providers.registry import ProviderRegistry
-from tests.support.live import LiveServer, free_port
+from tests.support.live import LiveServer, running
 from tests.support.oracle import assert_valid_stream, parse_sse
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture
@@ -74,33 +69,8 @@ async def test_client_disconnect_stops_generation(live: LiveServer) -> None:
 
 
 def test_sigterm_ends_open_streams_with_failed_and_done(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": SRC, "RESPGATE_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "respgate",
-            "serve",
-            "--port",
-            str(port),
-            "--grace",
-            "0.5",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+    env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
+    with running(env, "--grace", "0.5") as server:
         body = {
             "model": "echo",
             "input": "x",
@@ -109,21 +79,15 @@ def test_sigterm_ends_open_streams_with_failed_and_done(tmp_path: Path) -> None:
         }
         received = b""
         signalled = False
-        with (
-            httpx.Client(base_url=url, timeout=30) as c,
-            c.stream("POST", "/v1/responses", json=body) as r,
-        ):
+        with server.client() as c, c.stream("POST", "/v1/responses", json=body) as r:
             for chunk in r.iter_bytes():
                 received += chunk
                 if b"output_text.delta" in received and not signalled:
-                    proc.send_signal(signal.SIGTERM)
+                    server.proc.send_signal(signal.SIGTERM)
                     signalled = True
         events = parse_sse(received)
         assert_valid_stream(events)
         assert events[-2]["type"] == "response.failed"
         assert events[-3]["code"] == "server_shutdown"
         # uvicorn re-raises the captured SIGTERM once its graceful shutdown is done
-        assert proc.wait(15) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        assert server.proc.wait(15) in (0, -signal.SIGTERM)

@@ -1,15 +1,26 @@
-"""A real uvicorn server on 127.0.0.1 (a free port) in a thread, for tests."""
+"""Real servers on 127.0.0.1 (free ports) for tests: uvicorn in a thread (`LiveServer`)
+or `respgate serve` in a child process (`ServerProcess`, `running`)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import uvicorn
 
 from respgate.engine import Engine
 from respgate.server.app import create_app
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def free_port() -> int:
@@ -43,3 +54,58 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class ServerProcess:
+    """`respgate serve` in a child process."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "respgate",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            env={**os.environ, "PYTHONPATH": SRC, **env},
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return
+            except httpx.TransportError:
+                assert self.proc.poll() is None, "server exited"
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.05)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], *args: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(env, *args)
+    try:
+        yield server
+    finally:
+        server.stop()
