@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import jsonschema
 
+from .protocol.lifecycle import OPEN_RESPONSES_NAMES
 from .protocol.validate import RESPONSE_FIELDS, RULES, StreamChecker
 from .sse import SSEDecoder
 
@@ -202,10 +203,7 @@ def _validator(schema_name: str) -> Any:
 
 
 # OpenAI's names for raw reasoning text; Open Responses calls the same events response.reasoning.*
-SPEC_EVENT_NAMES = {
-    "response.reasoning_text.delta": "response.reasoning.delta",
-    "response.reasoning_text.done": "response.reasoning.done",
-}
+SPEC_EVENT_NAMES = {openai: spec for spec, openai in OPEN_RESPONSES_NAMES.items()}
 
 
 @functools.cache

@@ -187,3 +187,15 @@ def test_custom_tool_input_that_disagrees_is_reported() -> None:
     assert any(
         m.startswith("output[0].input: deltas give") for m in accumulate(events).result().mismatches
     )
+
+
+def test_open_responses_reasoning_names_are_understood() -> None:
+    events = [
+        {**e, "type": e["type"].replace("response.reasoning_text.", "response.reasoning.")}
+        for e in wire(
+            streams.build([streams.ReasoningDelta("thinking", kind="raw"), streams.Finish()])
+        )
+    ]
+    result = accumulate(events).result()
+    assert result.mismatches == []
+    assert result.reasoning_text == "thinking"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from respgate.protocol.signals import Finish, TextDelta, ToolCallDelta, Usage
+from respgate.protocol.signals import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from respgate.protocol.validate import check_events
 from tests.protocol.test_builder import run
 
@@ -118,3 +118,16 @@ def test_error_event_needs_both_shapes() -> None:
     ]
     rules = {v.rule for v in check_events(events)}
     assert "error_event" in rules
+
+
+def test_open_responses_names_for_raw_reasoning_are_accepted() -> None:
+    """A server that uses the spec's `response.reasoning.*` names streams correctly too."""
+    events = orjson.loads(
+        orjson.dumps(run([ReasoningDelta("step", kind="raw"), TextDelta("x"), Finish()]))
+    )
+    renamed = [
+        {**e, "type": e["type"].replace("response.reasoning_text.", "response.reasoning.")}
+        for e in events
+    ]
+    assert any(e["type"] == "response.reasoning.delta" for e in renamed)
+    assert check_events([*renamed, "[DONE]"]) == []

@@ -9,9 +9,12 @@ decoded JSON, never an exception, so new event types pass through.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar, TypeAlias, Union, get_args
 
 import msgspec
+
+from ..protocol.lifecycle import OPEN_RESPONSES_NAMES
 
 Json: TypeAlias = dict[str, Any]
 
@@ -203,7 +206,8 @@ KNOWN_EVENTS: tuple[type[_Event], ...] = tuple(t for t in get_args(Event) if t i
 for _cls in KNOWN_EVENTS:
     _cls.type = _cls.__struct_config__.tag  # type: ignore[misc]
 
-_decoder = msgspec.json.Decoder(Union[KNOWN_EVENTS])  # noqa: UP007
+_union = Union[KNOWN_EVENTS]  # noqa: UP007
+_decoder = msgspec.json.Decoder(_union)
 
 
 def decode_event(data: str | bytes) -> Event:
@@ -217,4 +221,7 @@ def decode_event(data: str | bytes) -> Event:
     except msgspec.DecodeError:
         return UnknownEvent("", data if isinstance(data, str) else data.decode("utf-8", "replace"))
     event_type = obj.get("type") if isinstance(obj, dict) else None
+    if event_type in OPEN_RESPONSES_NAMES:  # the spec's name: typed under OpenAI's name
+        with contextlib.suppress(msgspec.ValidationError):
+            return msgspec.convert({**obj, "type": OPEN_RESPONSES_NAMES[event_type]}, _union)
     return UnknownEvent(event_type if isinstance(event_type, str) else "", obj)

@@ -82,6 +82,13 @@ CALL_EVENTS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+# Open Responses names raw reasoning text `response.reasoning.delta/.done`; OpenAI (and
+# respgate) name the same events `response.reasoning_text.*`. Readers accept both.
+OPEN_RESPONSES_NAMES = {
+    "response.reasoning.delta": "response.reasoning_text.delta",
+    "response.reasoning.done": "response.reasoning_text.done",
+}
+
 # Item type -> content part types it may hold in `content`.
 ITEM_PARTS: dict[str, tuple[str, ...]] = {
     "message": ("output_text", "refusal"),

@@ -17,6 +17,7 @@ from typing import Any
 from .lifecycle import (
     CALL_EVENTS,
     ITEM_EVENTS,
+    OPEN_RESPONSES_NAMES,
     PART_EVENTS,
     TERMINAL_EVENTS,
     LifecycleError,
@@ -120,6 +121,8 @@ class StreamChecker:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             self._flag("json", f"not an event object: {str(event)[:80]!r}", None)
             return
+        if event["type"] in OPEN_RESPONSES_NAMES:  # the spec's name for the same event
+            event = {**event, "type": OPEN_RESPONSES_NAMES[event["type"]]}
         self._check_event(event)
 
     def close(self) -> list[Violation]:
