@@ -8,7 +8,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from respgate.protocol.signals import Finish, TextDelta, ToolCallDelta, Usage
+from respgate.protocol.signals import Failure, Finish, TextDelta, ToolCallDelta, Usage
 from respgate.protocol.validate import check_events
 from tests.protocol.test_builder import run
 
@@ -118,3 +118,17 @@ def test_error_event_needs_both_shapes() -> None:
     ]
     rules = {v.rule for v in check_events(events)}
     assert "error_event" in rules
+
+
+def test_websocket_turn_may_end_failed_without_the_error_event() -> None:
+    events = run([TextDelta("a"), Failure("server_error", "boom")])
+    events = orjson.loads(orjson.dumps(events))
+    failed = events.pop()
+    error = events.pop()
+    assert error["type"] == "error"
+    failed["sequence_number"] -= 1
+    turn = [*events, failed]
+    assert check_events(turn, require_done=False, websocket=True) == []
+    # Over SSE the error event is required; over WebSocket an open item is still an error.
+    assert {v.rule for v in check_events(turn, require_done=False)} == {"lifecycle"}
+    assert check_events([*events[:-3], failed], require_done=False, websocket=True)
