@@ -112,6 +112,8 @@ class Run(EventSource):
         self._on_terminal = on_terminal
         self._abort: tuple[str, str] | None = None
         self.warnings = list(getattr(signals, "warnings", ()))
+        # The model context this response was generated from (previous chain + input).
+        self.context: list[dict[str, Any]] = []
 
     @property
     def response_id(self) -> str:
@@ -240,13 +242,20 @@ class Engine:
                 log.exception("expiring stored responses failed")
             await asyncio.sleep(self.expire_every)
 
-    async def create(self, req: CreateRequest, *, tenant: str = "") -> Run:
-        """Start a response; raises `ApiError` for anything that fails before the first byte."""
+    async def create(
+        self,
+        req: CreateRequest,
+        *,
+        tenant: str = "",
+        context: list[dict[str, Any]] | None = None,
+    ) -> Run:
+        """Start a response; raises `ApiError` for anything that fails before the first byte.
+        `context`: the model context already resolved by `context()` (WebSocket mode)."""
         if not self.accepting:
             raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
         assert req.model is not None
         self.registry.check(req.model)
-        items = await self._context(req, tenant)
+        items = context if context is not None else await self.context(req, tenant)
         call = ModelCall(req, items, model=req.model, instructions=req.instructions)
         signals = await self.registry.open(req.model, call)
         response = new_response(req, new_id("response"), self._now())
@@ -259,6 +268,7 @@ class Engine:
             record = StoredResponse(builder.snapshot(), list(req.items), tenant)
             persist = self._persist_for(req, tenant, asyncio.create_task(self.store.save(record)))
         run = Run(builder, signals, persist)
+        run.context = items
         run.warnings[:0] = req.warnings
         run.push(opening)
         self._track(run)
@@ -279,7 +289,7 @@ class Engine:
             raise invalid("Background responses need a configured store.", "background")
         assert req.model is not None
         self.registry.check(req.model)
-        items = await self._context(req, tenant)
+        items = await self.context(req, tenant)
         call = ModelCall(req, items, model=req.model, instructions=req.instructions)
         response = new_response(req, new_id("response"), self._now())
         builder = ResponseBuilder(response, clock=self._now)
@@ -321,12 +331,18 @@ class Engine:
         finally:
             self.background.pop(run.response_id, None)
 
-    async def _context(self, req: CreateRequest, tenant: str) -> list[dict[str, Any]]:
+    async def context(
+        self, req: CreateRequest, tenant: str = "", *, chain: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         """The model context: the previous chain, then this request's input with every
-        `item_reference` replaced by the item it names (`req.items` is updated too)."""
+        `item_reference` replaced by the item it names (`req.items` is updated too).
+        `chain`: the previous response's items already in hand (a WebSocket connection's
+        cache); otherwise the chain is loaded from the store."""
         req.items = [await self._resolve(item, i, tenant) for i, item in enumerate(req.items)]
         if req.previous_response_id is None:
             return list(req.items)
+        if chain is not None:
+            return [*chain, *req.items]
         previous_id = req.previous_response_id
         missing = not_found(
             f"Previous response with id '{previous_id}' not found.",

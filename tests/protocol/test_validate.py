@@ -8,7 +8,14 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from respgate.protocol.signals import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from respgate.protocol.signals import (
+    Failure,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from respgate.protocol.validate import check_events
 from tests.protocol.test_builder import run
 
@@ -131,3 +138,17 @@ def test_open_responses_names_for_raw_reasoning_are_accepted() -> None:
     ]
     assert any(e["type"] == "response.reasoning.delta" for e in renamed)
     assert check_events([*renamed, "[DONE]"]) == []
+
+
+def test_websocket_turn_may_end_failed_without_the_error_event() -> None:
+    events = run([TextDelta("a"), Failure("server_error", "boom")])
+    events = orjson.loads(orjson.dumps(events))
+    failed = events.pop()
+    error = events.pop()
+    assert error["type"] == "error"
+    failed["sequence_number"] -= 1
+    turn = [*events, failed]
+    assert check_events(turn, require_done=False, websocket=True) == []
+    # Over SSE the error event is required; over WebSocket an open item is still an error.
+    assert {v.rule for v in check_events(turn, require_done=False)} == {"lifecycle"}
+    assert check_events([*events[:-3], failed], require_done=False, websocket=True)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -30,11 +31,14 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, **app_options: Any) -> None:
         self.engine = engine
         self.port = free_port()
         config = uvicorn.Config(
-            create_app(engine), host="127.0.0.1", port=self.port, log_level="warning"
+            create_app(engine, **app_options),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -42,6 +46,10 @@ class LiveServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/responses"
 
     def __enter__(self) -> LiveServer:
         self.thread.start()

@@ -51,9 +51,14 @@ def openai_event(event: dict[str, Any]) -> Any:
     return _openai_events().validate_python(event)
 
 
-def assert_valid_stream(events: list[dict[str, Any] | str], *, require_done: bool = True) -> None:
-    """Every oracle at once: the strict checker, the spec schemas, openai's pydantic types."""
-    violations = check_events(events, require_done=require_done)
+def assert_valid_stream(
+    events: list[dict[str, Any] | str], *, require_done: bool = True, websocket: bool = False
+) -> None:
+    """Every oracle at once: the strict checker, the spec schemas, openai's pydantic types.
+    `websocket`: one WebSocket turn (no [DONE]; `response.failed` without `error`)."""
+    violations = check_events(
+        events, require_done=require_done and not websocket, websocket=websocket
+    )
     assert not violations, "\n".join(map(str, violations))
     for event in events:
         if isinstance(event, str):

@@ -27,6 +27,8 @@ from .lifecycle import (
 )
 
 DONE = "[DONE]"
+# Response states an `error` event may come from.
+ERROR_FROM = frozenset({"created", "queued", "in_progress"})
 
 # Every key of the spec's ResponseResource (all required; nullable ones may be null).
 RESPONSE_FIELDS = (
@@ -91,9 +93,14 @@ class _Open:
 class StreamChecker:
     """Feed events (dicts, or the string `"[DONE]"`) in order; then `close()`."""
 
-    def __init__(self, *, require_done: bool = True, expect_start: bool = True) -> None:
+    def __init__(
+        self, *, require_done: bool = True, expect_start: bool = True, websocket: bool = False
+    ) -> None:
         self.violations: list[Violation] = []
         self.require_done = require_done
+        # A WebSocket turn sends one terminal message: `response.failed` without the
+        # `error` event before it (the Response's `error` carries the failure).
+        self.websocket = websocket
         self._expect_start = expect_start
         self._index = -1
         self._seq: int | None = None
@@ -228,6 +235,8 @@ class StreamChecker:
         if t in ITEM_EVENTS:
             self._step_item(ev)
             return
+        if self.websocket and t == "response.failed" and self._state in ERROR_FROM:
+            self._state = "errored"  # the error event left out
         try:
             self._state = step_response(self._state, t)
         except LifecycleError as exc:
@@ -369,10 +378,11 @@ _DONE_TEXT_FIELD["response.reasoning_summary_text.done"] = "text"
 
 
 def check_events(
-    events: Iterable[dict[str, Any] | str], *, require_done: bool = True
+    events: Iterable[dict[str, Any] | str], *, require_done: bool = True, websocket: bool = False
 ) -> list[Violation]:
-    """Check a whole stream; returns every violation (empty: the stream is correct)."""
-    checker = StreamChecker(require_done=require_done)
+    """Check a whole stream; returns every violation (empty: the stream is correct).
+    `websocket`: one WebSocket turn (`response.failed` may come without `error`)."""
+    checker = StreamChecker(require_done=require_done, websocket=websocket)
     for event in events:
         checker.feed(event)
     return checker.close()

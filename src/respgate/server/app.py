@@ -14,13 +14,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from ..engine import Engine
 from ..protocol.errors import ApiError, invalid
 from ..protocol.request import parse_create_request
 from ..store.keys import ApiKeys
 from .transport import SSEResponse, fold
+from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
 
 log = logging.getLogger("respgate.server")
 
@@ -79,10 +80,12 @@ def create_app(
     cors_origins: list[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     keepalive_seconds: float = 15.0,
+    websocket_max_seconds: float = CONNECTION_LIMIT_SECONDS,
 ) -> Starlette:
     """Build the app around an engine (and whatever store/providers it holds).
     With `keys`, every /v1 request needs `Authorization: Bearer <key>`; the key's
-    tenant is the only one whose responses the request can see."""
+    tenant is the only one whose responses the request can see. WebSocket mode on
+    /v1/responses closes each connection after `websocket_max_seconds`."""
     api_keys = keys or ApiKeys()
 
     def tenant_of(request: Request) -> str:
@@ -196,6 +199,10 @@ def create_app(
         lifespan=lifespan,
         routes=[
             Route("/v1/responses", create_response, methods=["POST"]),
+            WebSocketRoute(
+                "/v1/responses",
+                websocket_endpoint(engine, api_keys, max_seconds=websocket_max_seconds),
+            ),
             Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
             Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
             Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
