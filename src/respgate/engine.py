@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .protocol.builder import ResponseBuilder
-from .protocol.errors import ApiError, invalid, not_found
+from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found
 from .protocol.ids import new_id
 from .protocol.request import CreateRequest
 from .protocol.response import new_response
@@ -344,11 +344,7 @@ class Engine:
         if chain is not None:
             return [*chain, *req.items]
         previous_id = req.previous_response_id
-        missing = not_found(
-            f"Previous response with id '{previous_id}' not found.",
-            "previous_response_not_found",
-            "previous_response_id",
-        )
+        missing = previous_response_not_found(previous_id)
         previous = None if self.store is None else await self.store.get(previous_id, tenant)
         if previous is None or self.store is None:
             raise missing

@@ -64,6 +64,23 @@ def not_found(message: str, code: str, param: str | None = None) -> ApiError:
     return ApiError(404, message, code=code, param=param)
 
 
+def previous_response_not_found(response_id: str) -> ApiError:
+    """An unknown, deleted or other tenant's `previous_response_id` (all look the same)."""
+    return not_found(
+        f"Previous response with id '{response_id}' not found.",
+        "previous_response_not_found",
+        "previous_response_id",
+    )
+
+
+def invalid_api_key() -> ApiError:
+    return ApiError(
+        401,
+        "Incorrect or missing API key. Send `Authorization: Bearer <key>`.",
+        code="invalid_api_key",
+    )
+
+
 # The codes OpenAI's Response object allows in `error.code` (the openai SDK types
 # it as a closed set). A failure with any other code keeps its specific code in
 # the `error` event and reports `server_error` in the Response object.

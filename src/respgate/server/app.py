@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from ..engine import Engine
-from ..protocol.errors import ApiError, invalid
+from ..protocol.errors import ApiError, invalid, invalid_api_key
 from ..protocol.request import parse_create_request
 from ..store.keys import ApiKeys
 from .transport import SSEResponse, fold
@@ -91,11 +91,7 @@ def create_app(
     def tenant_of(request: Request) -> str:
         tenant = api_keys.tenant_for(request.headers.get("authorization"))
         if tenant is None:
-            raise ApiError(
-                401,
-                "Incorrect or missing API key. Send `Authorization: Bearer <key>`.",
-                code="invalid_api_key",
-            )
+            raise invalid_api_key()
         return tenant
 
     async def create_response(request: Request) -> Response:

@@ -34,7 +34,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from ..engine import Engine, Run
-from ..protocol.errors import ApiError, invalid, not_found
+from ..protocol.errors import ApiError, invalid, invalid_api_key, previous_response_not_found
 from ..protocol.lifecycle import TERMINAL_EVENTS
 from ..protocol.request import CreateRequest, decode_json, parse_create_request
 from ..store.keys import ApiKeys
@@ -175,11 +175,7 @@ class Connection:
             req = parse_message(frame)
             chain = self._cached(req.previous_response_id)
             if chain is None and req.previous_response_id is not None and req.store is False:
-                raise not_found(
-                    f"Previous response with id '{req.previous_response_id}' not found.",
-                    "previous_response_not_found",
-                    "previous_response_id",
-                )
+                raise previous_response_not_found(req.previous_response_id)
             context = await self.engine.context(req, self.tenant, chain=chain)
             check_call_outputs(context, req.items)
             self.run = await self.engine.create(req, tenant=self.tenant, context=context)
@@ -243,13 +239,8 @@ def websocket_endpoint(
         tenant = keys.tenant_for(websocket.headers.get("authorization"))
         await websocket.accept()
         if tenant is None:
-            err = ApiError(
-                401,
-                "Incorrect or missing API key. Send `Authorization: Bearer <key>`.",
-                code="invalid_api_key",
-            )
             with contextlib.suppress(*Gone):
-                await websocket.send_text(orjson.dumps(envelope(err)).decode())
+                await websocket.send_text(orjson.dumps(envelope(invalid_api_key())).decode())
                 await websocket.close(1008, "invalid API key")
             return
         try:
