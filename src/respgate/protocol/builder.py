@@ -517,8 +517,6 @@ class ResponseBuilder:
     def _on_failure(self, sig: Failure, out: list[Event]) -> None:
         self._pending = {i: c for i, c in self._pending.items() if c.name}
         self._close_open(out, "incomplete")
-        if self._live is not None:  # pragma: no cover - _close_open always closes
-            self._close_item(out, "incomplete")
         error = {"type": "server_error", "code": sig.code, "message": sig.message, "param": None}
         # OpenAI's flat fields and the Open Responses nested object, so both schemas accept it.
         flat = {"code": sig.code, "message": sig.message, "param": None}
