@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
+from .observe import Observer, Observers, RunInfo
 from .protocol.builder import ResponseBuilder
 from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found
 from .protocol.ids import new_id
@@ -78,6 +79,9 @@ class EventSource:
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
+    def client_first_byte(self) -> None:
+        """Told by the transport once its first body bytes are written."""
+
 
 class Replay(EventSource):
     """A background response's logged events, then its live ones (`GET ?stream=true`).
@@ -105,11 +109,17 @@ class Run(EventSource):
         builder: ResponseBuilder,
         signals: AsyncIterator[Signal],
         on_terminal: Callable[[Run], Awaitable[None]] | None = None,
+        *,
+        info: RunInfo | None = None,
+        observers: Observers | None = None,
     ) -> None:
         super().__init__()
         self.builder = builder
         self._signals = signals
         self._on_terminal = on_terminal
+        self.info = info or RunInfo("", builder.response.get("model", ""), "sse")
+        self.info.response_id = builder.response["id"]
+        self._observers = observers or Observers()
         self._abort: tuple[str, str] | None = None
         self.warnings = list(getattr(signals, "warnings", ()))
         # The model context this response was generated from (previous chain + input).
@@ -136,12 +146,19 @@ class Run(EventSource):
         if self.task is not None:
             await asyncio.shield(self.task)
 
+    def client_first_byte(self) -> None:
+        self._observers.client_first_byte(self.info)
+
     async def _produce(self) -> None:
         builder = self.builder
         terminal: list[Event] = []
+        first = True
         try:
             try:
                 async for signal in self._signals:
+                    if first:
+                        first = False
+                        self._observers.upstream_first_byte(self.info)
                     events = builder.feed(signal)
                     if builder.done:
                         terminal = events
@@ -176,6 +193,10 @@ class Run(EventSource):
                 log.exception("response %s could not be stored", self.response_id)
         self.push(terminal)
         self.finish()
+        for event in terminal:
+            if event["type"] == "error":
+                self.info.error_code = event.get("code")
+        self._observers.finished(self.info, builder.response)
 
 
 async def _close_quietly(signals: AsyncIterator[Signal]) -> None:
@@ -203,8 +224,10 @@ class Engine:
         *,
         clock: Callable[[], float] = time.time,
         expire_every: float = 3600.0,
+        observers: Iterable[Observer] = (),
     ) -> None:
         self.registry = registry
+        self.observers = Observers(observers)
         self._open_store = store if callable(store) and not hasattr(store, "save") else None
         self.store: ResponseStore | None = None if self._open_store else store  # type: ignore[assignment]
         self.clock = clock
@@ -242,22 +265,50 @@ class Engine:
                 log.exception("expiring stored responses failed")
             await asyncio.sleep(self.expire_every)
 
+    def _accept(
+        self, req: CreateRequest, tenant: str, transport: str, request_id: str | None
+    ) -> RunInfo:
+        assert req.model is not None
+        info = RunInfo(tenant, req.model, transport, request_id=request_id)
+        self.observers.accepted(info)
+        return info
+
+    def _opened(self, info: RunInfo, call: ModelCall) -> None:
+        """Record who serves the call (the last attempt, or a built-in model)."""
+        info.attempts = call.attempts
+        if call.attempts:
+            info.provider = call.attempts[-1].provider
+            info.upstream_model = call.attempts[-1].upstream_model
+        else:
+            info.provider, info.upstream_model = "builtin", call.model
+        self.observers.upstream_opened(info)
+
     async def create(
         self,
         req: CreateRequest,
         *,
         tenant: str = "",
         context: list[dict[str, Any]] | None = None,
+        request_id: str | None = None,
+        transport: str | None = None,
     ) -> Run:
         """Start a response; raises `ApiError` for anything that fails before the first byte.
-        `context`: the model context already resolved by `context()` (WebSocket mode)."""
-        if not self.accepting:
-            raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
-        assert req.model is not None
-        self.registry.check(req.model)
-        items = context if context is not None else await self.context(req, tenant)
-        call = ModelCall(req, items, model=req.model, instructions=req.instructions)
-        signals = await self.registry.open(req.model, call)
+        `context`: the model context already resolved by `context()` (WebSocket mode).
+        `request_id` and `transport` ("sse", "json", "websocket") are for the observers."""
+        info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
+        call = ModelCall(req, [], model=info.model, instructions=req.instructions)
+        try:
+            if not self.accepting:
+                raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
+            self.registry.check(info.model)
+            call.items = context if context is not None else await self.context(req, tenant)
+            signals = await self.registry.open(info.model, call)
+        except ApiError as err:
+            info.attempts = call.attempts
+            self.observers.rejected(info, err)
+            raise
+        self._opened(info, call)
+        items = call.items
         response = new_response(req, new_id("response"), self._now())
         builder = ResponseBuilder(response, clock=self._now)
         opening = builder.open()
@@ -267,7 +318,7 @@ class Engine:
             # byte), so a response cut short by a crash is found and failed at restart.
             record = StoredResponse(builder.snapshot(), list(req.items), tenant)
             persist = self._persist_for(req, tenant, asyncio.create_task(self.store.save(record)))
-        run = Run(builder, signals, persist)
+        run = Run(builder, signals, persist, info=info, observers=self.observers)
         run.context = items
         run.warnings[:0] = req.warnings
         run.push(opening)
@@ -280,37 +331,50 @@ class Engine:
         assert run.task is not None
         run.task.add_done_callback(lambda _: self.runs.discard(run))
 
-    async def create_background(self, req: CreateRequest, *, tenant: str = "") -> dict[str, Any]:
+    async def create_background(
+        self, req: CreateRequest, *, tenant: str = "", request_id: str | None = None
+    ) -> dict[str, Any]:
         """Queue a background response and return it (status `queued`); generation runs in
         a task whose every event is appended to the response's log."""
-        if not self.accepting:
-            raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
-        if self.store is None:
-            raise invalid("Background responses need a configured store.", "background")
-        assert req.model is not None
-        self.registry.check(req.model)
-        items = await self.context(req, tenant)
-        call = ModelCall(req, items, model=req.model, instructions=req.instructions)
-        response = new_response(req, new_id("response"), self._now())
-        builder = ResponseBuilder(response, clock=self._now)
-        queued = builder.open(queued=True)
-        await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
-        await self.store.append_events(response["id"], queued)
+        info = self._accept(req, tenant, "background", request_id)
+        try:
+            if not self.accepting:
+                raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
+            if self.store is None:
+                raise invalid("Background responses need a configured store.", "background")
+            self.registry.check(info.model)
+            items = await self.context(req, tenant)
+            call = ModelCall(req, items, model=info.model, instructions=req.instructions)
+            response = new_response(req, new_id("response"), self._now())
+            builder = ResponseBuilder(response, clock=self._now)
+            queued = builder.open(queued=True)
+            await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
+            await self.store.append_events(response["id"], queued)
+        except ApiError as err:
+            self.observers.rejected(info, err)
+            raise
         snapshot = builder.snapshot()
-        run = Run(builder, self._open_signals(req.model, call))
+        run = Run(
+            builder,
+            self._open_signals(info, call),
+            info=info,
+            observers=self.observers,
+        )
         run.push(builder.run())
         self.background[run.response_id] = run
         self._track(run)
         self._spawn(self._log(run))
         return snapshot
 
-    async def _open_signals(self, model: str, call: ModelCall) -> AsyncIterator[Signal]:
+    async def _open_signals(self, info: RunInfo, call: ModelCall) -> AsyncIterator[Signal]:
         """The provider's signals, with an error while opening it as a `Failure`."""
         try:
-            signals = await self.registry.open(model, call)
+            signals = await self.registry.open(info.model, call)
         except ApiError as err:
+            info.attempts = call.attempts
             yield Failure(err.code or "upstream_error", err.message)
             return
+        self._opened(info, call)
         try:
             async for signal in signals:
                 yield signal

@@ -29,6 +29,15 @@ from ..protocol.signals import Signal
 
 
 @dataclass(slots=True)
+class Attempt:
+    """One upstream attempt made while opening a call (before its first byte)."""
+
+    provider: str
+    upstream_model: str
+    error: ApiError | None = None  # None: this attempt opened the stream
+
+
+@dataclass(slots=True)
 class ModelCall:
     """One model invocation.
 
@@ -36,6 +45,8 @@ class ModelCall:
     and output items (from `previous_response_id`), then this request's input,
     normalised (each item has `type`; `item_reference`s resolved).
     `instructions` are this request's only; they are never carried over.
+    `attempts` is filled in by whoever opens the call (the router: one entry per
+    upstream attempt, retries and fallbacks included; shared by every per-target copy).
     """
 
     request: CreateRequest
@@ -43,6 +54,7 @@ class ModelCall:
     model: str
     instructions: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
 
 
 class UpstreamError(ApiError):

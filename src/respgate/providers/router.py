@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ..config import Config, ProviderConfig, RouteConfig, Target
 from ..protocol.errors import not_found
 from .anthropic import AnthropicProvider
-from .base import ModelCall, UpstreamError
+from .base import Attempt, ModelCall, UpstreamError
 from .chat_completions import ChatCompletionsProvider
 from .http import HttpProvider, SignalStream, UpstreamClient
 from .responses import ResponsesProvider
@@ -101,10 +101,12 @@ class Router:
             provider = self.providers[target.provider]
             target_call = dataclasses.replace(call, model=target.upstream_model)
             for attempt in range(provider.config.max_retries + 1):
+                tried = Attempt(provider.name, target.upstream_model)
+                call.attempts.append(tried)
                 try:
                     return await provider.open(target_call)
                 except UpstreamError as err:
-                    last = err
+                    last = tried.error = err
                     log.warning(
                         "provider %s, model %s, attempt %d: %s",
                         provider.name,

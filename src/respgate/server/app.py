@@ -110,6 +110,7 @@ def create_app(
         if req.stream:
             return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
         response = await fold(run)
+        run.client_first_byte()
         return JSON(response, headers=headers)
 
     async def retrieve_response(request: Request) -> Response:

@@ -59,8 +59,10 @@ class SSEResponse:
                             "more_body": False,
                         }
                     )
+                    run.client_first_byte()
                     return
                 await send({"type": "http.response.body", "body": body, "more_body": True})
+                run.client_first_byte()
         except OSError:
             run.abort("client_disconnected", "The client disconnected.")
         finally:

@@ -178,7 +178,9 @@ class Connection:
                 raise previous_response_not_found(req.previous_response_id)
             context = await self.engine.context(req, self.tenant, chain=chain)
             check_call_outputs(context, req.items)
-            self.run = await self.engine.create(req, tenant=self.tenant, context=context)
+            self.run = await self.engine.create(
+                req, tenant=self.tenant, context=context, transport="websocket"
+            )
         except ApiError as err:
             self._evict(previous)
             await self._send(envelope(err))
@@ -206,6 +208,7 @@ class Connection:
                             "sequence_number": event["sequence_number"] - self._dropped,
                         }
                     await self._send(event)
+                    run.client_first_byte()
                     if event["type"] in TERMINAL_EVENTS:
                         return
         except asyncio.CancelledError:

@@ -1,0 +1,137 @@
+"""Observers of the run lifecycle: operations (metrics, logs, limits, usage) watch
+responses here, registered once, instead of calls sprinkled through the engine and
+the transports.
+
+Each response has one `RunInfo` that the engine fills in as the run goes; the
+registered observers are told at each step:
+
+    accepted            the engine took a parsed request (model and tenant known)
+    rejected            it ended before the first byte with an HTTP error (`ApiError`)
+    upstream_opened     the provider answered with its headers (retries/fallbacks done)
+    upstream_first_byte the provider's first signal arrived
+    client_first_byte   the transport wrote the first body bytes to the client
+    finished            the terminal event was produced (status, error code, usage known)
+
+Callbacks are synchronous and must be cheap; an observer with I/O to do (Redis, a
+remote exporter) schedules it itself. An observer that raises is logged and never
+breaks the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .protocol.errors import ApiError
+from .providers.base import Attempt
+
+log = logging.getLogger("respgate.observe")
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """What operations know about one response. Times are `time.perf_counter()` seconds."""
+
+    tenant: str
+    model: str
+    transport: str  # "sse" | "json" | "websocket" | "background"
+    request_id: str | None = None
+    endpoint: str = "responses"
+    response_id: str | None = None
+    # Every upstream attempt in order (retries and fallbacks); empty for built-in models.
+    attempts: list[Attempt] = field(default_factory=list)
+    provider: str | None = None  # who served it ("builtin" for echo)
+    upstream_model: str | None = None
+    accepted_at: float = field(default_factory=time.perf_counter)
+    upstream_opened_at: float | None = None
+    upstream_first_byte_at: float | None = None
+    client_first_byte_at: float | None = None
+    finished_at: float | None = None
+    status: str | None = None  # the Response status at the end
+    error_code: str | None = None  # the specific code of the `error` event / HTTP error
+    usage: dict[str, Any] | None = None
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first at the same provider and model."""
+        seen: set[tuple[str, str]] = set()
+        retries = 0
+        for a in self.attempts:
+            key = (a.provider, a.upstream_model)
+            retries += key in seen
+            seen.add(key)
+        return retries
+
+    @property
+    def fallbacks(self) -> int:
+        """Targets tried after the route's first one."""
+        return max(0, len({(a.provider, a.upstream_model) for a in self.attempts}) - 1)
+
+
+class Observer:
+    """Base class: override the steps you care about (all default to nothing)."""
+
+    def accepted(self, run: RunInfo) -> None:
+        pass
+
+    def rejected(self, run: RunInfo, error: ApiError) -> None:
+        pass
+
+    def upstream_opened(self, run: RunInfo) -> None:
+        pass
+
+    def upstream_first_byte(self, run: RunInfo) -> None:
+        pass
+
+    def client_first_byte(self, run: RunInfo) -> None:
+        pass
+
+    def finished(self, run: RunInfo, response: dict[str, Any]) -> None:
+        pass
+
+
+class Observers:
+    """The registered observers; each step is told to every one, in registration order."""
+
+    def __init__(self, observers: Iterable[Observer] = ()) -> None:
+        self.observers = list(observers)
+
+    def add(self, observer: Observer) -> None:
+        self.observers.append(observer)
+
+    def _tell(self, step: str, *args: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, step)(*args)
+            except Exception:
+                log.exception("observer %s failed at %s", type(observer).__name__, step)
+
+    def accepted(self, run: RunInfo) -> None:
+        self._tell("accepted", run)
+
+    def rejected(self, run: RunInfo, error: ApiError) -> None:
+        run.finished_at = time.perf_counter()
+        run.error_code = error.code
+        self._tell("rejected", run, error)
+
+    def upstream_opened(self, run: RunInfo) -> None:
+        run.upstream_opened_at = time.perf_counter()
+        self._tell("upstream_opened", run)
+
+    def upstream_first_byte(self, run: RunInfo) -> None:
+        run.upstream_first_byte_at = time.perf_counter()
+        self._tell("upstream_first_byte", run)
+
+    def client_first_byte(self, run: RunInfo) -> None:
+        if run.client_first_byte_at is None:
+            run.client_first_byte_at = time.perf_counter()
+            self._tell("client_first_byte", run)
+
+    def finished(self, run: RunInfo, response: dict[str, Any]) -> None:
+        run.finished_at = time.perf_counter()
+        run.status = response.get("status")
+        run.usage = response.get("usage")
+        self._tell("finished", run, response)
