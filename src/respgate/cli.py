@@ -15,52 +15,56 @@ from typing import Any
 import uvicorn
 
 from . import chat, check
-from .config import Config, ConfigError, load_config
+from .config import DEFAULT_DATA_DIR, Config, ConfigError, RouteConfig, example, load_config
 from .engine import Engine
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
 from .server.app import create_app
-from .store import open_store
+from .store import is_database_url, open_store
 from .store.keys import ApiKeys, KeyConfigError
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
-DEFAULT_DATA_DIR = "data"
-DEFAULT_RETENTION_DAYS = 30.0
-
-
 def store_location(config: Config, environ: Mapping[str, str] = os.environ) -> str:
     """`RESPGATE_DATABASE_URL`, else `[store] database_url`, else the SQLite data directory
     (`RESPGATE_DATA_DIR`, else `[store] data_dir`, else `./data`)."""
-    store = config.tables.get("store", {})
     return (
         environ.get("RESPGATE_DATABASE_URL")
-        or store.get("database_url")
+        or config.store.database_url
         or environ.get("RESPGATE_DATA_DIR")
-        or store.get("data_dir")
+        or config.store.data_dir
         or DEFAULT_DATA_DIR
     )
 
 
+def retention_seconds(config: Config) -> float | None:
+    days = config.store.retention_days
+    return None if days < 0 else days * 86400
+
+
 def build_engine(config: Config) -> Engine:
     """The engine with every provider and store the configuration names."""
-    store = config.tables.get("store", {})
-    days = store.get("retention_days", DEFAULT_RETENTION_DAYS)
-    retention = None if days is None or days < 0 else days * 86400
     location = store_location(config)
+    retention = retention_seconds(config)
 
     async def opener() -> Any:
         return await open_store(location, retention=retention)
 
     registry = ProviderRegistry(Router(config))
-    return Engine(registry, None if store.get("enabled") is False else opener)
+    return Engine(registry, opener if config.store.enabled else None)
+
+
+def load(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[Config, ApiKeys]:
+    """The configuration and the API keys it names; raises ConfigError or KeyConfigError."""
+    config = load_config(path, environ)
+    return config, ApiKeys.from_config(config.keys, environ)
 
 
 def check_store(config: Config) -> str | None:
     """Open and close the configured store once before serving, so that a data directory
     in use or an unreachable database is one clear line at start-up, not a traceback."""
-    if config.tables.get("store", {}).get("enabled") is False:
+    if not config.store.enabled:
         return None
     location = store_location(config)
 
@@ -82,6 +86,58 @@ def redact(location: str) -> str:
         return location
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe_store(config: Config) -> str:
+    if not config.store.enabled:
+        return "off (nothing is kept)"
+    location = store_location(config)
+    days = config.store.retention_days
+    kept = "background responses kept forever" if days < 0 else f"retention {days:g} days"
+    kind = "postgresql" if is_database_url(location) else "sqlite"
+    return f"{kind} {redact(location)} ({kept})"
+
+
+def describe_route(route: RouteConfig) -> str:
+    targets = [(route.provider, route.upstream_model)]
+    targets += [(t.provider, t.upstream_model) for t in route.fallbacks]
+    text = ", then ".join(f"{p}/{m}" if m else p for p, m in targets)
+    return f"{route.model} -> {text}"
+
+
+def describe(config: Config, keys: ApiKeys) -> list[str]:
+    """The effective configuration, one fact a line, secrets masked."""
+    lines = [f"config: {config.path or '(none: environment defaults)'}", "providers:"]
+    for p in config.providers.values():
+        key = f"key from ${p.api_key_env}" if p.api_key else "no key"
+        headers = f", headers {', '.join(p.headers)}" if p.headers else ""
+        lines.append(f"  {p.name}: {p.kind} {redact(p.base_url)} ({key}{headers})")
+    if not config.providers:
+        lines.append("  (none)")
+    lines.append("routes:")
+    lines += [f"  {describe_route(r)}" for r in config.routes]
+    lines.append("  echo -> built-in")
+    lines.append(f"store: {describe_store(config)}")
+    tenants = ", ".join(dict.fromkeys(k.tenant for k in config.keys))
+    lines.append(f"keys: {'off (open)' if keys.open else f'{len(config.keys)} ({tenants})'}")
+    origins = ", ".join(config.server.cors_origins) or "off"
+    lines.append(f"cors: {origins}")
+    return lines
+
+
+def config_check(args: argparse.Namespace) -> int:
+    try:
+        config, keys = load(args.file)
+    except (ConfigError, KeyConfigError) as exc:
+        print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(describe(config, keys)))
+    return 0
+
+
+def config_example(args: argparse.Namespace) -> int:
+    sys.stdout.write(example())
+    return 0
 
 
 def is_loopback(host: str) -> bool:
@@ -113,13 +169,11 @@ class GracefulServer(uvicorn.Server):
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config, os.environ)
-        keys = ApiKeys.from_config(config.tables.get("keys", []))
+        config, keys = load(args.config)
     except (ConfigError, KeyConfigError) as exc:
         print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    server = config.tables.get("server", {})
-    allow_open = args.allow_open or server.get("allow_open", False)
+    allow_open = args.allow_open or config.server.allow_open
     if keys.open and not is_loopback(args.host) and not allow_open:
         print(
             f"respgate: refusing to serve {args.host} without API keys; configure [[keys]] "
@@ -133,7 +187,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     engine = build_engine(config)
     config = uvicorn.Config(
-        create_app(engine, keys=keys, cors_origins=server.get("cors_origins")),
+        create_app(engine, keys=keys, cors_origins=list(config.server.cors_origins)),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -162,6 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--allow-open", action="store_true", help="serve a non-loopback address without API keys"
     )
     p_serve.set_defaults(func=serve)
+    p_config = sub.add_parser("config", help="check a configuration file or print an example")
+    config_sub = p_config.add_subparsers(dest="config_command", required=True)
+    p_check = config_sub.add_parser(
+        "check", help="validate FILE and print the effective configuration (starts nothing)"
+    )
+    p_check.add_argument("file", nargs="?", help="TOML file (none: the environment defaults)")
+    p_check.set_defaults(func=config_check)
+    config_sub.add_parser("example", help="print a complete commented example").set_defaults(
+        func=config_example
+    )
     check.add_parser(sub)
     chat.add_parser(sub)
     args = parser.parse_args(argv)
