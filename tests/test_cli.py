@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
+import pytest
+
+from respgate import __version__
 from respgate.cli import redact
-from tests.support.live import SRC, free_port
+from tests.support.live import SRC, ServerProcess, free_port, running
 
 
 def serve(
@@ -112,3 +119,135 @@ def test_config_example_is_the_shipped_file_and_checks(tmp_path: Path) -> None:
     checked = respgate("config", "check", str(path), env=env)
     assert checked.returncode == 0, checked.stderr
     assert "llama-* -> groq/llama-3.3-70b-versatile, then local/llama3.2" in checked.stdout
+
+
+def test_version() -> None:
+    done = respgate("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"respgate {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--port", "99999"), "argument --port: 99999 is outside 1-65535"),
+        (("--port", "0"), "argument --port: 0 is outside 1-65535"),
+        (("--port", "http"), "argument --port: 'http' is not a port number"),
+        (("--log-level", "loud"), "argument --log-level: 'loud' is not one of critical"),
+        (("--grace", "-1"), "argument --grace: -1 must not be negative"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(args: tuple[str, ...], message: str) -> None:
+    done = respgate("serve", *args)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_port_in_use_is_one_line_and_nothing_says_started(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "respgate", "serve", "--port", str(port)],
+            env={**os.environ, "PYTHONPATH": SRC, "RESPGATE_NO_OLLAMA_PROBE": "1"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"respgate: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    assert done.stdout == ""
+
+
+def start_logged(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    """`respgate serve` with its stderr in a file: (process, url, log path) once it answers."""
+    port = free_port()
+    log = tmp_path / "stderr.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "respgate", "serve", "--port", str(port), *args],
+        env={**os.environ, "PYTHONPATH": SRC, "RESPGATE_NO_OLLAMA_PROBE": "1", **(env or {})},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"{url}/healthz", timeout=1)
+            return proc, url, log
+        except httpx.TransportError:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.mark.parametrize("level", ["WARN", "warning", "Info"])
+def test_start_up_block_after_the_bind_at_any_log_level(tmp_path: Path, level: str) -> None:
+    config = tmp_path / "respgate.toml"
+    config.write_text(
+        '[providers.up]\nkind = "chat_completions"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[[routes]]\nmodel = "qwen3"\nprovider = "up"\n'
+        '[[keys]]\ntenant = "team-a"\nkey_env = "TEAM_A_KEY"\n'
+    )
+    env = {"TEAM_A_KEY": "sk-team-a-" + "1" * 30}
+    proc, url, log = start_logged(tmp_path, "--log-level", level, "--config", str(config), env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while "health:" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        text = log.read_text()
+    finally:
+        stop(proc)
+    assert f"respgate {__version__} listening on {url}" in text
+    assert f"config: {config}" in text and "store: sqlite data (retention 30 days)" in text
+    assert "keys: on, 1 (team-a)" in text and "models: echo (built-in); qwen3 -> up" in text
+    assert "ollama: not probed" in text
+    assert "Application startup complete" not in text and "Started server process" not in text
+    assert "Traceback" not in text
+
+
+def test_readyz_turns_503_while_draining_and_healthz_stays_up(tmp_path: Path) -> None:
+    env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
+    with running(env, "--drain-delay", "30") as server, server.client() as c:
+        assert (c.get("/readyz").status_code, c.get("/readyz").json()) == (200, {"status": "ready"})
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while (ready := c.get("/readyz")).status_code == 200:
+            assert time.monotonic() < deadline, "/readyz never reported draining"
+            time.sleep(0.05)
+        assert ready.status_code == 503 and ready.json() == {
+            "status": "unavailable",
+            "reason": "draining",
+        }
+        # still serving while the load balancer notices
+        assert c.get("/healthz").status_code == 200
+        reply = c.post("/v1/responses", json={"model": "echo", "input": "still here"})
+        assert reply.status_code == 200 and reply.json()["status"] == "completed"
+        # a second signal skips the rest of the delay
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(20) in (0, -signal.SIGTERM)
+
+
+def test_ctrl_c_stops_quietly(tmp_path: Path) -> None:
+    proc, _, log = start_logged(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(20) == 130
+    assert "Traceback" not in log.read_text()
+
+
+def test_sigterm_without_drain_delay_stops_at_once(tmp_path: Path) -> None:
+    server = ServerProcess({"RESPGATE_DATA_DIR": str(tmp_path / "data")})
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(20) in (0, -signal.SIGTERM)
