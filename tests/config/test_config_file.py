@@ -14,8 +14,7 @@ import pytest
 
 from respgate.cli import load
 from respgate.config import ConfigError, ConfigFile, Section, example, parse_config
-
-README = Path(__file__).resolve().parents[2] / "README.md"
+from tests.support.readme import Block, readme_blocks
 
 # The variables the README's and the example's files name.
 ENV = {
@@ -158,27 +157,17 @@ def test_the_example_loads_and_shows_every_key() -> None:
     assert issubclass(ConfigFile, Section)
 
 
-def readme_toml_blocks() -> list[str]:
-    """Every ```toml block of the README; a block right after `<!-- toml: continued -->`
-    is appended to the one before it (for a file shown in pieces)."""
-    blocks: list[str] = []
-    pattern = r"(<!-- toml: continued -->\s*)?```toml\n(.*?)```"
-    for match in re.finditer(pattern, README.read_text(), re.S):
-        if match.group(1) and blocks:
-            blocks[-1] += match.group(2)
-        else:
-            blocks.append(match.group(2))
-    return blocks
+TOML_BLOCKS = readme_blocks("toml")
 
 
-@pytest.mark.parametrize("block", readme_toml_blocks())
-def test_every_readme_toml_block_loads_as_written(
-    block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize("block", TOML_BLOCKS, ids=[b.id for b in TOML_BLOCKS])
+def test_every_readme_toml_block_loads_as_written(block: Block, tmp_path: Path) -> None:
+    if block.skip:
+        pytest.skip(block.skip)
     path = tmp_path / "respgate.toml"
-    path.write_text(block)
+    path.write_text(block.text)
     load(str(path), ENV)  # the keys too
 
 
 def test_the_readme_has_toml_blocks() -> None:
-    assert len(readme_toml_blocks()) >= 4
+    assert len(TOML_BLOCKS) >= 4
