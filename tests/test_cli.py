@@ -251,3 +251,20 @@ def test_sigterm_without_drain_delay_stops_at_once(tmp_path: Path) -> None:
     server = ServerProcess({"RESPGATE_DATA_DIR": str(tmp_path / "data")})
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(20) in (0, -signal.SIGTERM)
+
+
+def test_cors_origins_are_matched_exactly(tmp_path: Path) -> None:
+    config = tmp_path / "respgate.toml"
+    config.write_text('[server]\ncors_origins = ["http://localhost:5173"]\n')
+    env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
+    with running(env, "--config", str(config)) as server, server.client() as c:
+        for origin, allowed in [
+            ("http://localhost:5173", True),
+            ("http://localhost", False),  # a prefix of an allowed origin
+            ("h", False),
+        ]:
+            r = c.options(
+                "/v1/responses",
+                headers={"origin": origin, "access-control-request-method": "POST"},
+            )
+            assert (r.headers.get("access-control-allow-origin") == origin) is allowed, origin
