@@ -4,14 +4,19 @@ Text is printed as it arrives, reasoning dimmed, each tool call with its
 arguments as they stream; usage and the final status come at the end. Without
 a PROMPT it is an interactive loop whose turns are chained with
 `previous_response_id` (falling back to resending the conversation when the
-server keeps no responses). `--raw` prints the events themselves.
+server keeps no responses), with line editing and history (stdlib `readline`)
+and the commands in `COMMANDS`. `--raw` prints the events themselves.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import logging
 import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -19,6 +24,7 @@ from rich.console import Console
 
 from .client import Client, Event, ResponsesError, Result, UnknownEvent
 from .client import events as ev
+from .endpoint import api_key, endpoint_problem
 
 Json = dict[str, Any]
 
@@ -103,6 +109,11 @@ class Chat:
         ] = []  # the conversation as input items, for servers that store nothing
         self.chained = True  # False once the server refused previous_response_id
 
+    def reset(self) -> None:
+        """Start a new conversation (the next turn has no `previous_response_id`)."""
+        self.previous_response_id = None
+        self.history = []
+
     def turn(self, prompt: str) -> Result | None:
         message = {"role": "user", "content": prompt}
         body: Json = {"input": [*self.history, message]}
@@ -130,27 +141,96 @@ class Chat:
         return result
 
 
+COMMANDS = {
+    "/help": "this list",
+    "/reset": "start a new conversation",
+    "/model NAME": "switch to model NAME (without NAME: show the current one)",
+    "/quit": "leave (also /exit, Ctrl-D)",
+}
+
+
+def command(chat: Chat, line: str) -> bool:
+    """Run one /command; False when the loop should end."""
+    name, _, argument = line.strip().partition(" ")
+    argument = argument.strip()
+    say = functools.partial(chat.console.print, style="dim", markup=False, highlight=False)
+    if name in ("/quit", "/exit"):
+        return False
+    if name == "/help":
+        for usage, what in COMMANDS.items():
+            say(f"{usage:<12} {what}")
+    elif name == "/reset":
+        chat.reset()
+        say("(new conversation)")
+    elif name == "/model":
+        if argument:
+            chat.model = argument
+        say(f"model: {chat.model}")
+    else:
+        say(f"unknown command {name}; /help lists them")
+    return True
+
+
+@contextlib.contextmanager
+def line_editing(path: str | None) -> Iterator[None]:
+    """Line editing and a persistent history for `input()` when a terminal reads it."""
+    try:
+        import readline
+    except ImportError:  # not every platform has it; input() still works
+        yield
+        return
+    if path:
+        with contextlib.suppress(OSError):
+            readline.read_history_file(path)
+    try:
+        yield
+    finally:
+        if path:
+            readline.set_history_length(1000)
+            with contextlib.suppress(OSError):
+                readline.write_history_file(path)
+
+
+def history_file(environ: Any = os.environ) -> str | None:
+    """`RESPGATE_CHAT_HISTORY` (empty: none), else `~/.respgate_chat_history`."""
+    path = environ.get("RESPGATE_CHAT_HISTORY")
+    if path is None:
+        path = os.path.join(os.path.expanduser("~"), ".respgate_chat_history")
+    return path or None
+
+
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    problem = endpoint_problem(args.url)
+    if problem:
+        print(f"respgate chat: {problem}", file=sys.stderr)
+        return 2
     console = Console(highlight=False)
     options = {"instructions": args.instructions} if args.instructions else {}
-    with Client(args.url, api_key=args.key) as client:
+    with Client(args.url, api_key=api_key(args.key)) as client:
         chat = Chat(client, console, model=args.model, raw=args.raw, **options)
         if args.prompt:
             return 0 if chat.turn(" ".join(args.prompt)) is not None else 1
         console.print(
-            f"respgate chat · {args.model} at {args.url} · Ctrl-D or /exit to leave", style="dim"
+            f"respgate chat · {args.model} at {args.url} · /help for commands, Ctrl-D to leave",
+            style="dim",
+            markup=False,
         )
-        while True:
-            try:
-                prompt = console.input("[bold]> [/]")
-            except (EOFError, KeyboardInterrupt):
-                console.print()
-                return 0
-            if prompt.strip() in ("/exit", "/quit"):
-                return 0
-            if prompt.strip():
-                chat.turn(prompt)
+        with line_editing(history_file() if sys.stdin.isatty() else None):
+            while True:
+                try:
+                    line = input("> ")
+                except (EOFError, KeyboardInterrupt):
+                    console.print()
+                    return 0
+                if line.strip().startswith("/"):
+                    if not command(chat, line):
+                        return 0
+                elif line.strip():
+                    try:
+                        chat.turn(line)
+                    except KeyboardInterrupt:  # stop this answer, keep the conversation
+                        console.print("\n(interrupted)", style="dim")
 
 
 def add_parser(sub: Any) -> None:
@@ -159,7 +239,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("prompt", nargs="*", help="one prompt (no prompt: interactive)")
     p.add_argument("--url", default=os.environ.get("RESPGATE_URL", "http://127.0.0.1:8000/v1"))
     p.add_argument("--model", default="echo")
-    p.add_argument("--key", default=None, help="API key (sent as a Bearer token)")
+    p.add_argument(
+        "--key", default=None, help="API key (default: $RESPGATE_API_KEY, else $OPENAI_API_KEY)"
+    )
     p.add_argument("--instructions", default=None, help="a system prompt")
     p.add_argument("--raw", action="store_true", help="print the events themselves")
     p.set_defaults(func=run)

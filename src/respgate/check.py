@@ -22,6 +22,7 @@ import copy
 import functools
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -30,6 +31,7 @@ from typing import Any
 import httpx
 import jsonschema
 
+from .endpoint import api_key, endpoint_problem
 from .protocol.lifecycle import OPEN_RESPONSES_NAMES
 from .protocol.validate import RESPONSE_FIELDS, RULES, StreamChecker
 from .sse import SSEDecoder
@@ -656,22 +658,33 @@ def render(report: Report, *, console: Any = None) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.file:
-        report = check_file(args.file, require_done=not args.no_done)
+        try:
+            report = check_file(args.file, require_done=not args.no_done)
+        except OSError as exc:
+            return _usage_error(f"cannot read {args.file} ({exc.strerror or exc})")
     elif args.url:
+        problem = endpoint_problem(args.url, timeout=min(args.timeout, 10.0))
+        if problem:
+            return _usage_error(problem)
         report = check_url(
             args.url,
             model=args.model,
-            key=args.key,
+            key=api_key(args.key),
             timeout=args.timeout,
             require_done=not args.no_done,
         )
     else:
-        raise SystemExit("respgate check: give a URL or --file")
+        return _usage_error("give a URL or --file")
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         render(report)
     return 0 if report.passed else 1
+
+
+def _usage_error(message: str) -> int:
+    print(f"respgate check: {message}", file=sys.stderr)
+    return 2
 
 
 def add_parser(sub: Any) -> None:
@@ -680,7 +693,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("url", nargs="?", help="base URL of the endpoint, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--file", help="check a captured SSE body instead")
     p.add_argument("--model", default="echo")
-    p.add_argument("--key", default=None, help="API key (sent as a Bearer token)")
+    p.add_argument(
+        "--key", default=None, help="API key (default: $RESPGATE_API_KEY, else $OPENAI_API_KEY)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument(

@@ -7,6 +7,8 @@ import asyncio
 import ipaddress
 import logging
 import os
+import signal
+import socket
 import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -14,53 +16,67 @@ from typing import Any
 
 import uvicorn
 
-from . import chat, check
-from .config import Config, ConfigError, load_config
+from . import __version__, chat, check
+from .config import (
+    DEFAULT_DATA_DIR,
+    OLLAMA_URL,
+    Config,
+    ConfigError,
+    RouteConfig,
+    example,
+    load_config,
+)
 from .engine import Engine
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
 from .server.app import create_app
-from .store import open_store
+from .store import is_database_url, open_store
 from .store.keys import ApiKeys, KeyConfigError
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
-
-DEFAULT_DATA_DIR = "data"
-DEFAULT_RETENTION_DAYS = 30.0
+log = logging.getLogger("respgate")
 
 
 def store_location(config: Config, environ: Mapping[str, str] = os.environ) -> str:
     """`RESPGATE_DATABASE_URL`, else `[store] database_url`, else the SQLite data directory
     (`RESPGATE_DATA_DIR`, else `[store] data_dir`, else `./data`)."""
-    store = config.tables.get("store", {})
     return (
         environ.get("RESPGATE_DATABASE_URL")
-        or store.get("database_url")
+        or config.store.database_url
         or environ.get("RESPGATE_DATA_DIR")
-        or store.get("data_dir")
+        or config.store.data_dir
         or DEFAULT_DATA_DIR
     )
 
 
+def retention_seconds(config: Config) -> float | None:
+    days = config.store.retention_days
+    return None if days < 0 else days * 86400
+
+
 def build_engine(config: Config) -> Engine:
     """The engine with every provider and store the configuration names."""
-    store = config.tables.get("store", {})
-    days = store.get("retention_days", DEFAULT_RETENTION_DAYS)
-    retention = None if days is None or days < 0 else days * 86400
     location = store_location(config)
+    retention = retention_seconds(config)
 
     async def opener() -> Any:
         return await open_store(location, retention=retention)
 
     registry = ProviderRegistry(Router(config))
-    return Engine(registry, None if store.get("enabled") is False else opener)
+    return Engine(registry, opener if config.store.enabled else None)
+
+
+def load(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[Config, ApiKeys]:
+    """The configuration and the API keys it names; raises ConfigError or KeyConfigError."""
+    config = load_config(path, environ)
+    return config, ApiKeys.from_config(config.keys, environ)
 
 
 def check_store(config: Config) -> str | None:
     """Open and close the configured store once before serving, so that a data directory
     in use or an unreachable database is one clear line at start-up, not a traceback."""
-    if config.tables.get("store", {}).get("enabled") is False:
+    if not config.store.enabled:
         return None
     location = store_location(config)
 
@@ -84,6 +100,58 @@ def redact(location: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def describe_store(config: Config) -> str:
+    if not config.store.enabled:
+        return "off (nothing is kept)"
+    location = store_location(config)
+    days = config.store.retention_days
+    kept = "background responses kept forever" if days < 0 else f"retention {days:g} days"
+    kind = "postgresql" if is_database_url(location) else "sqlite"
+    return f"{kind} {redact(location)} ({kept})"
+
+
+def describe_route(route: RouteConfig) -> str:
+    targets = [(route.provider, route.upstream_model)]
+    targets += [(t.provider, t.upstream_model) for t in route.fallbacks]
+    text = ", then ".join(f"{p}/{m}" if m else p for p, m in targets)
+    return f"{route.model} -> {text}"
+
+
+def describe(config: Config, keys: ApiKeys) -> list[str]:
+    """The effective configuration, one fact a line, secrets masked."""
+    lines = [f"config: {config.path or '(none: environment defaults)'}", "providers:"]
+    for p in config.providers.values():
+        key = f"key from ${p.api_key_env}" if p.api_key else "no key"
+        headers = f", headers {', '.join(p.headers)}" if p.headers else ""
+        lines.append(f"  {p.name}: {p.kind} {redact(p.base_url)} ({key}{headers})")
+    if not config.providers:
+        lines.append("  (none)")
+    lines.append("routes:")
+    lines += [f"  {describe_route(r)}" for r in config.routes]
+    lines.append("  echo -> built-in")
+    lines.append(f"store: {describe_store(config)}")
+    tenants = ", ".join(dict.fromkeys(k.tenant for k in config.keys))
+    lines.append(f"keys: {'off (open)' if keys.open else f'{len(config.keys)} ({tenants})'}")
+    origins = ", ".join(config.server.cors_origins) or "off"
+    lines.append(f"cors: {origins}")
+    return lines
+
+
+def config_check(args: argparse.Namespace) -> int:
+    try:
+        config, keys = load(args.file)
+    except (ConfigError, KeyConfigError) as exc:
+        print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(describe(config, keys)))
+    return 0
+
+
+def config_example(args: argparse.Namespace) -> int:
+    sys.stdout.write(example())
+    return 0
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -94,32 +162,107 @@ def is_loopback(host: str) -> bool:
 
 
 class GracefulServer(uvicorn.Server):
-    """On SIGTERM/SIGINT: stop accepting, let streams finish within the grace
-    period, then end the rest with `error` + `response.failed` + `[DONE]`."""
+    """Prints the start-up block once the port is bound and the app is started.
 
-    def __init__(self, config: uvicorn.Config, engine: Engine, grace: float) -> None:
+    On SIGTERM: `/readyz` answers 503 at once; after `drain_delay` seconds (still
+    serving, so a load balancer can notice) it stops accepting, lets streams finish
+    within the grace period, then ends the rest with `error` + `response.failed` +
+    `[DONE]`. SIGINT (Ctrl-C), or a second signal, skips the delay."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        engine: Engine,
+        grace: float,
+        *,
+        drain_delay: float = 0.0,
+        banner: Sequence[str] = (),
+    ) -> None:
         super().__init__(config)
         self.engine = engine
         self.grace = grace
-        self._draining = False
+        self.drain_delay = drain_delay
+        self.banner = banner
+        self._stopping = False
 
-    def handle_exit(self, sig: int, frame: object) -> None:
-        if not self._draining:
-            self._draining = True
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.banner:
+            print("\n".join(self.banner), file=sys.stderr, flush=True)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        loop = asyncio.get_event_loop()
+        if not self.engine.draining and sig == signal.SIGTERM and self.drain_delay > 0:
+            self.engine.draining = True
+            log.warning("draining: /readyz answers 503; stopping in %gs", self.drain_delay)
+            loop.call_soon_threadsafe(loop.call_later, self.drain_delay, self._stop, sig, frame)
+            return
+        self.engine.draining = True
+        self._stop(sig, frame)
+
+    def _stop(self, sig: int, frame: Any) -> None:
+        if not self._stopping:
+            self._stopping = True
             loop = asyncio.get_event_loop()
             loop.call_soon_threadsafe(lambda: loop.create_task(self.engine.shutdown(self.grace)))
-        super().handle_exit(sig, frame)  # type: ignore[arg-type]
+        super().handle_exit(sig, frame)
+
+
+class _QuietStartup(logging.Filter):
+    """Drops uvicorn's own start-up lines: respgate prints one block once the port is bound."""
+
+    LINES = ("Started server process", "Waiting for application startup", "Application startup")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.LINES)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (before anything starts); OSError when it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def ollama_line(config: Config, environ: Mapping[str, str] = os.environ) -> str:
+    if config.path is not None:
+        return "ollama: not probed (providers from the config file)"
+    if environ.get("RESPGATE_NO_OLLAMA_PROBE", "") not in ("", "0"):
+        return "ollama: not probed (RESPGATE_NO_OLLAMA_PROBE)"
+    if "ollama" in config.providers:
+        models = sum(r.provider == "ollama" for r in config.routes)
+        return f"ollama: detected at {OLLAMA_URL} ({models} models)"
+    return f"ollama: not detected at {OLLAMA_URL}"
+
+
+def banner(config: Config, keys: ApiKeys, url: str) -> list[str]:
+    """The start-up block: version, address, store, keys, what is served, Ollama."""
+    tenants = ", ".join(dict.fromkeys(k.tenant for k in config.keys))
+    routes = ["echo (built-in)"] + [describe_route(r) for r in config.routes]
+    return [
+        f"respgate {__version__} listening on {url}",
+        f"  config: {config.path or 'none (environment defaults)'}",
+        f"  store: {describe_store(config)}",
+        f"  keys: {'off (open)' if keys.open else f'on, {len(config.keys)} ({tenants})'}",
+        f"  models: {'; '.join(routes)}",
+        f"  {ollama_line(config)}",
+        f"  health: {url}/healthz, {url}/readyz",
+    ]
 
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config, os.environ)
-        keys = ApiKeys.from_config(config.tables.get("keys", []))
+        config, keys = load(args.config)
     except (ConfigError, KeyConfigError) as exc:
         print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    server = config.tables.get("server", {})
-    allow_open = args.allow_open or server.get("allow_open", False)
+    allow_open = args.allow_open or config.server.allow_open
     if keys.open and not is_loopback(args.host) and not allow_open:
         print(
             f"respgate: refusing to serve {args.host} without API keys; configure [[keys]] "
@@ -127,48 +270,121 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"respgate: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return 2
     problem = check_store(config)
     if problem:
+        sock.close()
         print(f"respgate: {problem}", file=sys.stderr)
         return 2
     engine = build_engine(config)
-    config = uvicorn.Config(
-        create_app(engine, keys=keys, cors_origins=server.get("cors_origins")),
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    uvicorn_config = uvicorn.Config(
+        create_app(engine, keys=keys, cors_origins=list(config.server.cors_origins)),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         # uvicorn builds each access line (URL quoting) before the logger filters it
-        access_log=args.log_level.lower() in ("trace", "debug", "info"),
+        access_log=args.log_level in ("trace", "debug", "info"),
         timeout_graceful_shutdown=int(args.grace) + 5,
     )
-    GracefulServer(config, engine, args.grace).run()
+    logging.getLogger("uvicorn.error").addFilter(_QuietStartup())
+    quiet = args.log_level in ("error", "critical")
+    GracefulServer(
+        uvicorn_config,
+        engine,
+        args.grace,
+        drain_delay=args.drain_delay,
+        banner=() if quiet else banner(config, keys, f"http://{host}:{args.port}"),
+    ).run(sockets=[sock])
     return 0
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def log_level(text: str) -> str:
+    """A log level in any case (`WARN` and `warn` are `warning`)."""
+    name = {"warn": "warning", "fatal": "critical"}.get(text.lower(), text.lower())
+    if name not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return name
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 1-65535")
+    return port
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="respgate", description="A spec-exact Responses API gateway."
     )
+    parser.add_argument("--version", action="version", version=f"respgate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the gateway")
     p_serve.add_argument("--host", default="127.0.0.1")
-    p_serve.add_argument("--port", type=int, default=8000)
+    p_serve.add_argument("--port", type=port_number, default=8000, help="1-65535 (default 8000)")
     p_serve.add_argument("--config", default=None, help="TOML configuration file")
     p_serve.add_argument(
-        "--grace", type=float, default=SHUTDOWN_GRACE_SECONDS, help="shutdown grace period (s)"
+        "--grace", type=seconds, default=SHUTDOWN_GRACE_SECONDS, help="shutdown grace period (s)"
     )
-    p_serve.add_argument("--log-level", default="info")
+    p_serve.add_argument(
+        "--drain-delay",
+        type=seconds,
+        default=0.0,
+        help="on SIGTERM, keep serving this long with /readyz answering 503 before stopping (s)",
+    )
+    p_serve.add_argument(
+        "--log-level", type=log_level, default="info", help=", ".join(LOG_LEVELS) + " (any case)"
+    )
     p_serve.add_argument(
         "--allow-open", action="store_true", help="serve a non-loopback address without API keys"
     )
     p_serve.set_defaults(func=serve)
+    p_config = sub.add_parser("config", help="check a configuration file or print an example")
+    config_sub = p_config.add_subparsers(dest="config_command", required=True)
+    p_check = config_sub.add_parser(
+        "check", help="validate FILE and print the effective configuration (starts nothing)"
+    )
+    p_check.add_argument("file", nargs="?", help="TOML file (none: the environment defaults)")
+    p_check.set_defaults(func=config_check)
+    config_sub.add_parser("example", help="print a complete commented example").set_defaults(
+        func=config_example
+    )
     check.add_parser(sub)
     chat.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `respgate check --json | head`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit cannot fail
+        return 1
 
 
 if __name__ == "__main__":

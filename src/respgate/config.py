@@ -1,49 +1,174 @@
-"""respgate's TOML configuration and its defaults from the environment.
+"""respgate's TOML configuration: typed sections, strict decoding, environment defaults.
 
-    [providers.groq]
-    kind = "chat_completions"            # chat_completions | anthropic | responses
-    base_url = "https://api.groq.com/openai/v1"
-    api_key_env = "GROQ_API_KEY"         # the key is read from this variable
-    connect_timeout = 10                 # seconds to connect
-    read_timeout = 300                   # seconds of upstream silence; 0 = no limit
-    timeout = 0                          # whole-request limit in seconds; 0 = none
-    max_retries = 2                      # before the first byte only
-    headers = { "x-team" = "a" }
+Every table and key of the file is declared here as a msgspec `Struct`
+(`forbid_unknown_fields`); `respgate config example` prints a commented file
+with all of them (`respgate.example.toml`, shipped in the package).
+`load_config(path, env)` decodes the whole file into a `Config`:
 
-    [[routes]]
-    model = "llama-*"                    # public name or glob
-    provider = "groq"
-    upstream_model = "llama-3.3-70b"     # default: the requested name
-    fallbacks = [{ provider = "local", upstream_model = "llama3.2" }]
+    config.providers: dict[str, ProviderConfig]   # [providers.NAME], keys resolved
+    config.routes:    list[RouteConfig]           # [[routes]]
+    config.server, config.store, config.limits, config.telemetry   # [server], ...
+    config.keys:      list[KeyConfig]             # [[keys]]
+    config.prices:    dict[str, PriceConfig]      # [prices."gpt-4o*"]
 
-`load_config(path, env)` parses and validates the tables it owns
-(`providers`, `routes`) and keeps every other table (`server`, ...) in
-`Config.tables` for the code that owns it. An unknown key inside an owned
-table, a wrong type, a route to an unknown provider or a missing key variable
-raises `ConfigError` naming the key (`providers.groq.base_urll: unknown key`).
-Without a file the providers come from the environment (`defaults_from_env`).
+An unknown table or key, a wrong type or a value that cannot work raises
+`ConfigError` with one line naming the key path and, for a misspelt name, the
+nearest known one: `sever: unknown table (did you mean "server"?)`,
+`server.cors_origins: expected an array of strings, got a string`. Without a
+file the providers come from the environment (`defaults_from_env`).
 """
 
 from __future__ import annotations
 
+import datetime
+import difflib
 import fnmatch
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 ProviderKind = Literal["chat_completions", "anthropic", "responses"]
-PROVIDER_KINDS: tuple[str, ...] = ("chat_completions", "anthropic", "responses")
+PROVIDER_KINDS: tuple[str, ...] = typing.get_args(ProviderKind)
 
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
 OPENAI_URL = "https://api.openai.com/v1"
 ANTHROPIC_URL = "https://api.anthropic.com/v1"
 OPENAI_MODEL_GLOBS = ("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "codex-*", "computer-use-*")
+DEFAULT_DATA_DIR = "data"
+EXAMPLE_FILE = "respgate.example.toml"
+
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Price = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key."""
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A table of the configuration file: every key declared, unknown keys refused."""
+
+
+# ---------------------------------------------------------------- the sections
+
+
+class ServerConfig(Section):
+    cors_origins: tuple[str, ...] = ()  # origins browsers may call from; "*" for any
+    allow_open: bool = False  # serve a non-loopback address without API keys
+    metrics: bool = True  # GET /metrics
+    log_format: Literal["text", "json"] = "text"
+    max_body_bytes: NonNegative = 32 * 1024 * 1024
+    max_header_bytes: NonNegative = 65536  # request line + headers; over -> 431
+    max_headers: NonNegative = 100  # over -> 431
+    header_timeout: Seconds = 10.0  # to receive the request line and headers
+    body_timeout: Seconds = 60.0  # to receive the whole body -> 408
+    max_connections: NonNegative = 0  # 0: derived from the descriptor limit
+    keepalive_interval: Seconds = 15.0  # between SSE keep-alive comments
+
+
+class StoreConfig(Section):
+    enabled: bool = True
+    data_dir: str = ""  # SQLite directory; "" -> RESPGATE_DATA_DIR, else ./data
+    database_url: str = ""  # postgresql://...; "" -> RESPGATE_DATABASE_URL, else SQLite
+    retention_days: Annotated[float, msgspec.Meta(ge=-1)] = 30.0  # -1: forever
+
+
+class KeyConfig(Section):
+    """One `[[keys]]` entry: a tenant and exactly one of `key`, `key_env`, `sha256`
+    (checked, and the key read, by `respgate.store.keys.ApiKeys.from_config`)."""
+
+    tenant: str
+    key: str | None = None
+    key_env: str | None = None
+    sha256: str | None = None
+    admin: bool = False  # may read /metrics and operator endpoints
+    # Per-key overrides of [limits]; None: the [limits] value, 0: unlimited.
+    requests_per_minute: NonNegative | None = None
+    tokens_per_minute: NonNegative | None = None
+    concurrent_streams: NonNegative | None = None
+
+    def __repr__(self) -> str:  # never print a plain key
+        key = "***" if self.key is not None else None
+        return f"KeyConfig(tenant={self.tenant!r}, key={key}, key_env={self.key_env!r}, ...)"
+
+
+class LimitsConfig(Section):
+    """Defaults for every key and tenant; 0 = unlimited."""
+
+    requests_per_minute: NonNegative = 0
+    tokens_per_minute: NonNegative = 0
+    concurrent_streams: NonNegative = 0
+    redis_url: str = ""  # shared counters across replicas when set
+    on_redis_error: Literal["open", "closed"] = "open"
+
+
+class PriceConfig(Section):
+    """USD per million tokens for the models a `[prices."glob"]` key matches."""
+
+    input: Price = 0.0
+    cached_input: Price | None = None  # None: priced as input
+    output: Price = 0.0
+
+
+class TelemetryConfig(Section):
+    otlp_endpoint: str = ""  # OTLP/HTTP traces when set
+    service_name: str = "respgate"
+
+
+class ProviderTable(Section):
+    """`[providers.NAME]` as written; `ProviderConfig` is the resolved provider."""
+
+    kind: ProviderKind
+    base_url: str
+    api_key_env: str | None = None
+    connect_timeout: Seconds = 10.0
+    read_timeout: Seconds = 300.0  # 0: no limit
+    timeout: Seconds = 0.0  # 0: none
+    headers: dict[str, str] = {}
+    max_retries: NonNegative = 2
+    stream_idle_timeout: Seconds = 60.0  # 0: no limit
+
+
+class Target(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Where one attempt goes: a provider and the model name it knows."""
+
+    provider: str
+    upstream_model: str | None = None  # None: the requested public name
+
+
+class RouteConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    model: str  # a public name or a glob
+    provider: str
+    upstream_model: str | None = None
+    fallbacks: tuple[Target, ...] = ()
+
+    @property
+    def is_glob(self) -> bool:
+        return any(c in self.model for c in "*?[")
+
+    def matches(self, model: str) -> bool:
+        return fnmatch.fnmatchcase(model, self.model) if self.is_glob else model == self.model
+
+
+class ConfigFile(Section):
+    """The whole file, as written."""
+
+    providers: dict[str, ProviderTable] = {}
+    routes: tuple[RouteConfig, ...] = ()
+    server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    keys: tuple[KeyConfig, ...] = ()
+    limits: LimitsConfig = LimitsConfig()
+    prices: dict[str, PriceConfig] = {}
+    telemetry: TelemetryConfig = TelemetryConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,183 +183,238 @@ class ProviderConfig:
     timeout: float | None = None  # None: no whole-request limit
     headers: dict[str, str] = field(default_factory=dict)
     max_retries: int = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where one attempt goes: a provider and the model name it knows."""
-
-    provider: str
-    upstream_model: str | None = None  # None: the requested public name
-
-
-@dataclass(frozen=True, slots=True)
-class RouteConfig:
-    model: str  # a public name or a glob
-    provider: str
-    upstream_model: str | None = None
-    fallbacks: tuple[Target, ...] = ()
-
-    @property
-    def is_glob(self) -> bool:
-        return any(c in self.model for c in "*?[")
-
-    def matches(self, model: str) -> bool:
-        return fnmatch.fnmatchcase(model, self.model) if self.is_glob else model == self.model
+    stream_idle_timeout: float | None = 60.0  # None: no limit after the first token
 
 
 @dataclass(slots=True)
 class Config:
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     routes: list[RouteConfig] = field(default_factory=list)
-    tables: dict[str, Any] = field(default_factory=dict)
-    """Top-level tables respgate's other parts own (`server`, ...), unparsed."""
+    server: ServerConfig = field(default_factory=ServerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    keys: list[KeyConfig] = field(default_factory=list)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    prices: dict[str, PriceConfig] = field(default_factory=dict)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    path: str | None = None  # the file it was read from; None: the environment
 
 
-# ---------------------------------------------------------------- parsing
-
-_PROVIDER_KEYS = frozenset(
-    {
-        "kind",
-        "base_url",
-        "api_key_env",
-        "connect_timeout",
-        "read_timeout",
-        "timeout",
-        "headers",
-        "max_retries",
-    }
-)
-_ROUTE_KEYS = frozenset({"model", "provider", "upstream_model", "fallbacks"})
-_TARGET_KEYS = frozenset({"provider", "upstream_model"})
+# ---------------------------------------------------------------- strict decoding
+#
+# msgspec decodes and refuses what does not fit, but names a dict's keys `[...]`
+# in its error paths (`$.providers[...].kind`). This walk over the same Struct
+# declarations checks first, so every message names the full key path in TOML
+# terms and suggests the nearest known name.
 
 
-def _table(table: Any, allowed: frozenset[str], where: str) -> dict[str, Any]:
-    """`table` checked to be a TOML table holding only `allowed` keys."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: expected a table")
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key}: unknown key")
-    return table
+def _suggest(name: str, known: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def _required(table: Mapping[str, Any], key: str, where: str, hint: str = "") -> str:
-    value = _get(table, key, str, where)
-    if not value:
-        raise ConfigError(f"{where}.{key}: missing{hint}")
-    return value
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict) or (
+        isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+    )
 
 
-def _get(
-    table: Mapping[str, Any],
-    key: str,
-    kind: type | tuple[type, ...],
-    where: str,
-    default: Any = None,
-) -> Any:
-    value = table.get(key, default)
-    if value is default:
-        return value
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ConfigError(f"{where}.{key}: expected {_type_name(kind)}, got a boolean")
-    if not isinstance(value, kind):
-        raise ConfigError(f"{where}.{key}: expected {_type_name(kind)}, got {type(value).__name__}")
-    return value
+def _got(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, datetime.date | datetime.time):
+        return "a date/time"
+    return type(value).__name__
 
 
-def _type_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({"str": "a string", "int": "an integer", "float": "a number", "dict": "a table",
-                        "list": "an array"}.get(k.__name__, k.__name__) for k in kinds)  # fmt: skip
+def _unwrap(tp: Any) -> tuple[Any, list[msgspec.Meta]]:
+    metas: list[msgspec.Meta] = []
+    while typing.get_origin(tp) is Annotated:
+        tp, *extra = typing.get_args(tp)
+        metas += [m for m in extra if isinstance(m, msgspec.Meta)]
+    return tp, metas
 
 
-def _seconds(table: Mapping[str, Any], key: str, where: str, default: float | None) -> float | None:
-    value = _get(table, key, (int, float), where)
-    if value is None:
-        return default
-    if value < 0:
-        raise ConfigError(f"{where}.{key}: must not be negative")
-    return float(value)
+def _expected(tp: Any) -> str:
+    tp, _ = _unwrap(tp)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_expected(t) for t in typing.get_args(tp) if t is not type(None))
+    if origin is Literal:
+        return "one of " + ", ".join(f'"{v}"' for v in typing.get_args(tp))
+    if origin in (tuple, list):
+        inner = _expected(typing.get_args(tp)[0])
+        return "an array of " + inner.removeprefix("a ").removeprefix("an ") + "s"
+    if origin is dict or (isinstance(tp, type) and issubclass(tp, msgspec.Struct)):
+        return "a table"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}[tp]
 
 
-def _provider(name: str, table: Any, env: Mapping[str, str]) -> ProviderConfig:
-    where = f"providers.{name}"
-    table = _table(table, _PROVIDER_KEYS, where)
-    kinds = ", ".join(PROVIDER_KINDS)
-    kind = _required(table, "kind", where, f" (one of {kinds})")
-    if kind not in PROVIDER_KINDS:
-        raise ConfigError(f"{where}.kind: {kind!r} is not one of {kinds}")
-    base_url = _required(table, "base_url", where)
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"{where}.base_url: must start with http:// or https://")
-    key_env = _get(table, "api_key_env", str, where)
+def _check(value: Any, tp: Any, path: str) -> None:
+    """Raise ConfigError at the first place `value` does not fit the declaration `tp`."""
+    tp, metas = _unwrap(tp)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):  # only `X | None` here; TOML has no null
+        (tp,) = [t for t in typing.get_args(tp) if t is not type(None)]
+        _check(value, tp, path)
+        return
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        _check_struct(value, tp, path)
+        return
+    where = path or "the file"
+    if origin is Literal:
+        options = typing.get_args(tp)
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected {_expected(tp)}, got {_got(value)}")
+        if value not in options:
+            raise ConfigError(
+                f"{where}: {value!r} is not {_expected(tp)}{_suggest(value, options)}"
+            )
+        return
+    if origin in (tuple, list):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected {_expected(tp)}, got {_got(value)}")
+        for i, item in enumerate(value):
+            _check(item, typing.get_args(tp)[0], f"{path}[{i}]")
+        return
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {_got(value)}")
+        for key, item in value.items():
+            _check(item, typing.get_args(tp)[1], f"{path}.{_key(key)}")
+        return
+    ok = (
+        isinstance(value, int | float) and not isinstance(value, bool)
+        if tp is float
+        else isinstance(value, tp) and (tp is bool or not isinstance(value, bool))
+    )
+    if not ok:
+        raise ConfigError(f"{where}: expected {_expected(tp)}, got {_got(value)}")
+    for meta in metas:
+        if meta.ge is not None and value < meta.ge:
+            bound = "must not be negative" if meta.ge == 0 else f"must be at least {meta.ge}"
+            raise ConfigError(f"{where}: {bound}")
+
+
+def _key(name: str) -> str:
+    """A TOML key as written in a path: bare when it can be, else quoted."""
+    bare = name and all(c.isalnum() or c in "-_" for c in name)
+    return name if bare else f'"{name}"'
+
+
+def _check_struct(value: Any, cls: type[msgspec.Struct], path: str) -> None:
+    fields = {f.name: f for f in msgspec.structs.fields(cls)}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a table, got {_got(value)}")
+    for name in value:
+        if name not in fields:
+            what = "table" if _is_table(value[name]) else "key"
+            where = f"{path}.{_key(name)}" if path else _key(name)
+            raise ConfigError(f"{where}: unknown {what}{_suggest(name, fields)}")
+    for name, info in fields.items():
+        if name in value:
+            _check(value[name], info.type, f"{path}.{name}" if path else name)
+        elif info.required:
+            raise ConfigError(f"{path}.{name}: missing")
+
+
+# ---------------------------------------------------------------- meaning
+
+
+def _url(value: str, where: str, schemes: tuple[str, ...]) -> None:
+    if value and not value.startswith(tuple(f"{s}://" for s in schemes)):
+        names = " or ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"{where}: must start with {names}")
+
+
+def _provider(name: str, table: ProviderTable, env: Mapping[str, str]) -> ProviderConfig:
+    where = f"providers.{_key(name)}"
+    if not table.base_url:
+        raise ConfigError(f"{where}.base_url: missing")
+    _url(table.base_url, f"{where}.base_url", ("http", "https"))
     api_key = None
-    if key_env is not None:
-        api_key = env.get(key_env)
+    if table.api_key_env is not None:
+        api_key = env.get(table.api_key_env)
         if not api_key:
-            raise ConfigError(f"{where}.api_key_env: environment variable {key_env} is not set")
-    headers = _get(table, "headers", dict, where, {})
-    for h, v in headers.items():
-        if not isinstance(v, str):
-            raise ConfigError(f"{where}.headers.{h}: expected a string")
-    retries = _get(table, "max_retries", int, where, 2)
-    if retries < 0:
-        raise ConfigError(f"{where}.max_retries: must not be negative")
-    connect = _seconds(table, "connect_timeout", where, 10.0)
-    if not connect:
+            raise ConfigError(
+                f"{where}.api_key_env: environment variable {table.api_key_env} is not set"
+            )
+    if not table.connect_timeout:
         raise ConfigError(f"{where}.connect_timeout: must be positive")
     return ProviderConfig(
         name=name,
-        kind=kind,
-        base_url=base_url.rstrip("/"),
+        kind=table.kind,
+        base_url=table.base_url.rstrip("/"),
         api_key=api_key,
-        api_key_env=key_env,
-        connect_timeout=connect,
-        read_timeout=_seconds(table, "read_timeout", where, 300.0) or None,
-        timeout=_seconds(table, "timeout", where, None) or None,
-        headers=dict(headers),
-        max_retries=retries,
+        api_key_env=table.api_key_env,
+        connect_timeout=table.connect_timeout,
+        read_timeout=table.read_timeout or None,
+        timeout=table.timeout or None,
+        headers=dict(table.headers),
+        max_retries=table.max_retries,
+        stream_idle_timeout=table.stream_idle_timeout or None,
     )
 
 
-def _target(table: Any, where: str, providers: Mapping[str, ProviderConfig]) -> Target:
-    provider = _required(_table(table, _TARGET_KEYS, where), "provider", where)
-    if provider not in providers:
-        raise ConfigError(f"{where}.provider: no provider named {provider!r}")
-    return Target(provider, _get(table, "upstream_model", str, where))
-
-
-def _route(index: int, table: Any, providers: Mapping[str, ProviderConfig]) -> RouteConfig:
+def _route(index: int, route: RouteConfig, providers: Mapping[str, ProviderConfig]) -> None:
     where = f"routes[{index}]"
-    table = _table(table, _ROUTE_KEYS, where)
-    model = _required(table, "model", where)
-    primary = _target(
-        {k: table[k] for k in ("provider", "upstream_model") if k in table}, where, providers
-    )
-    fallbacks = _get(table, "fallbacks", list, where, [])
-    return RouteConfig(
-        model=model,
-        provider=primary.provider,
-        upstream_model=primary.upstream_model,
-        fallbacks=tuple(
-            _target(t, f"{where}.fallbacks[{i}]", providers) for i, t in enumerate(fallbacks)
-        ),
-    )
+    if not route.model:
+        raise ConfigError(f"{where}.model: missing")
+    targets = [(where, route.provider)] + [
+        (f"{where}.fallbacks[{i}]", t.provider) for i, t in enumerate(route.fallbacks)
+    ]
+    for at, provider in targets:
+        if provider not in providers:
+            hint = _suggest(provider, providers) or (
+                " (declare it as [providers." + _key(provider) + "])"
+            )
+            raise ConfigError(f"{at}.provider: no provider named {provider!r}{hint}")
+
+
+def _server(server: ServerConfig) -> None:
+    for i, origin in enumerate(server.cors_origins):
+        if origin != "*":
+            _url(origin, f"server.cors_origins[{i}]", ("http", "https"))
 
 
 def parse_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     """Validate an already-parsed TOML document."""
-    raw_providers = data.get("providers", {})
-    if not isinstance(raw_providers, dict):
-        raise ConfigError("providers: expected a table")
-    providers = {name: _provider(name, table, env) for name, table in raw_providers.items()}
-    raw_routes = data.get("routes", [])
-    if not isinstance(raw_routes, list):
-        raise ConfigError("routes: expected an array of tables ([[routes]])")
-    routes = [_route(i, t, providers) for i, t in enumerate(raw_routes)]
-    tables = {k: v for k, v in data.items() if k not in ("providers", "routes")}
-    return Config(providers, routes, tables)
+    _check(dict(data), ConfigFile, "")
+    try:
+        file = msgspec.convert(dict(data), ConfigFile)
+    except msgspec.ValidationError as exc:  # the walk above should have said it already
+        raise ConfigError(str(exc)) from None
+    providers = {name: _provider(name, t, env) for name, t in file.providers.items()}
+    for i, route in enumerate(file.routes):
+        _route(i, route, providers)
+    _server(file.server)
+    _url(file.store.database_url, "store.database_url", ("postgresql", "postgres"))
+    _url(file.limits.redis_url, "limits.redis_url", ("redis", "rediss", "unix"))
+    _url(file.telemetry.otlp_endpoint, "telemetry.otlp_endpoint", ("http", "https"))
+    return Config(
+        providers=providers,
+        routes=list(file.routes),
+        server=file.server,
+        store=file.store,
+        keys=list(file.keys),
+        limits=file.limits,
+        prices=dict(file.prices),
+        telemetry=file.telemetry,
+    )
+
+
+def example() -> str:
+    """The commented example configuration shipped with the package."""
+    return resources.files("respgate").joinpath(EXAMPLE_FILE).read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------- defaults
@@ -296,4 +476,6 @@ def load_config(
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
-    return parse_config(data, env)
+    config = parse_config(data, env)
+    config.path = path
+    return config

@@ -235,6 +235,7 @@ class Engine:
         self.runs: set[Run] = set()
         self.background: dict[str, Run] = {}
         self.accepting = True
+        self.draining = False  # set on SIGTERM: /readyz says 503 so balancers stop sending
         self._tasks: set[asyncio.Task[None]] = set()  # background event-log writers
         self._expirer: asyncio.Task[None] | None = None
 
@@ -250,6 +251,21 @@ class Engine:
             if failed:
                 log.warning("marked %d responses of a stopped process failed", len(failed))
             self._expirer = asyncio.create_task(self._expire_loop())
+
+    async def ready(self, timeout: float = 2.0) -> str | None:
+        """None when this process should get traffic, else why not: draining, or the
+        store not answering a read within `timeout` seconds."""
+        if self.draining or not self.accepting:
+            return "draining"
+        if self._open_store is not None and self.store is None:
+            return "store not open"
+        if self.store is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.store.get("resp_readyz", "")
+            except Exception as exc:
+                return f"store unreachable: {type(exc).__name__}: {exc}"[:300]
+        return None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -511,6 +527,7 @@ class Engine:
     async def shutdown(self, grace: float) -> None:
         """Stop accepting; let runs finish for `grace` seconds, then end the rest as failed."""
         self.accepting = False
+        self.draining = True
         pending = [r.task for r in self.runs if r.task is not None]
         if pending:
             await asyncio.wait(pending, timeout=grace)

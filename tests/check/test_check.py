@@ -5,7 +5,10 @@ one rule in every stream it passes on."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +26,7 @@ from starlette.routing import Route
 from respgate.check import check_file, check_url
 from respgate.cli import main
 from respgate.server.app import create_app
+from tests.support.live import SRC, free_port
 from tests.support.stores import sqlite_engine
 
 Frames = list[bytes]
@@ -232,3 +236,48 @@ def test_event_name_must_equal_type(tmp_path: Path, respgate_url: str) -> None:
         str(report.cases[0].findings[0])
         == "file #1 response.in_progress: event: 'message' but type 'response.in_progress'"
     )
+
+
+def run_check(*args: str, **popen: Any) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "respgate", "check", *args],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--file", "missing.sse"), "respgate check: cannot read missing.sse (No such file"),
+        (("not-a-url",), "respgate check: 'not-a-url' is not an http:// or https:// URL"),
+        (("http://[::1",), "respgate check: 'http://[::1' is not a valid URL"),
+        ((), "respgate check: give a URL or --file"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    out, err = run_check(*args).communicate(timeout=60)
+    assert err.startswith(message) and len(err.strip().splitlines()) == 1, err
+    assert out == ""
+
+
+def test_an_unreachable_server_is_one_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    proc = run_check(url)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and out == ""
+    assert err.strip() == f"respgate check: cannot reach {url} (Connection refused)"
+
+
+def test_a_reader_that_leaves_early_is_no_traceback() -> None:
+    """`respgate check --json ... | head`: the pipe closes before the report is written."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "responses" / "text.sse"
+    proc = run_check("--file", str(fixture), "--json")
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read()
+    assert proc.wait(60) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -9,8 +9,7 @@ from respgate.config import ConfigError, Target, load_config
 
 GOOD = """
 [server]
-port = 8080
-whatever = "kept for others"
+cors_origins = ["http://localhost:5173"]
 
 [providers.groq]
 kind = "chat_completions"
@@ -29,9 +28,6 @@ model = "llama-*"
 provider = "groq"
 upstream_model = "llama-3.3-70b"
 fallbacks = [{ provider = "local", upstream_model = "llama3.2" }]
-
-[future]
-x = 1
 """
 
 
@@ -51,10 +47,8 @@ def test_a_good_file(tmp_path: Path) -> None:
     (route,) = cfg.routes
     assert route.matches("llama-3") and not route.matches("gpt-4")
     assert route.fallbacks == (Target("local", "llama3.2"),)
-    assert cfg.tables == {
-        "server": {"port": 8080, "whatever": "kept for others"},
-        "future": {"x": 1},
-    }
+    assert cfg.server.cors_origins == ("http://localhost:5173",)
+    assert cfg.store.enabled and cfg.store.retention_days == 30 and cfg.keys == []
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from respgate.config import KeyConfig
 from respgate.engine import Engine
 from respgate.providers.registry import ProviderRegistry
 from respgate.server.app import create_app
@@ -34,7 +35,9 @@ async def state_engine(tmp_path: Any) -> AsyncIterator[Engine]:
 def client_for(engine: Engine, key: str | None) -> httpx.AsyncClient:
     app = create_app(
         engine,
-        keys=ApiKeys.from_config([{"tenant": "a", "key": KEY_A}, {"tenant": "b", "key": KEY_B}]),
+        keys=ApiKeys.from_config(
+            [KeyConfig(tenant="a", key=KEY_A), KeyConfig(tenant="b", key=KEY_B)]
+        ),
     )
     headers = {"authorization": f"Bearer {key}"} if key else {}
     return httpx.AsyncClient(

@@ -13,6 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from respgate.config import KeyConfig
 from respgate.engine import Engine
 from respgate.protocol.lifecycle import TERMINAL_EVENTS
 from respgate.providers.registry import ProviderRegistry
@@ -231,7 +232,7 @@ async def test_invalid_messages_get_an_envelope(live: LiveServer) -> None:
 
 
 async def test_auth_on_the_upgrade_request() -> None:
-    keys = ApiKeys.from_config([{"tenant": "team", "key": KEY}])
+    keys = ApiKeys.from_config([KeyConfig(tenant="team", key=KEY)])
     with LiveServer(Engine(ProviderRegistry()), keys=keys) as server:
         for headers in ({}, {"Authorization": "Bearer wrong-key-wrong-key-wrong"}):
             async with connect(server.ws_url, additional_headers=headers) as ws:

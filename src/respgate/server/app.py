@@ -152,6 +152,12 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return JSON({"status": "ok", "in_flight": len(engine.runs)})
 
+    async def readyz(request: Request) -> Response:
+        problem = await engine.ready()
+        if problem is not None:
+            return JSON({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSON({"status": "ready"})
+
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(exc)
@@ -206,6 +212,7 @@ def create_app(
             Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
         ],
         middleware=middleware,
         exception_handlers={

@@ -5,12 +5,12 @@ strings, not passwords; a key shorter than `MIN_KEY_LENGTH` is refused. A
 presented token is hashed and compared with every configured hash in constant
 time (`hmac.compare_digest`), so timing says nothing about which key matched.
 
-Config entries (TOML `[[keys]]` tables or dicts), one of `key`, `key_env`,
-`sha256` each:
+Config entries are the typed `[[keys]]` entries (`respgate.config.KeyConfig`),
+one of `key`, `key_env`, `sha256` each:
 
-    {"tenant": "team-a", "key_env": "TEAM_A_KEY"}   # read from the environment
-    {"tenant": "team-b", "sha256": "9f86d0…"}        # only the hash in the config file
-    {"tenant": "dev", "key": "…"}                    # plain (avoid in shared files)
+    KeyConfig(tenant="team-a", key_env="TEAM_A_KEY")   # read from the environment
+    KeyConfig(tenant="team-b", sha256="9f86d0…")        # only the hash in the config file
+    KeyConfig(tenant="dev", key="…")                    # plain (avoid in shared files)
 """
 
 from __future__ import annotations
@@ -19,13 +19,26 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Protocol
 
 MIN_KEY_LENGTH = 20
 
 
 class KeyConfigError(ValueError):
     """A `keys` entry is malformed; the message names the entry."""
+
+
+class KeyEntry(Protocol):
+    """What a configured key entry offers (`respgate.config.KeyConfig`)."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def key(self) -> str | None: ...
+    @property
+    def key_env(self) -> str | None: ...
+    @property
+    def sha256(self) -> str | None: ...
 
 
 def hash_key(key: str) -> bytes:
@@ -40,35 +53,39 @@ class ApiKeys:
 
     @classmethod
     def from_config(
-        cls, entries: Iterable[Mapping[str, Any]], environ: Mapping[str, str] = os.environ
+        cls, entries: Iterable[KeyEntry], environ: Mapping[str, str] = os.environ
     ) -> ApiKeys:
         hashes = []
         for i, entry in enumerate(entries):
             where = f"keys[{i}]"
-            tenant = entry.get("tenant")
-            if not isinstance(tenant, str) or not tenant:
-                raise KeyConfigError(f"{where}: `tenant` must be a non-empty string.")
-            sources = [name for name in ("key", "key_env", "sha256") if name in entry]
+            if not entry.tenant:
+                raise KeyConfigError(f"{where}.tenant: missing")
+            sources = [s for s in (entry.key, entry.key_env, entry.sha256) if s is not None]
             if len(sources) != 1:
-                raise KeyConfigError(f"{where}: give exactly one of `key`, `key_env`, `sha256`.")
-            if "sha256" in entry:
+                raise KeyConfigError(f"{where}: give exactly one of key, key_env, sha256")
+            if entry.sha256 is not None:
                 try:
-                    digest = bytes.fromhex(entry["sha256"])
-                except (TypeError, ValueError):
+                    digest = bytes.fromhex(entry.sha256)
+                except ValueError:
                     digest = b""
                 if len(digest) != 32:
-                    raise KeyConfigError(f"{where}: `sha256` must be 64 hex digits.")
-                hashes.append((digest, tenant))
+                    raise KeyConfigError(f"{where}.sha256: must be 64 hex digits")
+                hashes.append((digest, entry.tenant))
                 continue
-            key = environ.get(entry["key_env"]) if "key_env" in entry else entry["key"]
-            if not isinstance(key, str) or len(key) < MIN_KEY_LENGTH:
-                source = (
-                    f"environment variable {entry['key_env']}" if "key_env" in entry else "`key`"
-                )
+            if entry.key_env is not None:
+                key = environ.get(entry.key_env)
+                if not key:
+                    raise KeyConfigError(
+                        f"{where}.key_env: environment variable {entry.key_env} is not set"
+                    )
+                source = f"{where}.key_env: environment variable {entry.key_env}"
+            else:
+                key, source = entry.key, f"{where}.key"
+            if key is None or len(key) < MIN_KEY_LENGTH:
                 raise KeyConfigError(
-                    f"{where}: {source} must hold a key of at least {MIN_KEY_LENGTH} characters."
+                    f"{source} must hold a key of at least {MIN_KEY_LENGTH} characters"
                 )
-            hashes.append((hash_key(key), tenant))
+            hashes.append((hash_key(key), entry.tenant))
         return cls(hashes)
 
     @property
