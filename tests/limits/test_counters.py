@@ -107,7 +107,7 @@ def info(tenant: str = "t") -> RunInfo:
     return RunInfo(tenant, "m", "sse")
 
 
-async def test_unreachable_redis_fails_open_or_closed() -> None:
+async def test_unreachable_redis_fails_open_or_closed(caplog: pytest.LogCaptureFixture) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     quota = Quota(requests_per_minute=1)
     counters = RedisCounters(url, timeout=0.5)
@@ -120,6 +120,8 @@ async def test_unreachable_redis_fails_open_or_closed() -> None:
         assert grant.headers == {}
         await grant.finish({"input_tokens": 5, "output_tokens": 5})
     assert run.limits_error == "redis_unavailable" and open_.errors >= 3
+    logged = [r for r in caplog.records if r.name == "respgate.limits"]
+    assert len(logged) == 1 and "on_redis_error = open" in logged[0].getMessage()  # rate-limited
     closed = Limits(quota, RedisCounters(url, timeout=0.5), on_error="closed")
     with pytest.raises(ApiError) as refused:
         await closed.admit(None, info())
