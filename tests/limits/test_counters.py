@@ -43,11 +43,11 @@ async def test_tokens_are_charged_after_and_may_go_into_debt(make_counters: Make
     quota = Quota(tokens_per_minute=100)
     first = await counters.admit("k", quota, "")
     assert first.refused is None and first.tokens is not None and first.tokens.remaining == 100
-    await counters.charge("k", 40, quota)
+    await counters.finish("k", quota, None, 40)
     second = await counters.admit("k", quota, "")
     assert second.refused is None and second.tokens is not None
     assert second.tokens.remaining in (59, 60)
-    await counters.charge("k", 110, quota)  # 150 used of 100: 50 in debt
+    await counters.finish("k", quota, None, 110)  # 150 used of 100: 50 in debt
     refused = await counters.admit("k", quota, "")
     assert refused.refused == "tokens_per_minute"
     assert refused.tokens is not None and refused.tokens.remaining == 0
@@ -61,7 +61,7 @@ async def test_stream_slots_are_held_until_released(make_counters: MakeCounters)
     assert (await b.admit("k", quota, "lease-2")).streams == 2
     refused = await a.admit("k", quota, "lease-3")
     assert refused.refused == "concurrent_streams" and refused.retry_after >= 1
-    await a.release("k", "lease-1")
+    await a.finish("k", quota, "lease-1", 0)
     assert (await b.admit("k", quota, "lease-3")).refused is None
 
 
@@ -72,7 +72,7 @@ async def test_a_refusal_takes_nothing_from_the_other_limits(make_counters: Make
     assert first.requests is not None and first.requests.remaining == 9
     refused = await counters.admit("k", quota, "lease-2")
     assert refused.refused == "concurrent_streams"
-    await counters.release("k", "lease-1")
+    await counters.finish("k", quota, "lease-1", 0)
     again = await counters.admit("k", quota, "lease-3")
     assert again.refused is None and again.requests is not None
     assert again.requests.remaining == 8  # the refused request was not counted

@@ -84,10 +84,9 @@ class Counters(Protocol):
         """Check every limit of `quota`; when all allow, take a request and (with a
         stream limit) the slot `lease`, atomically. Refused: nothing is taken."""
 
-    async def release(self, subject: str, lease: str) -> None: ...
-
-    async def charge(self, subject: str, tokens: int, quota: Quota) -> None:
-        """Take `tokens` from the tokens bucket (it may go into debt)."""
+    async def finish(self, subject: str, quota: Quota, lease: str | None, tokens: int) -> None:
+        """A response ended: give back the slot `lease` and take `tokens` from the tokens
+        bucket (it may go into debt), atomically."""
 
     async def aclose(self) -> None: ...
 
@@ -267,11 +266,10 @@ class Limits:
         tokens = 0
         if usage:
             tokens = int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
+        if grant.lease is None and not (tokens and grant.quota.tokens_per_minute):
+            return
         try:
-            if grant.lease is not None:
-                await self.counters.release(grant.subject, grant.lease)
-            if tokens and grant.quota.tokens_per_minute:
-                await self.counters.charge(grant.subject, tokens, grant.quota)
+            await self.counters.finish(grant.subject, grant.quota, grant.lease, tokens)
         except CountersUnavailable as exc:
             self._failed("updating", exc)  # a slot in Redis expires with its lease
         except Exception:

@@ -34,13 +34,13 @@ class MemoryCounters:
                 leases.add(lease)
         return decision
 
-    async def release(self, subject: str, lease: str) -> None:
-        self._leases.get(subject, set()).discard(lease)
-
-    async def charge(self, subject: str, tokens: int, quota: Quota) -> None:
-        now = self._clock()
-        full_at = max(self._tokens.get(subject, now), now)
-        self._tokens[subject] = full_at + tokens * 60.0 / quota.tokens_per_minute
+    async def finish(self, subject: str, quota: Quota, lease: str | None, tokens: int) -> None:
+        if lease is not None:
+            self._leases.get(subject, set()).discard(lease)
+        if tokens and quota.tokens_per_minute:
+            now = self._clock()
+            full_at = max(self._tokens.get(subject, now), now)
+            self._tokens[subject] = full_at + tokens * 60.0 / quota.tokens_per_minute
 
     async def aclose(self) -> None:
         pass

@@ -70,13 +70,18 @@ end
 return {refused, math.ceil(retry), math.ceil(r_tat - now), math.ceil(t_tat - now), streams}
 """
 
-# ARGV: tokens, tpm, period.
-CHARGE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
-tat = tat + tonumber(ARGV[1]) * tonumber(ARGV[3]) / tonumber(ARGV[2])
-redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+# The end of a response: its slot back and its tokens taken.
+# KEYS: streams, tokens. ARGV: lease ('' for none), tokens, tpm, period.
+FINISH = """
+if ARGV[1] ~= '' then redis.call('ZREM', KEYS[1], ARGV[1]) end
+local tokens, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
+if tokens > 0 and tpm > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  local tat = math.max(tonumber(redis.call('GET', KEYS[2])) or now, now)
+  tat = tat + tokens * tonumber(ARGV[4]) / tpm
+  redis.call('SET', KEYS[2], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+end
 return 1
 """
 
@@ -116,7 +121,7 @@ class RedisCounters:
             self._client = aioredis.from_url(
                 self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
             )
-            for name, lua in (("admit", ADMIT), ("charge", CHARGE), ("refresh", REFRESH)):
+            for name, lua in (("admit", ADMIT), ("finish", FINISH), ("refresh", REFRESH)):
                 self._scripts[name] = self._client.register_script(lua)
         return self._client
 
@@ -160,21 +165,14 @@ class RedisCounters:
             int(streams),
         )
 
-    async def release(self, subject: str, lease: str) -> None:
-        self._live.pop(lease, None)
-        if time.monotonic() < self._down_until:
-            raise CountersUnavailable("Redis was unreachable a moment ago")
-        try:
-            await self._redis().zrem(self._keys(subject)[2], lease)
-        except (RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + self.down_for
-            raise CountersUnavailable(f"{type(exc).__name__}: {exc}") from None
-
-    async def charge(self, subject: str, tokens: int, quota: Quota) -> None:
+    async def finish(self, subject: str, quota: Quota, lease: str | None, tokens: int) -> None:
+        if lease is not None:
+            self._live.pop(lease, None)
+        keys = self._keys(subject)
         await self._call(
-            "charge",
-            self._keys(subject)[1:2],
-            [tokens, quota.tokens_per_minute, int(PERIOD * 1000)],
+            "finish",
+            [keys[2], keys[1]],
+            [lease or "", tokens, quota.tokens_per_minute, int(PERIOD * 1000)],
         )
 
     async def _refresh_loop(self) -> None:
@@ -200,7 +198,7 @@ class RedisCounters:
                 await self._refresher
         for lease, subject in list(self._live.items()):
             with contextlib.suppress(CountersUnavailable):
-                await self.release(subject, lease)
+                await self.finish(subject, Quota(), lease, 0)
         if self._client is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.aclose()
