@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import datetime as dt
 import ipaddress
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -14,6 +17,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import uvicorn
 
 from . import __version__, chat, check
@@ -27,11 +31,14 @@ from .config import (
     load_config,
 )
 from .engine import Engine
+from .limits import Limits
+from .limits import from_config as limits_from_config
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
 from .server.app import create_app
-from .store import is_database_url, open_store
+from .store import StoreError, UsageTotal, is_database_url, open_store, read_usage
 from .store.keys import ApiKeys, KeyConfigError
+from .usage import Prices
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -55,16 +62,22 @@ def retention_seconds(config: Config) -> float | None:
     return None if days < 0 else days * 86400
 
 
+def limits_and_prices(config: Config) -> tuple[Limits, Prices]:
+    """`[limits]` and `[prices]` as the engine takes them (per-key limits: `ApiKeys`)."""
+    return limits_from_config(config.limits), Prices.from_config(config.prices)
+
+
 def build_engine(config: Config) -> Engine:
     """The engine with every provider and store the configuration names."""
     location = store_location(config)
     retention = retention_seconds(config)
+    limits, prices = limits_and_prices(config)
 
     async def opener() -> Any:
         return await open_store(location, retention=retention)
 
     registry = ProviderRegistry(Router(config))
-    return Engine(registry, opener if config.store.enabled else None)
+    return Engine(registry, opener if config.store.enabled else None, limits=limits, prices=prices)
 
 
 def load(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[Config, ApiKeys]:
@@ -335,6 +348,82 @@ def seconds(text: str) -> float:
     return value
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, now: float) -> int:
+    """`--since`: a duration back from now (`90m`, `24h`, `7d`) or a date/time (ISO 8601;
+    UTC unless it names a zone). Unix seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match:
+        return int(now - float(match[1]) * _UNIT[match[2]])
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r}: expected a duration (30m, 24h, 7d) or a date (2026-12-01)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp())
+
+
+USAGE_COLUMNS = ("requests", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens")
+
+
+def usage_table(rows: list[UsageTotal]) -> str:
+    """Usage per tenant and model as an aligned text table with a total line."""
+    head = ["tenant", "model", "requests", "input", "cached", "output", "reasoning", "cost_usd"]
+
+    def cost(value: float | None) -> str:
+        return "-" if value is None else f"{value:.6f}"
+
+    lines = [
+        [r.tenant or "(open)", r.model, *(str(getattr(r, c)) for c in USAGE_COLUMNS), cost(r.cost)]
+        for r in rows
+    ]
+    costs = [r.cost for r in rows if r.cost is not None]
+    total = ["total", "", *(str(sum(getattr(r, c) for r in rows)) for c in USAGE_COLUMNS)]
+    lines.append([*total, cost(sum(costs) if costs else None)])
+    widths = [max(len(line[i]) for line in [head, *lines]) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+        for line in [head, *lines]
+    )  # fmt: skip
+
+
+def usage(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config, os.environ, probe=None)
+        since = (
+            None if args.since is None else parse_since(args.since, dt.datetime.now().timestamp())
+        )
+    except (ConfigError, ValueError) as exc:
+        print(f"respgate: {exc}", file=sys.stderr)
+        return 2
+    location = store_location(config)
+    try:
+        rows = asyncio.run(read_usage(location, since, args.tenant))
+    except StoreError as exc:
+        print(f"respgate: cannot read usage from {redact(location)}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(
+            orjson.dumps(
+                {
+                    "since": since,
+                    "tenant": args.tenant,
+                    "usage": [dataclasses.asdict(r) for r in rows],
+                },
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+        )
+    else:
+        print(usage_table(rows))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="respgate", description="A spec-exact Responses API gateway."
@@ -371,6 +460,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_sub.add_parser("example", help="print a complete commented example").set_defaults(
         func=config_example
     )
+    p_usage = sub.add_parser("usage", help="tokens and cost per tenant and model, from the store")
+    p_usage.add_argument("--config", default=None, help="TOML configuration file (its [store])")
+    p_usage.add_argument("--since", help="a duration back from now (24h, 7d) or a date (UTC)")
+    p_usage.add_argument("--tenant", help="only this tenant")
+    p_usage.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p_usage.set_defaults(func=usage)
     check.add_parser(sub)
     chat.add_parser(sub)
     args = parser.parse_args(argv)

@@ -16,8 +16,10 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from .limits import Grant, Limits
 from .observe import Observer, Observers, RunInfo
 from .protocol.builder import ResponseBuilder
 from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found
@@ -28,6 +30,8 @@ from .protocol.signals import Failure, Signal
 from .providers.base import ModelCall
 from .providers.registry import ProviderRegistry
 from .store.base import ACTIVE_STATUSES, ResponseStore, StoredResponse
+from .store.keys import ApiKey
+from .usage import Prices, UsageLog
 
 log = logging.getLogger("respgate.engine")
 
@@ -122,6 +126,8 @@ class Run(EventSource):
         self._observers = observers or Observers()
         self._abort: tuple[str, str] | None = None
         self.warnings = list(getattr(signals, "warnings", ()))
+        # Response headers for the transport (the key's rate-limit state).
+        self.headers: dict[str, str] = {}
         # The model context this response was generated from (previous chain + input).
         self.context: list[dict[str, Any]] = []
 
@@ -199,6 +205,32 @@ class Run(EventSource):
         self._observers.finished(self.info, builder.response)
 
 
+@dataclass(slots=True)
+class Queued:
+    """A background response as queued, and the response headers for its request."""
+
+    response: dict[str, Any]
+    headers: dict[str, str]
+
+
+def _then_finish(
+    persist: Callable[[Run], Awaitable[None]] | None, grant: Grant
+) -> Callable[[Run], Awaitable[None]] | None:
+    """The run's last step before its terminal event: the final save, then the key's
+    stream slot given back and its tokens counted (so the next request sees both)."""
+    if grant.finished:
+        return persist
+
+    async def terminal(run: Run) -> None:
+        try:
+            if persist is not None:
+                await persist(run)
+        finally:
+            await grant.finish(run.response.get("usage"))
+
+    return terminal
+
+
 async def _close_quietly(signals: AsyncIterator[Signal]) -> None:
     aclose = getattr(signals, "aclose", None)
     if aclose is None:
@@ -225,9 +257,16 @@ class Engine:
         clock: Callable[[], float] = time.time,
         expire_every: float = 3600.0,
         observers: Iterable[Observer] = (),
+        limits: Limits | None = None,
+        prices: Prices | None = None,
     ) -> None:
         self.registry = registry
-        self.observers = Observers(observers)
+        self.limits = limits
+        # Every finished response's usage and cost, written to the store off the hot path.
+        self.usage = UsageLog(lambda: self.store)
+        self.observers = Observers(
+            [*observers, self.usage], cost=None if prices is None else prices.cost
+        )
         self._open_store = store if callable(store) and not hasattr(store, "save") else None
         self.store: ResponseStore | None = None if self._open_store else store  # type: ignore[assignment]
         self.clock = clock
@@ -289,6 +328,12 @@ class Engine:
         self.observers.accepted(info)
         return info
 
+    async def _admit(self, info: RunInfo, key: ApiKey | None) -> Grant:
+        """May this response start? (The key's rate limits; raises the 429.)"""
+        if self.limits is None:
+            return Grant()
+        return await self.limits.admit(key, info)
+
     def _opened(self, info: RunInfo, call: ModelCall) -> None:
         """Record who serves the call (the last attempt, or a built-in model)."""
         info.attempts = call.attempts
@@ -304,24 +349,32 @@ class Engine:
         req: CreateRequest,
         *,
         tenant: str = "",
+        key: ApiKey | None = None,
         context: list[dict[str, Any]] | None = None,
         request_id: str | None = None,
         transport: str | None = None,
     ) -> Run:
         """Start a response; raises `ApiError` for anything that fails before the first byte.
-        `context`: the model context already resolved by `context()` (WebSocket mode).
-        `request_id` and `transport` ("sse", "json", "websocket") are for the observers."""
+        `key`: the caller's API key (its rate limits). `context`: the model context already
+        resolved by `context()` (WebSocket mode). `request_id` and `transport` ("sse",
+        "json", "websocket") are for the observers."""
         info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
         call = ModelCall(req, [], model=info.model, instructions=req.instructions)
+        grant = Grant()
         try:
             if not self.accepting:
                 raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
             self.registry.check(info.model)
+            grant = await self._admit(info, key)
             call.items = context if context is not None else await self.context(req, tenant)
             signals = await self.registry.open(info.model, call)
         except ApiError as err:
             info.attempts = call.attempts
+            await grant.finish(None)
             self.observers.rejected(info, err)
+            raise
+        except BaseException:
+            await asyncio.shield(grant.finish(None))
             raise
         self._opened(info, call)
         items = call.items
@@ -334,31 +387,47 @@ class Engine:
             # byte), so a response cut short by a crash is found and failed at restart.
             record = StoredResponse(builder.snapshot(), list(req.items), tenant)
             persist = self._persist_for(req, tenant, asyncio.create_task(self.store.save(record)))
-        run = Run(builder, signals, persist, info=info, observers=self.observers)
+        run = Run(
+            builder, signals, _then_finish(persist, grant), info=info, observers=self.observers
+        )
         run.context = items
         run.warnings[:0] = req.warnings
+        run.headers = grant.headers
         run.push(opening)
-        self._track(run)
+        self._track(run, grant)
         return run
 
-    def _track(self, run: Run) -> None:
+    def _track(self, run: Run, grant: Grant) -> None:
         self.runs.add(run)
         run.start()
         assert run.task is not None
-        run.task.add_done_callback(lambda _: self.runs.discard(run))
+
+        def done(_: object) -> None:
+            self.runs.discard(run)
+            if not grant.finished:  # ended without its terminal step (cancelled outright)
+                self._spawn(grant.finish(run.response.get("usage")))
+
+        run.task.add_done_callback(done)
 
     async def create_background(
-        self, req: CreateRequest, *, tenant: str = "", request_id: str | None = None
-    ) -> dict[str, Any]:
+        self,
+        req: CreateRequest,
+        *,
+        tenant: str = "",
+        key: ApiKey | None = None,
+        request_id: str | None = None,
+    ) -> Queued:
         """Queue a background response and return it (status `queued`); generation runs in
         a task whose every event is appended to the response's log."""
         info = self._accept(req, tenant, "background", request_id)
+        grant = Grant()
         try:
             if not self.accepting:
                 raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
             if self.store is None:
                 raise invalid("Background responses need a configured store.", "background")
             self.registry.check(info.model)
+            grant = await self._admit(info, key)
             items = await self.context(req, tenant)
             call = ModelCall(req, items, model=info.model, instructions=req.instructions)
             response = new_response(req, new_id("response"), self._now())
@@ -367,20 +436,25 @@ class Engine:
             await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
             await self.store.append_events(response["id"], queued)
         except ApiError as err:
+            await grant.finish(None)
             self.observers.rejected(info, err)
+            raise
+        except BaseException:
+            await asyncio.shield(grant.finish(None))
             raise
         snapshot = builder.snapshot()
         run = Run(
             builder,
             self._open_signals(info, call),
+            _then_finish(None, grant),
             info=info,
             observers=self.observers,
         )
         run.push(builder.run())
         self.background[run.response_id] = run
-        self._track(run)
+        self._track(run, grant)
         self._spawn(self._log(run))
-        return snapshot
+        return Queued(snapshot, grant.headers)
 
     async def _open_signals(self, info: RunInfo, call: ModelCall) -> AsyncIterator[Signal]:
         """The provider's signals, with an error while opening it as a `Failure`."""
@@ -540,6 +614,9 @@ class Engine:
             await asyncio.wait(list(self._tasks), timeout=5)
         if self._expirer is not None:
             self._expirer.cancel()
+        await self.observers.aclose()  # the usage log is written before the store closes
+        if self.limits is not None:
+            await self.limits.aclose()
         await self.registry.aclose()
         if self.store is not None and self._open_store is not None:
             await self.store.close()  # opened here, closed here

@@ -13,15 +13,16 @@ registered observers are told at each step:
     finished            the terminal event was produced (status, error code, usage known)
 
 Callbacks are synchronous and must be cheap; an observer with I/O to do (Redis, a
-remote exporter) schedules it itself. An observer that raises is logged and never
-breaks the run.
+remote exporter) schedules it itself and finishes it in `aclose()`, which the engine
+awaits at shutdown before the store closes. An observer that raises is logged and
+never breaks the run.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,11 @@ class RunInfo:
     status: str | None = None  # the Response status at the end
     error_code: str | None = None  # the specific code of the `error` event / HTTP error
     usage: dict[str, Any] | None = None
+    # USD from the `[prices]` table (None: no price for the model), set at `finished`.
+    cost: float | None = None
+    # Set when the rate limits could not be checked (their Redis unreachable): the run
+    # went on unlimited (`on_redis_error = "open"`) or was refused with a 503 ("closed").
+    limits_error: str | None = None
 
     @property
     def retries(self) -> int:
@@ -92,12 +98,22 @@ class Observer:
     def finished(self, run: RunInfo, response: dict[str, Any]) -> None:
         pass
 
+    async def aclose(self) -> None:
+        """Finish pending I/O (the server is shutting down; the store is still open)."""
+
 
 class Observers:
-    """The registered observers; each step is told to every one, in registration order."""
+    """The registered observers; each step is told to every one, in registration order.
+    `cost` prices a finished run's usage (`RunInfo.cost`) before the observers hear of it."""
 
-    def __init__(self, observers: Iterable[Observer] = ()) -> None:
+    def __init__(
+        self,
+        observers: Iterable[Observer] = (),
+        *,
+        cost: Callable[[RunInfo], float | None] | None = None,
+    ) -> None:
         self.observers = list(observers)
+        self.cost = cost
 
     def add(self, observer: Observer) -> None:
         self.observers.append(observer)
@@ -134,4 +150,16 @@ class Observers:
         run.finished_at = time.perf_counter()
         run.status = response.get("status")
         run.usage = response.get("usage")
+        if self.cost is not None:
+            try:
+                run.cost = self.cost(run)
+            except Exception:
+                log.exception("pricing response %s failed", run.response_id)
         self._tell("finished", run, response)
+
+    async def aclose(self) -> None:
+        for observer in self.observers:
+            try:
+                await observer.aclose()
+            except Exception:
+                log.exception("observer %s failed to close", type(observer).__name__)

@@ -21,6 +21,7 @@ ENV = {
     "LOCAL_KEY": "local-key",
     "GROQ_API_KEY": "gsk-test",
     "TEAM_A_KEY": "sk-team-a-" + "1" * 30,
+    "BATCH_KEY": "sk-batch-" + "2" * 30,
 }
 
 

@@ -19,13 +19,18 @@ from starlette.routing import Route, WebSocketRoute
 from ..engine import Engine
 from ..protocol.errors import ApiError, invalid, invalid_api_key
 from ..protocol.request import parse_create_request
-from ..store.keys import ApiKeys
+from ..store.keys import ApiKey, ApiKeys
 from .transport import SSEResponse, fold
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
 
 log = logging.getLogger("respgate.server")
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+RATE_LIMIT_HEADERS = [
+    f"x-ratelimit-{what}-{name}"
+    for name in ("requests", "tokens")
+    for what in ("limit", "remaining", "reset")
+] + ["retry-after"]
 
 
 class JSON(Response):
@@ -88,25 +93,29 @@ def create_app(
     /v1/responses closes each connection after `websocket_max_seconds`."""
     api_keys = keys or ApiKeys()
 
-    def tenant_of(request: Request) -> str:
-        tenant = api_keys.tenant_for(request.headers.get("authorization"))
-        if tenant is None:
+    def key_of(request: Request) -> ApiKey:
+        key = api_keys.lookup(request.headers.get("authorization"))
+        if key is None:
             raise invalid_api_key()
-        return tenant
+        return key
+
+    def tenant_of(request: Request) -> str:
+        return key_of(request).tenant
 
     async def create_response(request: Request) -> Response:
-        tenant = tenant_of(request)
+        key = key_of(request)
+        tenant = key.tenant
         body = await read_body(request, max_body_bytes)
         req = parse_create_request(body)
         if req.background:
-            headers = warning_headers(req.warnings)
-            queued = await engine.create_background(req, tenant=tenant)
+            queued = await engine.create_background(req, tenant=tenant, key=key)
+            headers = {**warning_headers(req.warnings), **queued.headers}
             if req.stream:
-                replay = await engine.replay(queued["id"], tenant=tenant)
+                replay = await engine.replay(queued.response["id"], tenant=tenant)
                 return SSEResponse(replay, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
-            return JSON(queued, headers=headers)
-        run = await engine.create(req, tenant=tenant)
-        headers = warning_headers(run.warnings)
+            return JSON(queued.response, headers=headers)
+        run = await engine.create(req, tenant=tenant, key=key)
+        headers = {**warning_headers(run.warnings), **run.headers}
         if req.stream:
             return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
         response = await fold(run)
@@ -188,7 +197,7 @@ def create_app(
                 allow_origins=cors_origins,
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["*"],
-                expose_headers=["x-respgate-warning"],
+                expose_headers=["x-respgate-warning", *RATE_LIMIT_HEADERS],
             )
         )
 

@@ -37,7 +37,7 @@ from ..engine import Engine, Run
 from ..protocol.errors import ApiError, invalid, invalid_api_key, previous_response_not_found
 from ..protocol.lifecycle import TERMINAL_EVENTS
 from ..protocol.request import CreateRequest, decode_json, parse_create_request
-from ..store.keys import ApiKeys
+from ..store.keys import ApiKey, ApiKeys
 
 log = logging.getLogger("respgate.server.websocket")
 
@@ -116,11 +116,12 @@ class Connection:
     """One WebSocket: a reader task queues the frames, `serve()` runs them one at a time."""
 
     def __init__(
-        self, websocket: WebSocket, engine: Engine, tenant: str, max_seconds: float
+        self, websocket: WebSocket, engine: Engine, key: ApiKey, max_seconds: float
     ) -> None:
         self.ws = websocket
         self.engine = engine
-        self.tenant = tenant
+        self.key = key
+        self.tenant = key.tenant
         self.max_seconds = max_seconds
         # The latest response of this connection: (id, its context + its output).
         self.cache: tuple[str, list[Event]] | None = None
@@ -179,7 +180,7 @@ class Connection:
             context = await self.engine.context(req, self.tenant, chain=chain)
             check_call_outputs(context, req.items)
             self.run = await self.engine.create(
-                req, tenant=self.tenant, context=context, transport="websocket"
+                req, tenant=self.tenant, key=self.key, context=context, transport="websocket"
             )
         except ApiError as err:
             self._evict(previous)
@@ -239,15 +240,15 @@ def websocket_endpoint(
     request (`Authorization: Bearer`); refused: a 401 envelope, then close code 1008."""
 
     async def endpoint(websocket: WebSocket) -> None:
-        tenant = keys.tenant_for(websocket.headers.get("authorization"))
+        key = keys.lookup(websocket.headers.get("authorization"))
         await websocket.accept()
-        if tenant is None:
+        if key is None:
             with contextlib.suppress(*Gone):
                 await websocket.send_text(orjson.dumps(envelope(invalid_api_key())).decode())
                 await websocket.close(1008, "invalid API key")
             return
         try:
-            await Connection(websocket, engine, tenant, max_seconds).serve()
+            await Connection(websocket, engine, key, max_seconds).serve()
         except Exception:
             log.exception("WebSocket connection failed")
             with contextlib.suppress(*Gone, RuntimeError):

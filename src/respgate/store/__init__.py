@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 
-from .base import ItemPage, ResponseStore, StoredResponse
-from .sql import StoreError
+from .base import ItemPage, ResponseStore, StoredResponse, UsageTotal
+from .sql import StoreError, arun, run, usage_totals
 
 __all__ = [
     "ItemPage",
@@ -14,6 +16,7 @@ __all__ = [
     "StoredResponse",
     "is_database_url",
     "open_store",
+    "read_usage",
 ]
 
 
@@ -48,3 +51,41 @@ async def open_store(
     if recover:
         await store.recover()
     return store
+
+
+async def read_usage(
+    location: str | os.PathLike[str], since: int | None = None, tenant: str | None = None
+) -> list[UsageTotal]:
+    """Usage per tenant and model, read without opening the store for writing (so it
+    works next to a running server: SQLite read-only, PostgreSQL one plain connection).
+    Empty if nothing was recorded yet; `StoreError` if there is no store there."""
+    if is_database_url(location):
+        import asyncpg
+
+        from .postgres import _execute
+
+        try:
+            conn = await asyncpg.connect(str(location))
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot connect: {exc}") from None
+        try:
+            return await arun(usage_totals(since, tenant), lambda q: _execute(conn, q))
+        except asyncpg.UndefinedTableError:
+            return []
+        finally:
+            await conn.close()
+    from .sqlite import DB_FILE
+    from .sqlite import _execute as execute
+
+    path = Path(location) / DB_FILE
+    if not path.exists():
+        raise StoreError(f"no respgate store at {path}")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return run(usage_totals(since, tenant), lambda q: execute(conn, q))
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise StoreError(str(exc)) from None
+    finally:
+        conn.close()

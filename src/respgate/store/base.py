@@ -41,6 +41,41 @@ class StoredResponse:
 
 
 @dataclass(slots=True)
+class UsageRecord:
+    """One finished response's usage (`usage_records` table); `cost` in USD, None when
+    the model has no price. `created_at`: when it finished (Unix seconds)."""
+
+    response_id: str
+    tenant: str
+    model: str
+    provider: str | None
+    upstream_model: str | None
+    transport: str
+    status: str | None
+    created_at: int
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost: float | None
+
+
+@dataclass(slots=True)
+class UsageTotal:
+    """Usage summed per tenant and model (`respgate usage`); `cost` None when no
+    response of the group had a price."""
+
+    tenant: str
+    model: str
+    requests: int
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost: float | None
+
+
+@dataclass(slots=True)
 class ItemPage:
     """One page of `GET /v1/responses/{id}/input_items` (an `ItemListResource`)."""
 
@@ -116,6 +151,12 @@ class ResponseStore(Protocol):
 
     async def expire(self) -> int:
         """Delete final background responses (and logs) past their retention; returns how many."""
+
+    async def record_usage(self, records: Sequence[UsageRecord]) -> None:
+        """Append usage records (one transaction; a response already recorded is skipped)."""
+
+    async def usage(self, since: int | None = None, tenant: str | None = None) -> list[UsageTotal]:
+        """Usage per tenant and model of responses finished at or after `since`."""
 
     async def close(self) -> None: ...
 

@@ -16,6 +16,8 @@ Tables (see the migrations in `sqlite.py` / `postgres.py`):
   instance id of the process generating it (only while queued/in progress).
 - `items`: input (`kind` 0) and output (`kind` 1) items in order.
 - `events`: the background event log, `(response_id, sequence_number)`.
+- `usage_records`: one row per finished response (stored or not) with its
+  tokens and cost; kept when the response is deleted or expires (accounting).
 
 `items` and `events` rows are deleted with their response (ON DELETE CASCADE).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,7 +36,15 @@ import orjson
 
 from ..protocol.errors import invalid
 from ..protocol.lifecycle import TERMINAL_EVENTS
-from .base import ACTIVE_STATUSES, ORPHANED_ERROR, ItemPage, StoredResponse, with_item_ids
+from .base import (
+    ACTIVE_STATUSES,
+    ORPHANED_ERROR,
+    ItemPage,
+    StoredResponse,
+    UsageRecord,
+    UsageTotal,
+    with_item_ids,
+)
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -98,6 +109,23 @@ MIGRATIONS: list[list[str]] = [
         " sequence_number INTEGER NOT NULL,"
         " data TEXT NOT NULL,"
         " PRIMARY KEY (response_id, sequence_number))",
+    ],
+    [
+        "CREATE TABLE usage_records ("
+        " response_id TEXT PRIMARY KEY,"
+        " tenant TEXT NOT NULL,"
+        " model TEXT NOT NULL,"
+        " provider TEXT,"
+        " upstream_model TEXT,"
+        " transport TEXT NOT NULL,"
+        " status TEXT,"
+        " created_at BIGINT NOT NULL,"
+        " input_tokens BIGINT NOT NULL,"
+        " cached_tokens BIGINT NOT NULL,"
+        " output_tokens BIGINT NOT NULL,"
+        " reasoning_tokens BIGINT NOT NULL,"
+        " cost DOUBLE PRECISION)",
+        "CREATE INDEX usage_records_created ON usage_records (created_at)",
     ],
 ]
 
@@ -284,6 +312,13 @@ class SqlStore:
 
     async def expire(self) -> int:
         return await self._driver.write(self._expire())
+
+    async def record_usage(self, records: Sequence[UsageRecord]) -> None:
+        if records:
+            await self._driver.write(record_usage(list(records)))
+
+    async def usage(self, since: int | None = None, tenant: str | None = None) -> list[UsageTotal]:
+        return await self._driver.read(usage_totals(since, tenant))
 
     async def close(self) -> None:
         if not self._closed:
@@ -568,6 +603,40 @@ class SqlStore:
             (response_id, after, _EVENT_BATCH),
         )
         return status, owner, events
+
+
+_USAGE_COLUMNS = (
+    "response_id, tenant, model, provider, upstream_model, transport, status, created_at,"
+    " input_tokens, cached_tokens, output_tokens, reasoning_tokens, cost"
+)
+
+
+def record_usage(records: Sequence[UsageRecord]) -> Program[None]:
+    yield Query(
+        f"INSERT INTO usage_records ({_USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (response_id) DO NOTHING",
+        many=[dataclasses.astuple(r) for r in records],  # the fields in column order
+    )
+
+
+def usage_totals(since: int | None, tenant: str | None) -> Program[list[UsageTotal]]:
+    """Usage per tenant and model (a program any backend, or a bare connection, can run)."""
+    sql = (
+        "SELECT tenant, model, COUNT(*), CAST(SUM(input_tokens) AS BIGINT),"
+        " CAST(SUM(cached_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),"
+        " CAST(SUM(reasoning_tokens) AS BIGINT), SUM(cost) FROM usage_records WHERE created_at >= ?"
+    )
+    args: list[Any] = [since or 0]
+    if tenant is not None:
+        sql += " AND tenant = ?"
+        args.append(tenant)
+    rows = yield Query(sql + " GROUP BY tenant, model ORDER BY tenant, model", args)
+    return [
+        UsageTotal(
+            t, m, int(n), int(i), int(c), int(o), int(r), None if cost is None else float(cost)
+        )
+        for t, m, n, i, c, o, r, cost in rows
+    ]
 
 
 def _copy(obj: T) -> T:
