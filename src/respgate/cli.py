@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import logging
 import os
 import sys
 import urllib.parse
@@ -14,9 +13,11 @@ from typing import Any
 
 import uvicorn
 
-from . import chat, check
+from . import chat, check, logs
 from .config import Config, ConfigError, load_config
 from .engine import Engine
+from .metrics import Metrics
+from .observe import Observer
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
 from .server.app import create_app
@@ -43,18 +44,40 @@ def store_location(config: Config, environ: Mapping[str, str] = os.environ) -> s
     )
 
 
-def build_engine(config: Config) -> Engine:
-    """The engine with every provider and store the configuration names."""
+def build_engine(
+    config: Config,
+    registry: ProviderRegistry | None = None,
+    *,
+    metrics: Metrics | None = None,
+    observers: Sequence[Observer] = (),
+) -> Engine:
+    """The engine with every provider and store the configuration names; with `metrics`,
+    the store's operations are timed."""
     store = config.tables.get("store", {})
     days = store.get("retention_days", DEFAULT_RETENTION_DAYS)
     retention = None if days is None or days < 0 else days * 86400
     location = store_location(config)
 
     async def opener() -> Any:
-        return await open_store(location, retention=retention)
+        opened = await open_store(location, retention=retention)
+        return opened if metrics is None else metrics.timed_store(opened)
 
-    registry = ProviderRegistry(Router(config))
-    return Engine(registry, None if store.get("enabled") is False else opener)
+    registry = registry or ProviderRegistry(Router(config))
+    opens = None if store.get("enabled") is False else opener
+    return Engine(registry, opens, observers=observers)
+
+
+def observability(config: Config, log_format: str | None) -> tuple[bool, str]:
+    """`[server] metrics` (default on) and the log format (`--log-format`, else
+    `[server] log_format`, else text). Read here until the typed config lands."""
+    server = config.tables.get("server", {})
+    metrics = server.get("metrics", True)
+    if not isinstance(metrics, bool):
+        raise ConfigError("server.metrics: expected true or false")
+    fmt = log_format or server.get("log_format", "text")
+    if fmt not in logs.LOG_FORMATS:
+        raise ConfigError(f"server.log_format: {fmt!r} is not one of text, json")
+    return metrics, fmt
 
 
 def check_store(config: Config) -> str | None:
@@ -115,6 +138,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, os.environ)
         keys = ApiKeys.from_config(config.tables.get("keys", []))
+        metrics_on, log_format = observability(config, args.log_format)
     except (ConfigError, KeyConfigError) as exc:
         print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -131,12 +155,19 @@ def serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"respgate: {problem}", file=sys.stderr)
         return 2
-    engine = build_engine(config)
+    if log_format == "json":
+        logs.configure("json")
+    registry = ProviderRegistry(Router(config))
+    metrics = Metrics(registry.route_name) if metrics_on else None
+    observers = [o for o in (metrics, logs.ResponseLog()) if o is not None]
+    engine = build_engine(config, registry, metrics=metrics, observers=observers)
     config = uvicorn.Config(
-        create_app(engine, keys=keys, cors_origins=server.get("cors_origins")),
+        create_app(engine, keys=keys, cors_origins=server.get("cors_origins"), metrics=metrics),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        # JSON lines: uvicorn's records go through respgate's handler (logs.configure)
+        log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         # uvicorn builds each access line (URL quoting) before the logger filters it
         access_log=args.log_level.lower() in ("trace", "debug", "info"),
         timeout_graceful_shutdown=int(args.grace) + 5,
@@ -159,15 +190,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_serve.add_argument("--log-level", default="info")
     p_serve.add_argument(
+        "--log-format", choices=logs.LOG_FORMATS, default=None,
+        help="text (default) or json: one JSON object per line ([server] log_format)",
+    )  # fmt: skip
+    p_serve.add_argument(
         "--allow-open", action="store_true", help="serve a non-loopback address without API keys"
     )
     p_serve.set_defaults(func=serve)
     check.add_parser(sub)
     chat.add_parser(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure("text")
     return int(args.func(args))
 
 

@@ -199,6 +199,14 @@ class Run(EventSource):
         self._observers.finished(self.info, builder.response)
 
 
+def _as_api_error(exc: Exception) -> ApiError:
+    """What the client is answered for `exc` (an unexpected exception is a 500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    return ApiError(500, f"The gateway hit an internal error ({type(exc).__name__}).",
+                    code="server_error")  # fmt: skip
+
+
 async def _close_quietly(signals: AsyncIterator[Signal]) -> None:
     aclose = getattr(signals, "aclose", None)
     if aclose is None:
@@ -273,6 +281,13 @@ class Engine:
         self.observers.accepted(info)
         return info
 
+    @staticmethod
+    def _call(req: CreateRequest, items: list[dict[str, Any]], info: RunInfo) -> ModelCall:
+        """The model call; the request id goes upstream as `x-request-id`."""
+        headers = {"x-request-id": info.request_id} if info.request_id else {}
+        return ModelCall(req, items, model=info.model, instructions=req.instructions,
+                         headers=headers)  # fmt: skip
+
     def _opened(self, info: RunInfo, call: ModelCall) -> None:
         """Record who serves the call (the last attempt, or a built-in model)."""
         info.attempts = call.attempts
@@ -296,16 +311,16 @@ class Engine:
         `context`: the model context already resolved by `context()` (WebSocket mode).
         `request_id` and `transport` ("sse", "json", "websocket") are for the observers."""
         info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
-        call = ModelCall(req, [], model=info.model, instructions=req.instructions)
+        call = self._call(req, [], info)
         try:
             if not self.accepting:
                 raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
             self.registry.check(info.model)
             call.items = context if context is not None else await self.context(req, tenant)
             signals = await self.registry.open(info.model, call)
-        except ApiError as err:
+        except Exception as exc:
             info.attempts = call.attempts
-            self.observers.rejected(info, err)
+            self.observers.rejected(info, _as_api_error(exc))
             raise
         self._opened(info, call)
         items = call.items
@@ -343,15 +358,14 @@ class Engine:
             if self.store is None:
                 raise invalid("Background responses need a configured store.", "background")
             self.registry.check(info.model)
-            items = await self.context(req, tenant)
-            call = ModelCall(req, items, model=info.model, instructions=req.instructions)
+            call = self._call(req, await self.context(req, tenant), info)
             response = new_response(req, new_id("response"), self._now())
             builder = ResponseBuilder(response, clock=self._now)
             queued = builder.open(queued=True)
             await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
             await self.store.append_events(response["id"], queued)
-        except ApiError as err:
-            self.observers.rejected(info, err)
+        except Exception as exc:
+            self.observers.rejected(info, _as_api_error(exc))
             raise
         snapshot = builder.snapshot()
         run = Run(

@@ -9,8 +9,14 @@ registered observers are told at each step:
     rejected            it ended before the first byte with an HTTP error (`ApiError`)
     upstream_opened     the provider answered with its headers (retries/fallbacks done)
     upstream_first_byte the provider's first signal arrived
-    client_first_byte   the transport wrote the first body bytes to the client
+    client_first_byte   the transport wrote the first bytes that carry the provider's
+                        output (its first write after `upstream_first_byte`)
     finished            the terminal event was produced (status, error code, usage known)
+    delivered           finished, and the client got its first bytes (or never will:
+                        a background run, a client gone, no provider output at all)
+
+Every accepted run ends with exactly one of `rejected` or `delivered`: that is where
+per-response lines and end-of-response metrics belong (time to first byte is known).
 
 Callbacks are synchronous and must be cheap; an observer with I/O to do (Redis, a
 remote exporter) schedules it itself. An observer that raises is logged and never
@@ -53,6 +59,7 @@ class RunInfo:
     status: str | None = None  # the Response status at the end
     error_code: str | None = None  # the specific code of the `error` event / HTTP error
     usage: dict[str, Any] | None = None
+    cost: float | None = None  # USD, when a price table knows the model (limits)
 
     @property
     def retries(self) -> int:
@@ -92,6 +99,9 @@ class Observer:
     def finished(self, run: RunInfo, response: dict[str, Any]) -> None:
         pass
 
+    def delivered(self, run: RunInfo) -> None:
+        pass
+
 
 class Observers:
     """The registered observers; each step is told to every one, in registration order."""
@@ -126,12 +136,23 @@ class Observers:
         self._tell("upstream_first_byte", run)
 
     def client_first_byte(self, run: RunInfo) -> None:
-        if run.client_first_byte_at is None:
+        """Told by the transport before each write; only the first write after the
+        provider's first signal counts (earlier writes carry only the opening events)."""
+        if run.client_first_byte_at is None and run.upstream_first_byte_at is not None:
             run.client_first_byte_at = time.perf_counter()
             self._tell("client_first_byte", run)
+            if run.finished_at is not None:
+                self._tell("delivered", run)
 
     def finished(self, run: RunInfo, response: dict[str, Any]) -> None:
         run.finished_at = time.perf_counter()
         run.status = response.get("status")
         run.usage = response.get("usage")
         self._tell("finished", run, response)
+        if (
+            run.client_first_byte_at is not None
+            or run.upstream_first_byte_at is None
+            or run.transport == "background"
+            or run.error_code == "client_disconnected"
+        ):
+            self._tell("delivered", run)

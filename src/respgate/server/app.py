@@ -17,9 +17,11 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from ..engine import Engine
+from ..metrics import CONTENT_TYPE, Metrics
 from ..protocol.errors import ApiError, invalid, invalid_api_key
 from ..protocol.request import parse_create_request
 from ..store.keys import ApiKeys
+from .request_id import RequestIds
 from .transport import SSEResponse, fold
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
 
@@ -81,11 +83,15 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     keepalive_seconds: float = 15.0,
     websocket_max_seconds: float = CONNECTION_LIMIT_SECONDS,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """Build the app around an engine (and whatever store/providers it holds).
     With `keys`, every /v1 request needs `Authorization: Bearer <key>`; the key's
     tenant is the only one whose responses the request can see. WebSocket mode on
-    /v1/responses closes each connection after `websocket_max_seconds`."""
+    /v1/responses closes each connection after `websocket_max_seconds`.
+    With `metrics` (also registered as the engine's observer by the caller), every
+    HTTP request is counted and `GET /metrics` serves them (an admin key is needed
+    when keys are configured); without, /metrics is a 404."""
     api_keys = keys or ApiKeys()
 
     def tenant_of(request: Request) -> str:
@@ -98,14 +104,16 @@ def create_app(
         tenant = tenant_of(request)
         body = await read_body(request, max_body_bytes)
         req = parse_create_request(body)
+        request.state.model = req.model  # for the request counter's label
+        request_id = request.state.request_id
         if req.background:
             headers = warning_headers(req.warnings)
-            queued = await engine.create_background(req, tenant=tenant)
+            queued = await engine.create_background(req, tenant=tenant, request_id=request_id)
             if req.stream:
                 replay = await engine.replay(queued["id"], tenant=tenant)
                 return SSEResponse(replay, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
             return JSON(queued, headers=headers)
-        run = await engine.create(req, tenant=tenant)
+        run = await engine.create(req, tenant=tenant, request_id=request_id)
         headers = warning_headers(run.warnings)
         if req.stream:
             return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
@@ -152,6 +160,16 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return JSON({"status": "ok", "in_flight": len(engine.runs)})
 
+    async def metrics_endpoint(request: Request) -> Response:
+        assert metrics is not None
+        admin = api_keys.is_admin(request.headers.get("authorization"))
+        if admin is None:
+            raise invalid_api_key()
+        if not admin:
+            raise ApiError(403, "Reading metrics needs an admin key ([[keys]] admin = true).",
+                           code="admin_key_required")  # fmt: skip
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(exc)
@@ -170,11 +188,17 @@ def create_app(
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # outside the request-id middleware: the header is added here
+        headers = {"x-request-id": getattr(request.state, "request_id", "")}
         return error_response(
-            ApiError(500, "The gateway hit an internal error.", code="server_error")
+            ApiError(
+                500, "The gateway hit an internal error.", code="server_error", headers=headers
+            )
         )
 
-    middleware = []
+    middleware = [Middleware(RequestIds)]
+    if metrics is not None:
+        middleware.append(Middleware(metrics.count_requests))  # type: ignore[arg-type]
     if cors_origins:
         middleware.append(
             Middleware(
@@ -182,7 +206,7 @@ def create_app(
                 allow_origins=cors_origins,
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["*"],
-                expose_headers=["x-respgate-warning"],
+                expose_headers=["x-respgate-warning", "x-request-id"],
             )
         )
 
@@ -206,6 +230,7 @@ def create_app(
             Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics else []),
         ],
         middleware=middleware,
         exception_handlers={
