@@ -67,9 +67,10 @@ def build_engine(
     return Engine(registry, opens, observers=observers)
 
 
-def observability(config: Config, log_format: str | None) -> tuple[bool, str]:
-    """`[server] metrics` (default on) and the log format (`--log-format`, else
-    `[server] log_format`, else text). Read here until the typed config lands."""
+def observability(config: Config, log_format: str | None) -> tuple[bool, str, str, str]:
+    """`[server] metrics` (default on), the log format (`--log-format`, else
+    `[server] log_format`, else text), `[telemetry] otlp_endpoint` (default "": no
+    traces) and `service_name`. Read here until the typed config lands."""
     server = config.tables.get("server", {})
     metrics = server.get("metrics", True)
     if not isinstance(metrics, bool):
@@ -77,7 +78,27 @@ def observability(config: Config, log_format: str | None) -> tuple[bool, str]:
     fmt = log_format or server.get("log_format", "text")
     if fmt not in logs.LOG_FORMATS:
         raise ConfigError(f"server.log_format: {fmt!r} is not one of text, json")
-    return metrics, fmt
+    telemetry = config.tables.get("telemetry", {})
+    endpoint = telemetry.get("otlp_endpoint", "")
+    if not isinstance(endpoint, str) or (endpoint and not endpoint.startswith("http")):
+        raise ConfigError("telemetry.otlp_endpoint: expected an http:// or https:// URL")
+    service = telemetry.get("service_name", "respgate")
+    if not isinstance(service, str) or not service:
+        raise ConfigError("telemetry.service_name: expected a non-empty string")
+    return metrics, fmt, endpoint, service
+
+
+def tracing(endpoint: str, service: str) -> Observer | None:
+    """The OpenTelemetry observer, imported only when an endpoint is configured."""
+    if not endpoint:
+        return None
+    try:
+        from .tracing import Tracing
+    except ImportError as exc:
+        raise ConfigError(
+            f"telemetry.otlp_endpoint: needs the otel extra, pip install 'respgate[otel]' ({exc})"
+        ) from None
+    return Tracing(endpoint, service)
 
 
 def check_store(config: Config) -> str | None:
@@ -138,7 +159,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, os.environ)
         keys = ApiKeys.from_config(config.tables.get("keys", []))
-        metrics_on, log_format = observability(config, args.log_format)
+        metrics_on, log_format, otlp_endpoint, service_name = observability(config, args.log_format)
+        traces = tracing(otlp_endpoint, service_name)
     except (ConfigError, KeyConfigError) as exc:
         print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -159,7 +181,7 @@ def serve(args: argparse.Namespace) -> int:
         logs.configure("json")
     registry = ProviderRegistry(Router(config))
     metrics = Metrics(registry.route_name) if metrics_on else None
-    observers = [o for o in (metrics, logs.ResponseLog()) if o is not None]
+    observers = [o for o in (metrics, logs.ResponseLog(), traces) if o is not None]
     engine = build_engine(config, registry, metrics=metrics, observers=observers)
     config = uvicorn.Config(
         create_app(engine, keys=keys, cors_origins=server.get("cors_origins"), metrics=metrics),

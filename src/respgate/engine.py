@@ -538,5 +538,6 @@ class Engine:
         if self._expirer is not None:
             self._expirer.cancel()
         await self.registry.aclose()
+        await asyncio.to_thread(self.observers.close)
         if self.store is not None and self._open_store is not None:
             await self.store.close()  # opened here, closed here

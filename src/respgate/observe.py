@@ -102,6 +102,9 @@ class Observer:
     def delivered(self, run: RunInfo) -> None:
         pass
 
+    def close(self) -> None:
+        """The engine shut down: flush what is buffered (may block; run off the loop)."""
+
 
 class Observers:
     """The registered observers; each step is told to every one, in registration order."""
@@ -118,6 +121,9 @@ class Observers:
                 getattr(observer, step)(*args)
             except Exception:
                 log.exception("observer %s failed at %s", type(observer).__name__, step)
+
+    def close(self) -> None:
+        self._tell("close")
 
     def accepted(self, run: RunInfo) -> None:
         self._tell("accepted", run)
