@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import logging
 import os
 import sys
 import urllib.parse
@@ -177,8 +178,8 @@ def serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"respgate: {problem}", file=sys.stderr)
         return 2
-    if log_format == "json":
-        logs.configure("json")
+    # respgate's own lines (one per response at info) follow --log-level too
+    logs.configure(log_format, logging.getLevelNamesMapping().get(args.log_level.upper(), 20))
     registry = ProviderRegistry(Router(config))
     metrics = Metrics(registry.route_name) if metrics_on else None
     observers = [o for o in (metrics, logs.ResponseLog(), traces) if o is not None]

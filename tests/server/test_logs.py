@@ -84,7 +84,8 @@ def test_json_mode_one_line_per_response(tmp_path: Path) -> None:
 
 
 def test_insane_request_ids_are_replaced(tmp_path: Path) -> None:
-    with running(ENV) as server, server.client() as c:
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as sink, running(ENV, stderr=sink) as server, server.client() as c:
         sane = "Ab-9_:./~" * 14  # 126 printable characters
         cases = {sane: True, "x" * 129: False, "has space": False, "": False, "tab\tid": False}
         for sent, kept in cases.items():
@@ -96,13 +97,17 @@ def test_insane_request_ids_are_replaced(tmp_path: Path) -> None:
                 assert re.fullmatch(r"[0-9a-f]{32}", got)
         unknown_path = c.get("/nowhere")
         assert unknown_path.status_code == 404 and "x-request-id" in unknown_path.headers
+        assert c.post("/v1/responses", json={"model": "echo", "input": "x"}).status_code == 200
+        server.stop()
+    assert "respgate.response" not in log.read_text()  # --log-level warning: no response lines
 
 
 def test_server_table_turns_metrics_off_and_sets_the_log_format(tmp_path: Path) -> None:
     config = tmp_path / "respgate.toml"
     config.write_text('[server]\nmetrics = false\nlog_format = "json"\n[store]\nenabled = false\n')
     log = tmp_path / "stderr.log"
-    with log.open("wb") as sink, running(ENV, "--config", str(config), stderr=sink) as server:
+    with log.open("wb") as sink, running(ENV, "--config", str(config), "--log-level", "info",
+                                         stderr=sink) as server:  # fmt: skip
         with server.client() as c:
             assert c.get("/metrics").status_code == 404
             assert c.post("/v1/responses", json={"model": "echo", "input": "hi"}).status_code == 200
@@ -116,7 +121,7 @@ def test_server_table_turns_metrics_off_and_sets_the_log_format(tmp_path: Path) 
 def test_text_mode_response_line(tmp_path: Path) -> None:
     log = tmp_path / "stderr.log"
     with log.open("wb") as sink, running({**ENV, "RESPGATE_DATA_DIR": str(tmp_path)},
-                                         stderr=sink) as server, server.client() as c:  # fmt: skip
+                                         "--log-level", "INFO", stderr=sink) as server, server.client() as c:  # fmt: skip
         r = c.post("/v1/responses", json={"model": "echo", "input": "hi"},
                    headers={"x-request-id": "text-1"})  # fmt: skip
         assert c.get("/metrics").status_code == 200  # on by default, open without keys
