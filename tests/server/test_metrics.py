@@ -4,6 +4,7 @@ failing upstreams (fake upstream on real sockets), admin-only with keys, 404 whe
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,10 +12,13 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
 
 from respgate.config import Config, ProviderConfig, RouteConfig, Target
 from respgate.engine import Engine
+from respgate.logs import ResponseLog
 from respgate.metrics import Metrics
 from respgate.providers.registry import ProviderRegistry
 from respgate.providers.router import Router
@@ -267,3 +271,38 @@ async def test_without_metrics_the_endpoint_is_a_404() -> None:
             r = await c.get("/metrics")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_websocket_turns_are_counted_logged_and_carry_the_request_id() -> None:
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("tests.websocket.responses")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    registry = ProviderRegistry()
+    metrics = Metrics(registry.route_name)
+    engine = Engine(registry, observers=[metrics, ResponseLog(logger)])
+    try:
+        with LiveServer(engine, metrics=metrics) as server:
+            headers = {"x-request-id": "ws-1"}
+            async with connect(server.ws_url, additional_headers=headers) as ws:
+                assert ws.response is not None
+                assert ws.response.headers["x-request-id"] == "ws-1"
+                await ws.send(orjson.dumps({"type": "response.create", "model": "echo",
+                                            "input": "one two"}).decode())  # fmt: skip
+                while orjson.loads(await ws.recv())["type"] != "response.completed":
+                    pass
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
+                samples = await scrape_until(c, lambda s: value(
+                    s, "respgate_responses_in_flight", transport="websocket") == 0)  # fmt: skip
+    finally:
+        logger.removeHandler(handler)
+    assert value(samples, "respgate_responses_total", model="echo", transport="websocket",
+                 status="completed") == 1  # fmt: skip
+    assert value(samples, "respgate_gateway_latency_seconds_count", transport="websocket") == 1
+    [record] = records
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["request_id"] == "ws-1" and fields["transport"] == "websocket"
+    assert fields["status"] == "completed" and fields["ttft_ms"] is not None
