@@ -10,6 +10,7 @@ status ERROR with `error.type` for a failed or rejected response.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -41,6 +42,7 @@ class Tracing(Observer):
         )
         self.tracer = self.provider.get_tracer("respgate")
         self._closed = False
+        self._closing = threading.Lock()
         # perf_counter seconds -> Unix nanoseconds
         self._offset = time.time_ns() - int(time.perf_counter() * 1e9)
 
@@ -94,6 +96,7 @@ class Tracing(Observer):
 
     def close(self) -> None:
         """Send what is buffered and stop (once; the engine may shut down twice)."""
-        if not self._closed:
-            self._closed = True
-            self.provider.shutdown()
+        with self._closing:
+            if not self._closed:
+                self._closed = True
+                self.provider.shutdown()

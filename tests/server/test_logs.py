@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.support.live import SRC, running
 from tests.support.oracle import parse_sse
@@ -131,9 +132,20 @@ def test_text_mode_response_line(tmp_path: Path) -> None:
     assert " model=echo " in line and " provider=builtin " in line and "error_code=- " in line
 
 
-def test_bad_log_format_in_the_config_is_a_start_up_error(tmp_path: Path) -> None:
+BAD_SETTINGS = [
+    ('[server]\nlog_format = "xml"\n', "server.log_format: 'xml' is not one of text, json"),
+    ('[server]\nmetrics = "yes"\n', "server.metrics: expected true or false"),
+    ('[telemetry]\notlp_endpoint = "collector:4318"\n',
+     "telemetry.otlp_endpoint: expected an http:// or https:// URL"),
+    ('[[keys]]\ntenant = "a"\nkey = "0123456789abcdefghijk"\nadmin = "yes"\n',
+     "keys[0]: `admin` must be true or false."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("toml", "message"), BAD_SETTINGS)
+def test_bad_settings_are_a_start_up_error(tmp_path: Path, toml: str, message: str) -> None:
     config = tmp_path / "respgate.toml"
-    config.write_text('[server]\nlog_format = "xml"\n')
+    config.write_text(toml)
     done = subprocess.run(
         [sys.executable, "-m", "respgate", "serve", "--config", str(config)],
         env={**ENV, "PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"},
@@ -142,5 +154,5 @@ def test_bad_log_format_in_the_config_is_a_start_up_error(tmp_path: Path) -> Non
         timeout=30,
     )
     assert done.returncode == 2
-    assert "server.log_format: 'xml' is not one of text, json" in done.stderr
+    assert message in done.stderr
     assert "Traceback" not in done.stderr
