@@ -132,14 +132,13 @@ def test_text_mode_response_line(tmp_path: Path) -> None:
     assert " model=echo " in line and " provider=builtin " in line and "error_code=- " in line
 
 
+# Each error names the key path (the wording is the config decoder's).
 BAD_SETTINGS = [
-    ('[server]\nlog_format = "xml"\n', "server.log_format: 'xml' is not one of text, json"),
-    ('[server]\nmetrics = "yes"\n', "server.metrics: expected true or false"),
-    ('[telemetry]\notlp_endpoint = "collector:4318"\n',
-     "telemetry.otlp_endpoint: expected an http:// or https:// URL"),
-    ('[[keys]]\ntenant = "a"\nkey = "0123456789abcdefghijk"\nadmin = "yes"\n',
-     "keys[0]: `admin` must be true or false."),
-]  # fmt: skip
+    ('[server]\nlog_format = "xml"\n', "server.log_format"),
+    ('[server]\nmetrics = "yes"\n', "server.metrics"),
+    ('[telemetry]\notlp_endpoint = "collector:4318"\n', "telemetry.otlp_endpoint"),
+    ('[[keys]]\ntenant = "a"\nkey = "0123456789abcdefghijk"\nadmin = "yes"\n', "admin"),
+]
 
 
 @pytest.mark.parametrize(("toml", "message"), BAD_SETTINGS)
