@@ -18,7 +18,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -122,6 +129,7 @@ class Metrics(Observer):
             "respgate_store_operation_seconds", "Store operation latency by operation.",
             ["operation"], buckets=STORE_BUCKETS, registry=r,
         )  # fmt: skip
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, memory, open fds (Linux)
         self._children: dict[tuple[Any, ...], Any] = {}
         self._flight = {t: self.in_flight.labels(t) for t in ("sse", "json", "websocket",
                                                               "background")}  # fmt: skip

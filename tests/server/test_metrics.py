@@ -263,6 +263,8 @@ async def test_metrics_need_an_admin_key_when_keys_are_configured() -> None:
         "code": "admin_key_required",
     }
     assert admin.status_code == 200 and "respgate_requests_total" in admin.text
+    samples = parse(admin.text)
+    assert value(samples, "process_resident_memory_bytes") > 0
 
 
 async def test_without_metrics_the_endpoint_is_a_404() -> None:
