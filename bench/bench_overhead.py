@@ -13,7 +13,8 @@ per-response lines), `metrics` (metrics on, still `--log-level warning`) and `op
 uvicorn's per access, written to a file). The cost of metrics and of logging is the
 difference between the rows; /metrics is scraped at the end.
 
-    python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR] [--ops]
+    python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
+                                   [--ops] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,6 +64,11 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each field's median over the rounds."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-c", "--concurrency", type=int, nargs="+", default=[1, 16, 64, 256])
@@ -78,6 +85,10 @@ def main() -> None:
         "--src", default=str(ROOT / "src"), help="the respgate source tree to serve (for A/B)"
     )
     p.add_argument("--ops", action="store_true", help="compare metrics+logs off and on")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="measure each level this often (gateways in "
+        "rotating order) and print the medians",
+    )  # fmt: skip
     a = p.parse_args()
 
     env = {**os.environ, "PYTHONPATH": a.src}
@@ -130,20 +141,30 @@ def main() -> None:
             f"{'added total p50/p99':>20} | {'streams/s':>9} | {'events/s':>9} | {'CPU/stream':>10}"
         )
         print(head)
+        names = list(gateways)
         for c in a.concurrency:
             n = max(a.requests, 4 * c)
-            direct = asyncio.run(
-                run_load(f"http://127.0.0.1:{up_port}/v1/chat/completions", mode="chat",
-                         concurrency=c, requests=n, warmup=min(c, 16))
-            ).summary()  # fmt: skip
-            for name, (proc, port) in gateways.items():
-                gw = psutil.Process(proc.pid)
-                cpu0 = sum(gw.cpu_times()[:2])
-                through = asyncio.run(
-                    run_load(f"http://127.0.0.1:{port}/v1/responses", mode="responses",
-                             concurrency=c, requests=n, warmup=min(c, 16))
-                ).summary()  # fmt: skip
-                cpu = (sum(gw.cpu_times()[:2]) - cpu0) / (n + min(c, 16)) * 1000
+            warmup = min(c, 16)
+            direct_runs: list[dict[str, float]] = []
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+            for r in range(a.rounds):
+                direct_runs.append(asyncio.run(
+                    run_load(f"http://127.0.0.1:{up_port}/v1/chat/completions", mode="chat",
+                             concurrency=c, requests=n, warmup=warmup)
+                ).summary())  # fmt: skip
+                for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate order
+                    proc, port = gateways[name]
+                    gw = psutil.Process(proc.pid)
+                    cpu0 = sum(gw.cpu_times()[:2])
+                    through = asyncio.run(
+                        run_load(f"http://127.0.0.1:{port}/v1/responses", mode="responses",
+                                 concurrency=c, requests=n, warmup=warmup)
+                    ).summary()  # fmt: skip
+                    through["cpu_ms"] = (sum(gw.cpu_times()[:2]) - cpu0) / (n + warmup) * 1000
+                    runs[name].append(through)
+            direct = median_of(direct_runs)
+            for name in names:
+                through = median_of(runs[name])
                 added = {
                     k: through[k] - direct[k]
                     for k in ("ttft_p50_ms", "ttft_p99_ms", "total_p50_ms", "total_p99_ms")
@@ -153,7 +174,8 @@ def main() -> None:
                     f"{through['ttft_p50_ms']:>10.2f} / {through['ttft_p99_ms']:>9.2f} | "
                     f"{added['ttft_p50_ms']:>8.2f} / {added['ttft_p99_ms']:>8.2f} | "
                     f"{added['total_p50_ms']:>9.2f} / {added['total_p99_ms']:>8.2f} | "
-                    f"{through['req_per_s']:>9.0f} | {through['events_per_s']:>9.0f} | {cpu:>7.2f} ms"
+                    f"{through['req_per_s']:>9.0f} | {through['events_per_s']:>9.0f} | "
+                    f"{through['cpu_ms']:>7.2f} ms"
                     + (f"  errors={through['errors']:.0f}" if through["errors"] else "")
                 )
         for name, (proc, port) in gateways.items():
