@@ -63,6 +63,7 @@ STORE_OPERATIONS = (
     "expire",
 )
 MODEL_LABELS_CACHED = 4096
+METHODS = frozenset({"GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH"})
 
 
 def upstream_error_kind(code: str | None, *, opened: bool) -> str:
@@ -241,7 +242,8 @@ class Metrics(Observer):
 
     def count_requests(self, app: ASGIApp) -> ASGIApp:
         """ASGI middleware counting every HTTP request by endpoint (the matched route's
-        path, "other" when none matched), method, model and status. The model is what
+        path, "other" when none matched), method ("other" beyond the usual seven), model
+        and status. The model is what
         a handler left in `scope["state"]["model"]`."""
         requests = self.requests
 
@@ -263,7 +265,8 @@ class Metrics(Observer):
                 route = scope.get("route")
                 endpoint = getattr(route, "path", None) or "other"
                 model = self.model(scope.get("state", {}).get("model"))
-                self._child(requests, endpoint, scope["method"], model, str(status)).inc()
+                method = scope["method"] if scope["method"] in METHODS else "other"
+                self._child(requests, endpoint, method, model, str(status)).inc()
 
         return counted
 

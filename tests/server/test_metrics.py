@@ -114,6 +114,11 @@ async def test_echo_streams_move_the_series(tmp_path: Path) -> None:
             usages.append((r.json()["usage"]["input_tokens"], r.json()["usage"]["output_tokens"]))
             r = await c.post("/v1/responses", json={"model": "echo"}, headers={"authorization": ""})
             assert r.status_code == 401
+            for method in ("PROPFIND", "PURGE"):  # label values stay bounded
+                r = await c.request(method, "/v1/responses/resp_x")
+                assert r.status_code == 405
+            r = await c.get("/v1/responses/resp_unknown")
+            assert r.status_code == 404
             endpoint = "/v1/responses"
             after = await scrape_until(c, lambda s: value(
                 s, "respgate_requests_total", endpoint=endpoint, method="POST", model="",
@@ -123,6 +128,11 @@ async def test_echo_streams_move_the_series(tmp_path: Path) -> None:
     assert moved(before, after, "respgate_requests_total", **post, model="other", status="404") == 1
     assert moved(before, after, "respgate_requests_total", **post, model="", status="400") == 1
     assert moved(before, after, "respgate_requests_total", **post, model="", status="401") == 1
+    by_id = {"endpoint": "/v1/responses/{response_id}", "model": ""}
+    assert moved(before, after, "respgate_requests_total", **by_id, method="other",
+                 status="405") == 2  # fmt: skip
+    assert moved(before, after, "respgate_requests_total", **by_id, method="GET",
+                 status="404") == 1  # fmt: skip
     echo = {"model": "echo"}
     assert moved(before, after, "respgate_responses_total", **echo, transport="sse",
                  status="completed") == 3  # fmt: skip
