@@ -86,6 +86,7 @@ def configure(fmt: str = "text", level: int = logging.INFO) -> None:
         for old in list(logger.handlers):
             logger.removeHandler(old)
         logger.propagate = True
+    logging.captureWarnings(fmt == "json")  # Python warnings become records too
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
