@@ -108,9 +108,7 @@ def test_one_genai_span_per_response(tmp_path: Path, receiver: Receiver) -> None
 def test_without_an_endpoint_opentelemetry_is_not_imported() -> None:
     code = (
         "import sys; from respgate import cli; from respgate.server import app; "
-        "from respgate.config import Config; "
         "assert cli.tracing('', 'x') is None; "
-        "assert cli.observability(Config(), None)[2] == ''; "
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     )
     done = subprocess.run([sys.executable, "-c", code], env={**ENV, "PYTHONPATH": SRC},
