@@ -6,7 +6,15 @@ concurrency straight to the upstream and through respgate. Prints TTFT and total
 time (p50/p99), the added overhead, events/s, respgate's CPU per stream and its
 peak RSS. Asserts nothing.
 
+With `--ops`, three gateways run side by side in the same run, measured in turn at
+each concurrency: `ops-off` (`[server] metrics = false`, `--log-level warning`: no
+per-response lines), `metrics` (metrics on, still `--log-level warning`) and `ops-on`
+(metrics on, `--log-format json --log-level info`: a JSON line per response and
+uvicorn's per access, written to a file). The cost of metrics and of logging is the
+difference between the rows; /metrics is scraped at the end.
+
     python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
+                                   [--ops] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import argparse
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +64,11 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each field's median over the rounds."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-c", "--concurrency", type=int, nargs="+", default=[1, 16, 64, 256])
@@ -70,66 +84,116 @@ def main() -> None:
     p.add_argument(
         "--src", default=str(ROOT / "src"), help="the respgate source tree to serve (for A/B)"
     )
+    p.add_argument("--ops", action="store_true", help="compare metrics+logs off and on")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="measure each level this often (gateways in "
+        "rotating order) and print the medians",
+    )  # fmt: skip
     a = p.parse_args()
 
     env = {**os.environ, "PYTHONPATH": a.src}
-    up_port, gw_port = free_port(), free_port()
+    up_port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, str(ROOT / "bench/fake_upstream.py"), "--port", str(up_port),
          "--tokens", str(a.tokens), "--delay-ms", str(a.delay_ms)],
         env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as cfg:
-        cfg.write(
-            f'[providers.fake]\nkind = "chat_completions"\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
-            '[[routes]]\nmodel = "fake-model"\nprovider = "fake"\n'
-        )
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "respgate", "serve", "--port", str(gw_port), "--config", cfg.name,
-         "--log-level", "warning"],
-        env={**env, "RESPGATE_NO_OLLAMA_PROBE": "1"},
-    )  # fmt: skip
+    routes = (
+        f'[providers.fake]\nkind = "chat_completions"\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
+        '[[routes]]\nmodel = "fake-model"\nprovider = "fake"\n'
+    )
+    variants = {"respgate": ("", ["--log-level", "warning"])}
+    if a.ops:
+        variants = {
+            "ops-off": ("[server]\nmetrics = false\n", ["--log-level", "warning"]),
+            "metrics": ("", ["--log-level", "warning"]),
+            "ops-on": ("", ["--log-level", "info", "--log-format", "json"]),
+        }
+    tmp = tempfile.TemporaryDirectory()
+    gateways: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    for name, (extra, args) in variants.items():
+        cfg = Path(tmp.name, f"{name}.toml")
+        data = Path(tmp.name, f"{name}-data")
+        cfg.write_text(f'{extra}[store]\ndata_dir = "{data}"\n{routes}')
+        port = free_port()
+        log = open(Path(tmp.name, f"{name}.log"), "wb")  # noqa: SIM115 (closed with the dir)
+        gateways[name] = (
+            subprocess.Popen(
+                [sys.executable, "-m", "respgate", "serve", "--port", str(port),
+                 "--config", str(cfg), *args],
+                env={**env, "RESPGATE_NO_OLLAMA_PROBE": "1"}, stdout=log, stderr=log,
+            ),
+            port,
+        )  # fmt: skip
     try:
         wait_ready(f"http://127.0.0.1:{up_port}/v1/models")
-        wait_ready(f"http://127.0.0.1:{gw_port}/healthz")
-        gw = psutil.Process(gateway.pid)
-        print(f"respgate idle RSS: {gw.memory_info().rss / 2**20:.0f} MiB")
+        for name, (_, port) in gateways.items():
+            try:
+                wait_ready(f"http://127.0.0.1:{port}/healthz")
+            except httpx.TransportError:
+                sys.exit(f"{name} did not start:\n" + Path(tmp.name, f"{name}.log").read_text())
+        for name, (proc, _) in gateways.items():
+            rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+            print(f"{name} idle RSS: {rss:.0f} MiB")
         head = (
-            f"{'conc':>5} | {'direct ttft p50/p99':>20} | {'respgate ttft p50/p99':>22} | "
-            f"{'added ttft p50/p99':>19} | {'added total p50/p99':>20} | {'streams/s':>9} | "
-            f"{'events/s':>9} | {'CPU/stream':>10}"
+            f"{'conc':>5} | {'gateway':>8} | {'direct ttft p50/p99':>20} | "
+            f"{'respgate ttft p50/p99':>22} | {'added ttft p50/p99':>19} | "
+            f"{'added total p50/p99':>20} | {'streams/s':>9} | {'events/s':>9} | {'CPU/stream':>10}"
         )
         print(head)
+        names = list(gateways)
         for c in a.concurrency:
             n = max(a.requests, 4 * c)
-            direct = asyncio.run(
-                run_load(f"http://127.0.0.1:{up_port}/v1/chat/completions", mode="chat",
-                         concurrency=c, requests=n, warmup=min(c, 16))
-            ).summary()  # fmt: skip
-            cpu0 = sum(gw.cpu_times()[:2])
-            through = asyncio.run(
-                run_load(f"http://127.0.0.1:{gw_port}/v1/responses", mode="responses",
-                         concurrency=c, requests=n, warmup=0)
-            ).summary()  # fmt: skip
-            cpu = (sum(gw.cpu_times()[:2]) - cpu0) / n * 1000
-            added = {
-                k: through[k] - direct[k]
-                for k in ("ttft_p50_ms", "ttft_p99_ms", "total_p50_ms", "total_p99_ms")
-            }
-            print(
-                f"{c:>5} | {direct['ttft_p50_ms']:>9.2f} / {direct['ttft_p99_ms']:>8.2f} | "
-                f"{through['ttft_p50_ms']:>10.2f} / {through['ttft_p99_ms']:>9.2f} | "
-                f"{added['ttft_p50_ms']:>8.2f} / {added['ttft_p99_ms']:>8.2f} | "
-                f"{added['total_p50_ms']:>9.2f} / {added['total_p99_ms']:>8.2f} | "
-                f"{through['req_per_s']:>9.0f} | {through['events_per_s']:>9.0f} | {cpu:>7.2f} ms"
-                + (f"  errors={through['errors']:.0f}" if through["errors"] else "")
-            )
-        print(f"respgate peak RSS: {peak_rss_mib(gateway.pid):.0f} MiB")
+            warmup = min(c, 16)
+            direct_runs: list[dict[str, float]] = []
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+            for r in range(a.rounds):
+                direct_runs.append(asyncio.run(
+                    run_load(f"http://127.0.0.1:{up_port}/v1/chat/completions", mode="chat",
+                             concurrency=c, requests=n, warmup=warmup)
+                ).summary())  # fmt: skip
+                for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate order
+                    proc, port = gateways[name]
+                    gw = psutil.Process(proc.pid)
+                    cpu0 = sum(gw.cpu_times()[:2])
+                    through = asyncio.run(
+                        run_load(f"http://127.0.0.1:{port}/v1/responses", mode="responses",
+                                 concurrency=c, requests=n, warmup=warmup)
+                    ).summary()  # fmt: skip
+                    through["cpu_ms"] = (sum(gw.cpu_times()[:2]) - cpu0) / (n + warmup) * 1000
+                    runs[name].append(through)
+            direct = median_of(direct_runs)
+            for name in names:
+                through = median_of(runs[name])
+                added = {
+                    k: through[k] - direct[k]
+                    for k in ("ttft_p50_ms", "ttft_p99_ms", "total_p50_ms", "total_p99_ms")
+                }
+                print(
+                    f"{c:>5} | {name:>8} | {direct['ttft_p50_ms']:>9.2f} / {direct['ttft_p99_ms']:>8.2f} | "
+                    f"{through['ttft_p50_ms']:>10.2f} / {through['ttft_p99_ms']:>9.2f} | "
+                    f"{added['ttft_p50_ms']:>8.2f} / {added['ttft_p99_ms']:>8.2f} | "
+                    f"{added['total_p50_ms']:>9.2f} / {added['total_p99_ms']:>8.2f} | "
+                    f"{through['req_per_s']:>9.0f} | {through['events_per_s']:>9.0f} | "
+                    f"{through['cpu_ms']:>7.2f} ms"
+                    + (f"  errors={through['errors']:.0f}" if through["errors"] else "")
+                )
+        for name, (proc, port) in gateways.items():
+            print(f"{name} peak RSS: {peak_rss_mib(proc.pid):.0f} MiB")
+            r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            if r.status_code == 200:
+                count = next(
+                    (line.split()[-1] for line in r.text.splitlines()
+                     if line.startswith("respgate_time_to_first_byte_seconds_count")), "-"
+                )  # fmt: skip
+                print(f"{name} /metrics: respgate_time_to_first_byte_seconds_count {count}")
+            lines = Path(tmp.name, f"{name}.log").read_bytes().count(b"respgate.response")
+            print(f"{name} per-response log lines: {lines}")
     finally:
-        for proc in (gateway, upstream):
+        for proc in [g[0] for g in gateways.values()] + [upstream]:
             proc.terminate()
             proc.wait(10)
-        os.unlink(cfg.name)
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from . import __version__, chat, check
+from . import __version__, chat, check, logs
 from .config import (
     DEFAULT_DATA_DIR,
     OLLAMA_URL,
@@ -33,6 +33,8 @@ from .config import (
 from .engine import Engine
 from .limits import Limits
 from .limits import from_config as limits_from_config
+from .metrics import Metrics
+from .observe import Observer
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
 from .server.app import create_app
@@ -67,23 +69,50 @@ def limits_and_prices(config: Config) -> tuple[Limits, Prices]:
     return limits_from_config(config.limits), Prices.from_config(config.prices)
 
 
-def build_engine(config: Config) -> Engine:
-    """The engine with every provider and store the configuration names."""
+def build_engine(
+    config: Config,
+    registry: ProviderRegistry | None = None,
+    *,
+    metrics: Metrics | None = None,
+    observers: Sequence[Observer] = (),
+) -> Engine:
+    """The engine with every provider and store the configuration names; with `metrics`,
+    the store's operations are timed."""
     location = store_location(config)
     retention = retention_seconds(config)
     limits, prices = limits_and_prices(config)
 
     async def opener() -> Any:
-        return await open_store(location, retention=retention)
+        opened = await open_store(location, retention=retention)
+        return opened if metrics is None else metrics.timed_store(opened)
 
-    registry = ProviderRegistry(Router(config))
-    return Engine(registry, opener if config.store.enabled else None, limits=limits, prices=prices)
+    registry = registry or ProviderRegistry(Router(config))
+    return Engine(
+        registry,
+        opener if config.store.enabled else None,
+        limits=limits,
+        prices=prices,
+        observers=observers,
+    )
 
 
 def load(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[Config, ApiKeys]:
     """The configuration and the API keys it names; raises ConfigError or KeyConfigError."""
     config = load_config(path, environ)
     return config, ApiKeys.from_config(config.keys, environ)
+
+
+def tracing(endpoint: str, service: str) -> Observer | None:
+    """The OpenTelemetry observer, imported only when an endpoint is configured."""
+    if not endpoint:
+        return None
+    try:
+        from .tracing import Tracing
+    except ImportError as exc:
+        raise ConfigError(
+            f"telemetry.otlp_endpoint: needs the otel extra, pip install 'respgate[otel]' ({exc})"
+        ) from None
+    return Tracing(endpoint, service)
 
 
 def check_store(config: Config) -> str | None:
@@ -189,7 +218,7 @@ class GracefulServer(uvicorn.Server):
         grace: float,
         *,
         drain_delay: float = 0.0,
-        banner: Sequence[str] = (),
+        banner: str = "",
     ) -> None:
         super().__init__(config)
         self.engine = engine
@@ -201,7 +230,7 @@ class GracefulServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and self.banner:
-            print("\n".join(self.banner), file=sys.stderr, flush=True)
+            print(self.banner, file=sys.stderr, flush=True)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         loop = asyncio.get_event_loop()
@@ -272,6 +301,7 @@ def banner(config: Config, keys: ApiKeys, url: str) -> list[str]:
 def serve(args: argparse.Namespace) -> int:
     try:
         config, keys = load(args.config)
+        traces = tracing(config.telemetry.otlp_endpoint, config.telemetry.service_name)
     except (ConfigError, KeyConfigError) as exc:
         print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -294,13 +324,23 @@ def serve(args: argparse.Namespace) -> int:
         sock.close()
         print(f"respgate: {problem}", file=sys.stderr)
         return 2
-    engine = build_engine(config)
+    log_format = args.log_format or config.server.log_format
+    # respgate's own lines (one per response at info) follow --log-level too
+    logs.configure(log_format, logging.getLevelNamesMapping().get(args.log_level.upper(), 20))
+    registry = ProviderRegistry(Router(config))
+    metrics = Metrics(registry.route_name) if config.server.metrics else None
+    observers = [o for o in (metrics, logs.ResponseLog(), traces) if o is not None]
+    engine = build_engine(config, registry, metrics=metrics, observers=observers)
     host = f"[{args.host}]" if ":" in args.host else args.host
     uvicorn_config = uvicorn.Config(
-        create_app(engine, keys=keys, cors_origins=list(config.server.cors_origins)),
+        create_app(
+            engine, keys=keys, cors_origins=list(config.server.cors_origins), metrics=metrics
+        ),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        # JSON lines: uvicorn's records go through respgate's handler (logs.configure)
+        log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         # uvicorn builds each access line (URL quoting) before the logger filters it
         access_log=args.log_level in ("trace", "debug", "info"),
         timeout_graceful_shutdown=int(args.grace) + 5,
@@ -312,7 +352,9 @@ def serve(args: argparse.Namespace) -> int:
         engine,
         args.grace,
         drain_delay=args.drain_delay,
-        banner=() if quiet else banner(config, keys, f"http://{host}:{args.port}"),
+        banner=""
+        if quiet
+        else logs.start_block(banner(config, keys, f"http://{host}:{args.port}"), log_format),
     ).run(sockets=[sock])
     return 0
 
@@ -447,6 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-level", type=log_level, default="info", help=", ".join(LOG_LEVELS) + " (any case)"
     )
     p_serve.add_argument(
+        "--log-format", choices=logs.LOG_FORMATS, default=None,
+        help="text (default) or json: one JSON object per line ([server] log_format)",
+    )  # fmt: skip
+    p_serve.add_argument(
         "--allow-open", action="store_true", help="serve a non-loopback address without API keys"
     )
     p_serve.set_defaults(func=serve)
@@ -469,9 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_parser(sub)
     chat.add_parser(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure("text")
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

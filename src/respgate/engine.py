@@ -84,7 +84,10 @@ class EventSource:
             self.task.cancel()
 
     def client_first_byte(self) -> None:
-        """Told by the transport once its first body bytes are written."""
+        """Told by the transport before each write."""
+
+    def release(self) -> None:
+        """Told by the transport when it lets go of the source (end written, client gone)."""
 
 
 class Replay(EventSource):
@@ -154,6 +157,9 @@ class Run(EventSource):
 
     def client_first_byte(self) -> None:
         self._observers.client_first_byte(self.info)
+
+    def release(self) -> None:
+        self._observers.released(self.info)
 
     async def _produce(self) -> None:
         builder = self.builder
@@ -229,6 +235,14 @@ def _then_finish(
             await grant.finish(run.response.get("usage"))
 
     return terminal
+
+
+def _as_api_error(exc: Exception) -> ApiError:
+    """What the client is answered for `exc` (an unexpected exception is a 500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    return ApiError(500, f"The gateway hit an internal error ({type(exc).__name__}).",
+                    code="server_error")  # fmt: skip
 
 
 async def _close_quietly(signals: AsyncIterator[Signal]) -> None:
@@ -334,6 +348,13 @@ class Engine:
             return Grant()
         return await self.limits.admit(key, info)
 
+    @staticmethod
+    def _call(req: CreateRequest, items: list[dict[str, Any]], info: RunInfo) -> ModelCall:
+        """The model call; the request id goes upstream as `x-request-id`."""
+        headers = {"x-request-id": info.request_id} if info.request_id else {}
+        return ModelCall(req, items, model=info.model, instructions=req.instructions,
+                         headers=headers)  # fmt: skip
+
     def _opened(self, info: RunInfo, call: ModelCall) -> None:
         """Record who serves the call (the last attempt, or a built-in model)."""
         info.attempts = call.attempts
@@ -359,7 +380,7 @@ class Engine:
         resolved by `context()` (WebSocket mode). `request_id` and `transport` ("sse",
         "json", "websocket") are for the observers."""
         info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
-        call = ModelCall(req, [], model=info.model, instructions=req.instructions)
+        call = self._call(req, [], info)
         grant = Grant()
         try:
             if not self.accepting:
@@ -368,10 +389,10 @@ class Engine:
             grant = await self._admit(info, key)
             call.items = context if context is not None else await self.context(req, tenant)
             signals = await self.registry.open(info.model, call)
-        except ApiError as err:
+        except Exception as exc:
             info.attempts = call.attempts
             await grant.finish(None)
-            self.observers.rejected(info, err)
+            self.observers.rejected(info, _as_api_error(exc))
             raise
         except BaseException:
             await asyncio.shield(grant.finish(None))
@@ -428,16 +449,15 @@ class Engine:
                 raise invalid("Background responses need a configured store.", "background")
             self.registry.check(info.model)
             grant = await self._admit(info, key)
-            items = await self.context(req, tenant)
-            call = ModelCall(req, items, model=info.model, instructions=req.instructions)
+            call = self._call(req, await self.context(req, tenant), info)
             response = new_response(req, new_id("response"), self._now())
             builder = ResponseBuilder(response, clock=self._now)
             queued = builder.open(queued=True)
             await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
             await self.store.append_events(response["id"], queued)
-        except ApiError as err:
+        except Exception as exc:
             await grant.finish(None)
-            self.observers.rejected(info, err)
+            self.observers.rejected(info, _as_api_error(exc))
             raise
         except BaseException:
             await asyncio.shield(grant.finish(None))

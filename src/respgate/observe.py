@@ -9,8 +9,15 @@ registered observers are told at each step:
     rejected            it ended before the first byte with an HTTP error (`ApiError`)
     upstream_opened     the provider answered with its headers (retries/fallbacks done)
     upstream_first_byte the provider's first signal arrived
-    client_first_byte   the transport wrote the first body bytes to the client
+    client_first_byte   the transport wrote the first bytes that carry the provider's
+                        output (its first write after `upstream_first_byte`)
     finished            the terminal event was produced (status, error code, usage known)
+    delivered           finished, and the transport let go of the run (it wrote the end,
+                        or the client left); at once for a background run
+
+Every accepted run ends with exactly one of `rejected` or `delivered`: that is where
+per-response lines and end-of-response metrics belong (time to first byte is known).
+Transports tell the run when they let go of it (`Run.release()`), whatever the reason.
 
 Callbacks are synchronous and must be cheap; an observer with I/O to do (Redis, a
 remote exporter) schedules it itself and finishes it in `aclose()`, which the engine
@@ -59,6 +66,8 @@ class RunInfo:
     # Set when the rate limits could not be checked (their Redis unreachable): the run
     # went on unlimited (`on_redis_error = "open"`) or was refused with a 503 ("closed").
     limits_error: str | None = None
+    released: bool = False  # the transport let go of the run
+    delivered: bool = False  # `delivered` was told
 
     @property
     def retries(self) -> int:
@@ -96,6 +105,9 @@ class Observer:
         pass
 
     def finished(self, run: RunInfo, response: dict[str, Any]) -> None:
+        pass
+
+    def delivered(self, run: RunInfo) -> None:
         pass
 
     async def aclose(self) -> None:
@@ -142,9 +154,22 @@ class Observers:
         self._tell("upstream_first_byte", run)
 
     def client_first_byte(self, run: RunInfo) -> None:
-        if run.client_first_byte_at is None:
+        """Told by the transport before each write; only the first write after the
+        provider's first signal counts (earlier writes carry only the opening events)."""
+        if run.client_first_byte_at is None and run.upstream_first_byte_at is not None:
             run.client_first_byte_at = time.perf_counter()
             self._tell("client_first_byte", run)
+
+    def released(self, run: RunInfo) -> None:
+        """The transport let go of the run (it wrote the end, or the client left)."""
+        run.released = True
+        self._deliver(run)
+
+    def _deliver(self, run: RunInfo) -> None:
+        ended = run.finished_at is not None
+        if ended and not run.delivered and (run.released or run.transport == "background"):
+            run.delivered = True
+            self._tell("delivered", run)
 
     def finished(self, run: RunInfo, response: dict[str, Any]) -> None:
         run.finished_at = time.perf_counter()
@@ -156,6 +181,7 @@ class Observers:
             except Exception:
                 log.exception("pricing response %s failed", run.response_id)
         self._tell("finished", run, response)
+        self._deliver(run)
 
     async def aclose(self) -> None:
         for observer in self.observers:

@@ -21,6 +21,8 @@ class Upstreams(Protocol):
 
     async def open(self, model: str, call: ModelCall) -> AsyncIterator[Signal]: ...
 
+    def route_name(self, model: str) -> str | None: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -34,6 +36,13 @@ class ProviderRegistry:
         if self.upstreams is not None:
             names += [m for m in self.upstreams.models() if m not in self.builtin]
         return names
+
+    def route_name(self, model: str) -> str | None:
+        """The bounded name `model` is served under (itself when built in or routed by
+        exact name, else the glob that routes it), or None when nothing serves it."""
+        if model in self.builtin:
+            return model
+        return None if self.upstreams is None else self.upstreams.route_name(model)
 
     def check(self, model: str) -> None:
         """Raise 404 `model_not_found` before anything else happens."""

@@ -73,11 +73,17 @@ class Router:
         self._retry_after_cap = retry_after_cap
         self._sleep = sleep
 
-    def resolve(self, model: str) -> Route | None:
+    def _route(self, model: str) -> RouteConfig | None:
         """Exact names first, then globs in configuration order."""
-        route: RouteConfig | None = self._exact.get(model) or next(
-            (r for r in self._globs if r.matches(model)), None
-        )
+        return self._exact.get(model) or next((r for r in self._globs if r.matches(model)), None)
+
+    def route_name(self, model: str) -> str | None:
+        """The name `model` is routed under: itself, or the glob that matches it."""
+        route = self._route(model)
+        return None if route is None else route.model
+
+    def resolve(self, model: str) -> Route | None:
+        route = self._route(model)
         if route is None:
             return None
         primary = Target(route.provider, route.upstream_model or model)

@@ -17,9 +17,11 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from ..engine import Engine
+from ..metrics import CONTENT_TYPE, Metrics
 from ..protocol.errors import ApiError, invalid, invalid_api_key
 from ..protocol.request import parse_create_request
 from ..store.keys import ApiKey, ApiKeys
+from .request_id import RequestIds
 from .transport import SSEResponse, fold
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
 
@@ -86,11 +88,15 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     keepalive_seconds: float = 15.0,
     websocket_max_seconds: float = CONNECTION_LIMIT_SECONDS,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """Build the app around an engine (and whatever store/providers it holds).
     With `keys`, every /v1 request needs `Authorization: Bearer <key>`; the key's
     tenant is the only one whose responses the request can see. WebSocket mode on
-    /v1/responses closes each connection after `websocket_max_seconds`."""
+    /v1/responses closes each connection after `websocket_max_seconds`.
+    With `metrics` (also registered as the engine's observer by the caller), every
+    HTTP request is counted and `GET /metrics` serves them (an admin key is needed
+    when keys are configured); without, /metrics is a 404."""
     api_keys = keys or ApiKeys()
 
     def key_of(request: Request) -> ApiKey:
@@ -107,19 +113,26 @@ def create_app(
         tenant = key.tenant
         body = await read_body(request, max_body_bytes)
         req = parse_create_request(body)
+        request.state.model = req.model  # for the request counter's label
+        request_id = request.state.request_id
         if req.background:
-            queued = await engine.create_background(req, tenant=tenant, key=key)
+            queued = await engine.create_background(
+                req, tenant=tenant, key=key, request_id=request_id
+            )
             headers = {**warning_headers(req.warnings), **queued.headers}
             if req.stream:
                 replay = await engine.replay(queued.response["id"], tenant=tenant)
                 return SSEResponse(replay, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
             return JSON(queued.response, headers=headers)
-        run = await engine.create(req, tenant=tenant, key=key)
+        run = await engine.create(req, tenant=tenant, key=key, request_id=request_id)
         headers = {**warning_headers(run.warnings), **run.headers}
         if req.stream:
             return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
-        response = await fold(run)
-        run.client_first_byte()
+        try:
+            response = await fold(run)
+            run.client_first_byte()
+        finally:
+            run.release()
         return JSON(response, headers=headers)
 
     async def retrieve_response(request: Request) -> Response:
@@ -167,6 +180,13 @@ def create_app(
             return JSON({"status": "unavailable", "reason": problem}, status_code=503)
         return JSON({"status": "ready"})
 
+    async def metrics_endpoint(request: Request) -> Response:
+        assert metrics is not None
+        if not key_of(request).admin:
+            raise ApiError(403, "Reading metrics needs an admin key ([[keys]] admin = true).",
+                           code="admin_key_required")  # fmt: skip
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(exc)
@@ -185,11 +205,17 @@ def create_app(
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # outside the request-id middleware: the header is added here
+        headers = {"x-request-id": getattr(request.state, "request_id", "")}
         return error_response(
-            ApiError(500, "The gateway hit an internal error.", code="server_error")
+            ApiError(
+                500, "The gateway hit an internal error.", code="server_error", headers=headers
+            )
         )
 
-    middleware = []
+    middleware = [Middleware(RequestIds)]
+    if metrics is not None:
+        middleware.append(Middleware(metrics.count_requests))  # type: ignore[arg-type]
     if cors_origins:
         middleware.append(
             Middleware(
@@ -197,7 +223,7 @@ def create_app(
                 allow_origins=cors_origins,
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["*"],
-                expose_headers=["x-respgate-warning", *RATE_LIMIT_HEADERS],
+                expose_headers=["x-respgate-warning", "x-request-id", *RATE_LIMIT_HEADERS],
             )
         )
 
@@ -222,6 +248,7 @@ def create_app(
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics else []),
         ],
         middleware=middleware,
         exception_handlers={

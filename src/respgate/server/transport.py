@@ -51,6 +51,7 @@ class SSEResponse:
                     )
                     continue
                 body = b"".join(encode_event(e) for e in batch)
+                run.client_first_byte()
                 if run.drained:  # the last events and [DONE] go out in one write
                     await send(
                         {
@@ -59,13 +60,12 @@ class SSEResponse:
                             "more_body": False,
                         }
                     )
-                    run.client_first_byte()
                     return
                 await send({"type": "http.response.body", "body": body, "more_body": True})
-                run.client_first_byte()
         except OSError:
             run.abort("client_disconnected", "The client disconnected.")
         finally:
+            run.release()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

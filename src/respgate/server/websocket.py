@@ -180,7 +180,12 @@ class Connection:
             context = await self.engine.context(req, self.tenant, chain=chain)
             check_call_outputs(context, req.items)
             self.run = await self.engine.create(
-                req, tenant=self.tenant, key=self.key, context=context, transport="websocket"
+                req,
+                tenant=self.tenant,
+                key=self.key,
+                context=context,
+                transport="websocket",
+                request_id=getattr(self.ws.state, "request_id", None),
             )
         except ApiError as err:
             self._evict(previous)
@@ -208,8 +213,8 @@ class Connection:
                             **event,
                             "sequence_number": event["sequence_number"] - self._dropped,
                         }
-                    await self._send(event)
                     run.client_first_byte()
+                    await self._send(event)
                     if event["type"] in TERMINAL_EVENTS:
                         return
         except asyncio.CancelledError:
@@ -218,6 +223,8 @@ class Connection:
                 "The WebSocket connection reached its time limit; open a new connection.",
             )
             raise
+        finally:
+            run.release()
 
     async def _limit_reached(self) -> None:
         run, self.run = self.run, None

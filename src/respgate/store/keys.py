@@ -15,6 +15,8 @@ one of `key`, `key_env`, `sha256` each:
 An entry may also set the key's own rate limits (`requests_per_minute`,
 `tokens_per_minute`, `concurrent_streams`; None inherits `[limits]`, 0 = unlimited),
 which override `[limits]` for that key (`respgate.limits`).
+
+`admin = true` on an entry lets its key read operator endpoints (`GET /metrics`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class KeyEntry(Protocol):
     def tokens_per_minute(self) -> int | None: ...
     @property
     def concurrent_streams(self) -> int | None: ...
+    @property
+    def admin(self) -> bool: ...
 
 
 def hash_key(key: str) -> bytes:
@@ -60,15 +64,17 @@ def hash_key(key: str) -> bytes:
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """Who a request comes from: its tenant, a stable id for shared counters (the first
-    16 hex digits of the key's SHA-256, the same on every replica; "" in open mode), and
-    the key's own limit overrides."""
+    16 hex digits of the key's SHA-256, the same on every replica; "" in open mode),
+    the key's own limit overrides, and whether it may read operator endpoints (`admin`;
+    in open mode everyone may)."""
 
     tenant: str
     id: str = ""
     limits: Mapping[str, int] = field(default_factory=dict)
+    admin: bool = False
 
 
-OPEN = ApiKey("")
+OPEN = ApiKey("", admin=True)
 
 
 class ApiKeys:
@@ -88,6 +94,7 @@ class ApiKeys:
         hashes = []
         for i, entry in enumerate(entries):
             where = f"keys[{i}]"
+            admin = entry.admin
             if not entry.tenant:
                 raise KeyConfigError(f"{where}.tenant: missing")
             sources = [s for s in (entry.key, entry.key_env, entry.sha256) if s is not None]
@@ -101,7 +108,7 @@ class ApiKeys:
                     digest = b""
                 if len(digest) != 32:
                     raise KeyConfigError(f"{where}.sha256: must be 64 hex digits")
-                hashes.append((digest, ApiKey(entry.tenant, digest.hex()[:16], limits)))
+                hashes.append((digest, ApiKey(entry.tenant, digest.hex()[:16], limits, admin)))
                 continue
             if entry.key_env is not None:
                 key = environ.get(entry.key_env)
@@ -117,7 +124,7 @@ class ApiKeys:
                     f"{source} must hold a key of at least {MIN_KEY_LENGTH} characters"
                 )
             digest = hash_key(key)
-            hashes.append((digest, ApiKey(entry.tenant, digest.hex()[:16], limits)))
+            hashes.append((digest, ApiKey(entry.tenant, digest.hex()[:16], limits, admin)))
         return cls(hashes)
 
     @property
