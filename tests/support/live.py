@@ -67,7 +67,7 @@ class LiveServer:
 class ServerProcess:
     """`respgate serve` in a child process."""
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+    def __init__(self, env: dict[str, str], *args: str, stderr: Any = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
@@ -83,6 +83,7 @@ class ServerProcess:
                 *args,
             ],
             env={**os.environ, "PYTHONPATH": SRC, **env},
+            stderr=stderr,
         )
         deadline = time.monotonic() + 20
         while True:
@@ -111,8 +112,8 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def running(env: dict[str, str], *args: str) -> Iterator[ServerProcess]:
-    server = ServerProcess(env, *args)
+def running(env: dict[str, str], *args: str, stderr: Any = None) -> Iterator[ServerProcess]:
+    server = ServerProcess(env, *args, stderr=stderr)
     try:
         yield server
     finally:

@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from ..engine import Engine
+from ..engine import Engine, EventSource
 from ..protocol.errors import ApiError, invalid, invalid_api_key
 from ..protocol.request import parse_create_request
 from ..store.keys import ApiKeys
-from .transport import SSEResponse, fold
+from .transport import Gauge, SSEResponse, fold
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
 
 log = logging.getLogger("respgate.server")
@@ -87,6 +87,10 @@ def create_app(
     tenant is the only one whose responses the request can see. WebSocket mode on
     /v1/responses closes each connection after `websocket_max_seconds`."""
     api_keys = keys or ApiKeys()
+    streams = Gauge()  # client streams open: SSE responses and WebSocket turns
+
+    def sse(source: EventSource, headers: dict[str, str] | None = None) -> Response:
+        return SSEResponse(source, keepalive=keepalive_seconds, headers=headers, streams=streams)  # type: ignore[return-value]
 
     def tenant_of(request: Request) -> str:
         tenant = api_keys.tenant_for(request.headers.get("authorization"))
@@ -103,12 +107,12 @@ def create_app(
             queued = await engine.create_background(req, tenant=tenant)
             if req.stream:
                 replay = await engine.replay(queued["id"], tenant=tenant)
-                return SSEResponse(replay, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
+                return sse(replay, headers)
             return JSON(queued, headers=headers)
         run = await engine.create(req, tenant=tenant)
         headers = warning_headers(run.warnings)
         if req.stream:
-            return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
+            return sse(run, headers)
         response = await fold(run)
         return JSON(response, headers=headers)
 
@@ -118,7 +122,7 @@ def create_app(
         if request.query_params.get("stream", "").lower() == "true":
             after = query_int(request, "starting_after", None)
             replay = await engine.replay(response_id, tenant=tenant, starting_after=after)
-            return SSEResponse(replay, keepalive=keepalive_seconds)  # type: ignore[return-value]
+            return sse(replay)
         return JSON(await engine.retrieve(response_id, tenant=tenant))
 
     async def delete_response(request: Request) -> Response:
@@ -149,7 +153,8 @@ def create_app(
         return JSON({"object": "list", "data": data})
 
     async def healthz(request: Request) -> Response:
-        return JSON({"status": "ok", "in_flight": len(engine.runs)})
+        # in_flight: runs generating; streams: client streams open (SSE + WebSocket turns)
+        return JSON({"status": "ok", "in_flight": len(engine.runs), "streams": streams.value})
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -197,7 +202,9 @@ def create_app(
             Route("/v1/responses", create_response, methods=["POST"]),
             WebSocketRoute(
                 "/v1/responses",
-                websocket_endpoint(engine, api_keys, max_seconds=websocket_max_seconds),
+                websocket_endpoint(
+                    engine, api_keys, max_seconds=websocket_max_seconds, streams=streams
+                ),
             ),
             Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
             Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
@@ -214,4 +221,5 @@ def create_app(
         },
     )
     app.state.engine = engine
+    app.state.streams = streams
     return app
