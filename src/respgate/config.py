@@ -5,7 +5,8 @@
     base_url = "https://api.groq.com/openai/v1"
     api_key_env = "GROQ_API_KEY"         # the key is read from this variable
     connect_timeout = 10                 # seconds to connect
-    read_timeout = 300                   # seconds of upstream silence; 0 = no limit
+    read_timeout = 300                   # seconds of upstream silence before the first token; 0 = no limit
+    stream_idle_timeout = 60             # seconds of upstream silence after it; 0 = no limit
     timeout = 0                          # whole-request limit in seconds; 0 = none
     max_retries = 2                      # before the first byte only
     headers = { "x-team" = "a" }
@@ -54,7 +55,8 @@ class ProviderConfig:
     api_key: str | None = field(default=None, repr=False)
     api_key_env: str | None = None
     connect_timeout: float = 10.0
-    read_timeout: float | None = 300.0  # None: no idle limit
+    read_timeout: float | None = 300.0  # None: no idle limit (before the first token)
+    stream_idle_timeout: float | None = 60.0  # None: no idle limit after the first token
     timeout: float | None = None  # None: no whole-request limit
     headers: dict[str, str] = field(default_factory=dict)
     max_retries: int = 2
@@ -100,6 +102,7 @@ _PROVIDER_KEYS = frozenset(
         "api_key_env",
         "connect_timeout",
         "read_timeout",
+        "stream_idle_timeout",
         "timeout",
         "headers",
         "max_retries",
@@ -192,6 +195,7 @@ def _provider(name: str, table: Any, env: Mapping[str, str]) -> ProviderConfig:
         api_key_env=key_env,
         connect_timeout=connect,
         read_timeout=_seconds(table, "read_timeout", where, 300.0) or None,
+        stream_idle_timeout=_seconds(table, "stream_idle_timeout", where, 60.0) or None,
         timeout=_seconds(table, "timeout", where, None) or None,
         headers=dict(headers),
         max_retries=retries,
