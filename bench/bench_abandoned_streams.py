@@ -1,7 +1,7 @@
 """Abandoned streams: clients that send a `store: true` streaming request, read one byte
 and close. Prints what is left 10 s later (/healthz, server RSS) and how SIGTERM goes.
 
-python bench/bench_abandoned_streams.py [--streams 1000] [--input-bytes 11]
+python bench/bench_abandoned_streams.py [--streams 1000] [--input-bytes 11] [--rounds 1]
 
 Starts `respgate serve --grace 3` on a free port with a temporary data directory.
 """
@@ -48,7 +48,7 @@ def abandon(port: int, body: bytes) -> None:
     s.close()
 
 
-def main(streams: int, input_bytes: int) -> None:
+def main(streams: int, input_bytes: int, rounds: int) -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as data, tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
@@ -69,15 +69,16 @@ def main(streams: int, input_bytes: int) -> None:
         text = "hello there" if input_bytes <= 11 else "x" * input_bytes
         body = orjson.dumps({"model": "echo", "input": text, "stream": True})
         before = rss_kb(proc.pid)
-        started = time.monotonic()
-        for _ in range(streams):
-            abandon(port, body)
-        print(f"{streams} abandoned streams sent in {time.monotonic() - started:.1f} s")
-        time.sleep(10)
-        health = httpx.get(f"{url}/healthz", timeout=10).json()
-        after = rss_kb(proc.pid)
-        print(f"10 s later: /healthz {health}")
-        print(f"RSS: {before / 1024:.0f} MB before, {after / 1024:.0f} MB after")
+        for round_ in range(rounds):
+            started = time.monotonic()
+            for _ in range(streams):
+                abandon(port, body)
+            sent = time.monotonic() - started
+            print(f"round {round_ + 1}: {streams} abandoned streams sent in {sent:.1f} s")
+            time.sleep(10)
+            health = httpx.get(f"{url}/healthz", timeout=10).json()
+            print(f"  10 s later: /healthz {health}")
+            print(f"  RSS: {before / 1024:.0f} MB at start, {rss_kb(proc.pid) / 1024:.0f} MB now")
         stopped = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -92,5 +93,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--input-bytes", type=int, default=11)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    main(args.streams, args.input_bytes)
+    main(args.streams, args.input_bytes, args.rounds)
