@@ -115,3 +115,22 @@ async def test_websocket_turns_left_early_end(tmp_path: Path) -> None:
             while (health := (await c.get("/healthz")).json())["streams"] or health["in_flight"]:
                 assert time.monotonic() < deadline, health
                 await asyncio.sleep(0.05)
+
+
+def test_readers_leaving_a_background_replay_do_not_stop_it(tmp_path: Path) -> None:
+    with running({"RESPGATE_DATA_DIR": str(tmp_path / "data")}) as server, server.client() as c:
+        body = {"model": "echo", "input": "x", "background": True, "metadata": ENDLESS}
+        bg = c.post("/v1/responses", json=body).json()
+        replay = f"GET /v1/responses/{bg['id']}?stream=true HTTP/1.1\r\nHost: x\r\n\r\n"
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+                s.sendall(replay.encode())
+                assert s.recv(1)
+        deadline = time.monotonic() + 15
+        while (health := c.get("/healthz").json())["streams"]:
+            assert time.monotonic() < deadline, health
+            time.sleep(0.05)
+        assert health["in_flight"] == 1  # the response goes on
+        assert c.get(f"/v1/responses/{bg['id']}").json()["status"] == "in_progress"
+        c.post(f"/v1/responses/{bg['id']}/cancel")
+        wait_idle(c)
