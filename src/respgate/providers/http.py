@@ -172,9 +172,9 @@ class SignalStream:
     `Finish` or `Failure`. Idle limits: until the first token (any signal but
     `Usage`) the upstream may be silent for `read_timeout` (aiohttp's socket
     read timeout: models think silently); after it, for `stream_idle_timeout`
-    (a watchdog that closes the connection; one clock read per chunk). `aclose()` closes the upstream connection at once
-    unless the stream ended normally, in which case the connection goes back
-    to the pool. `warnings` are the request-translation warnings (dropped
+    (a watchdog that closes the connection; one clock read per chunk).
+    `aclose()` closes the upstream connection at once unless the stream ended
+    normally, in which case the connection goes back to the pool. `warnings` are the request-translation warnings (dropped
     tools, ...), for a response header.
     """
 

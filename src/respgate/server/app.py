@@ -90,7 +90,10 @@ def create_app(
     streams = Gauge()  # client streams open: SSE responses and WebSocket turns
 
     def sse(source: EventSource, headers: dict[str, str] | None = None) -> Response:
-        return SSEResponse(source, keepalive=keepalive_seconds, headers=headers, streams=streams)  # type: ignore[return-value]
+        response = SSEResponse(
+            source, keepalive=keepalive_seconds, headers=headers, streams=streams
+        )
+        return response  # type: ignore[return-value]
 
     def tenant_of(request: Request) -> str:
         tenant = api_keys.tenant_for(request.headers.get("authorization"))
