@@ -179,11 +179,11 @@ class ProviderConfig:
     api_key: str | None = field(default=None, repr=False)
     api_key_env: str | None = None
     connect_timeout: float = 10.0
-    read_timeout: float | None = 300.0  # None: no idle limit
+    read_timeout: float | None = 300.0  # None: no idle limit (before the first token)
+    stream_idle_timeout: float | None = 60.0  # None: no idle limit after the first token
     timeout: float | None = None  # None: no whole-request limit
     headers: dict[str, str] = field(default_factory=dict)
     max_retries: int = 2
-    stream_idle_timeout: float | None = 60.0  # None: no limit after the first token
 
 
 @dataclass(slots=True)

@@ -37,6 +37,8 @@ log = logging.getLogger("respgate.engine")
 
 Event = dict[str, Any]
 
+SHUTDOWN = ("server_shutdown", "The server is shutting down; the response was cut short.")
+
 
 class EventSource:
     """Events buffered for a transport: `push` in, `next_batch()` out until it returns `[]`."""
@@ -146,8 +148,14 @@ class Run(EventSource):
         self.task = asyncio.create_task(self._produce(), name=f"run {self.response_id}")
 
     def abort(self, code: str, message: str) -> None:
-        """End the run now with `error` + `response.failed` (disconnect, shutdown, cancel)."""
-        if self.task is not None and not self.task.done() and self._abort is None:
+        """End the run now with `error` + `response.failed` (disconnect, shutdown, cancel).
+        A run whose terminal event is already built is left to finish (its final save)."""
+        if (
+            self.task is not None
+            and not self.task.done()
+            and self._abort is None
+            and not self.builder.done
+        ):
             self._abort = (code, message)
             self.task.cancel()
 
@@ -165,6 +173,7 @@ class Run(EventSource):
         builder = self.builder
         terminal: list[Event] = []
         first = True
+        interrupted = False  # cancelled by someone else than `abort`: re-raised at the end
         try:
             try:
                 async for signal in self._signals:
@@ -187,8 +196,12 @@ class Run(EventSource):
                 await _close_quietly(self._signals)
         except asyncio.CancelledError:
             if self._abort is None:
-                raise
-            terminal = builder.feed(Failure(*self._abort))
+                interrupted = True
+                self._abort = SHUTDOWN
+            elif (task := asyncio.current_task()) is not None:
+                task.uncancel()  # ours, handled here
+            if not builder.done:
+                terminal = builder.feed(Failure(*self._abort))
         except Exception as exc:
             log.exception("response %s failed while streaming", self.response_id)
             if not builder.done:
@@ -198,17 +211,37 @@ class Run(EventSource):
                         f"The gateway failed while streaming ({type(exc).__name__}).",
                     )
                 )
-        if self._on_terminal is not None:
+        try:
+            interrupted |= await self._save()
+        finally:
+            self.push(terminal)  # exactly one terminal event, then the end, whatever happened
+            self.finish()
+            for event in terminal:
+                if event["type"] == "error":
+                    self.info.error_code = event.get("code")
+            self._observers.finished(self.info, builder.response)
+        if interrupted:
+            raise asyncio.CancelledError
+
+    async def _save(self) -> bool:
+        """Run `on_terminal` (the final save) to its end, even if this task is cancelled
+        meanwhile: nothing stored is lost. True if it was cancelled."""
+        if self._on_terminal is None:
+            return False
+        saving = asyncio.ensure_future(self._on_terminal(self))
+        cancelled = False
+        while True:
             try:
-                await asyncio.shield(self._on_terminal(self))
+                await asyncio.shield(saving)
+                return cancelled
+            except asyncio.CancelledError:
+                cancelled = True
+                if saving.done():  # the save itself was cancelled (event loop teardown)
+                    log.error("response %s: the final save was cancelled", self.response_id)
+                    return cancelled
             except Exception:
                 log.exception("response %s could not be stored", self.response_id)
-        self.push(terminal)
-        self.finish()
-        for event in terminal:
-            if event["type"] == "error":
-                self.info.error_code = event.get("code")
-        self._observers.finished(self.info, builder.response)
+                return cancelled
 
 
 @dataclass(slots=True)
@@ -626,7 +659,7 @@ class Engine:
         if pending:
             await asyncio.wait(pending, timeout=grace)
         for run in list(self.runs):
-            run.abort("server_shutdown", "The server is shutting down; the response was cut short.")
+            run.abort(*SHUTDOWN)
         pending = [r.task for r in self.runs if r.task is not None]
         if pending:
             await asyncio.wait(pending, timeout=5)

@@ -4,7 +4,7 @@ It answers each request with the next queued `Reply` (the last one repeats),
 records every request (path, headers, JSON body), and can inject faults:
 an error status before the body, a connection dropped after N body bytes, a
 stall after N bytes (held open until the client goes away, which sets
-`disconnected`), and a byte-by-byte trickle. Bodies go out chunked, so a drop
+`disconnected`), a pause after N bytes, and a byte-by-byte trickle. Bodies go out chunked, so a drop
 is a truncated chunked body to the client, as a real upstream crash is.
 """
 
@@ -33,6 +33,8 @@ class Reply:
     drop_after: int | None = None  # close the connection after this many body bytes
     stall_after: int | None = None  # send this many bytes, then wait for the client to leave
     trickle: bool = False  # one byte per write
+    pause_after: int | None = None  # send this many bytes, wait `pause` seconds, send the rest
+    pause: float = 0.0
 
     @classmethod
     def error(cls, status: int, message: str, **headers: str) -> Reply:
@@ -120,8 +122,13 @@ class FakeUpstream:
             if limit is not None:
                 body = body[:limit]
         step = 1 if reply.trickle else max(len(body), 1)
-        for i in range(0, len(body), step):
-            piece = body[i : i + step]
+        pieces = [body[i : i + step] for i in range(0, len(body), step)]
+        if reply.pause_after is not None:
+            pieces = [body[: reply.pause_after], b"", body[reply.pause_after :]]
+        for piece in pieces:
+            if not piece:
+                await asyncio.sleep(reply.pause)
+                continue
             writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             await writer.drain()
         if reply.drop_after is not None:

@@ -16,6 +16,7 @@ kind = "chat_completions"
 base_url = "https://api.groq.com/openai/v1/"
 api_key_env = "GROQ_KEY"
 read_timeout = 0
+stream_idle_timeout = 20
 headers = { "x-team" = "a" }
 max_retries = 4
 
@@ -44,6 +45,8 @@ def test_a_good_file(tmp_path: Path) -> None:
         "chat_completions", "https://api.groq.com/openai/v1", "sekrit", None, 4)  # fmt: skip
     assert groq.headers == {"x-team": "a"} and groq.connect_timeout == 10.0 and groq.timeout is None
     assert "sekrit" not in repr(groq)
+    assert groq.stream_idle_timeout == 20.0
+    assert cfg.providers["local"].stream_idle_timeout == 60.0  # the default
     (route,) = cfg.routes
     assert route.matches("llama-3") and not route.matches("gpt-4")
     assert route.fallbacks == (Target("local", "llama3.2"),)

@@ -13,8 +13,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.live import running
-from tests.support.oracle import parse_sse
+from tests.support.live import ServerProcess, running
+from tests.support.oracle import assert_valid_stream, parse_sse
 
 SLOW = {"echo_scenario": "long", "echo_tokens": "2000", "echo_delay_ms": "10"}
 
@@ -137,3 +137,61 @@ def test_two_processes_share_postgresql(pg_schema: str) -> None:
         tail = parse_sse(c2.get(f"/v1/responses/{slow['id']}", params={"stream": "true"}).content)
         assert tail[-2]["type"] == "response.failed"
         assert c2.get(f"/v1/responses/{slow['id']}").json()["status"] == "failed"
+
+
+PARTIAL = {"echo_scenario": "long", "echo_tokens": "400", "echo_delay_ms": "50"}
+
+
+def start_and_kill(server: ServerProcess, c: httpx.Client, reader: httpx.Client) -> str:
+    """A background response on `server`, killed (SIGKILL) once `reader` saw 5 deltas."""
+    body = {"model": "echo", "input": "x", "background": True, "metadata": PARTIAL}
+    bg = c.post("/v1/responses", json=body).json()
+    received = b""
+    with reader.stream("GET", f"/v1/responses/{bg['id']}", params={"stream": "true"}) as r:
+        for chunk in r.iter_bytes():
+            received += chunk
+            if received.count(b"output_text.delta") >= 5:
+                break
+    server.kill()
+    return bg["id"]
+
+
+def assert_recovered_with_partial_output(c: httpx.Client, response_id: str) -> None:
+    """The replayed stream ends as a live failure does, and GET keeps the partial text."""
+    events = parse_sse(c.get(f"/v1/responses/{response_id}", params={"stream": "true"}).content)
+    assert_valid_stream(events)  # the strict checker, the spec schemas, openai's types
+    assert [e if isinstance(e, str) else e["type"] for e in events[-6:]] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "error",
+        "response.failed",
+        "[DONE]",
+    ]
+    deltas = [e for e in events[:-1] if e["type"] == "response.output_text.delta"]
+    text = "".join(e["delta"] for e in deltas)
+    assert text.startswith("token0 token1 ")  # what the reader saw before the kill
+    failed = c.get(f"/v1/responses/{response_id}").json()
+    assert failed == events[-2]["response"]
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "server_error"
+    assert failed["output"][0]["status"] == "incomplete"
+    assert failed["output"][0]["content"][0]["text"] == text
+
+
+def test_sigkill_then_restart_keeps_the_partial_output(tmp_path: Any) -> None:
+    env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
+    with running(env) as first, first.client() as c:
+        response_id = start_and_kill(first, c, c)
+    with running(env) as second, second.client() as c:
+        assert_recovered_with_partial_output(c, response_id)
+
+
+@pytest.mark.postgres
+def test_replica_recovers_a_dead_owners_response_with_its_partial_output(
+    pg_schema: str,
+) -> None:
+    env = {"RESPGATE_DATABASE_URL": pg_schema}
+    with running(env) as one, running(env) as two, one.client() as c1, two.client() as c2:
+        response_id = start_and_kill(one, c1, c2)
+        assert_recovered_with_partial_output(c2, response_id)  # noticed by the follower

@@ -19,7 +19,7 @@ from tests.conftest import stream_events
 from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
 from tests.providers.support import SECRET, router_for
 from tests.support.live import LiveServer
-from tests.support.oracle import assert_valid_stream
+from tests.support.oracle import assert_valid_stream, parse_sse
 
 
 async def stream_through(app: Starlette, body: dict) -> list:
@@ -118,3 +118,52 @@ async def test_client_disconnect_reaches_the_upstream(engines: list[Engine]) -> 
                         if b"response.in_progress" in chunk:
                             break
             await asyncio.wait_for(upstream.disconnected.wait(), 10)
+
+
+def _after_event(body: bytes, marker: bytes) -> int:
+    """The offset just past the SSE event that contains `marker`."""
+    return body.index(b"\n\n", body.index(marker)) + 2
+
+
+async def stream_live(engine: Engine, body: dict) -> list:
+    with LiveServer(engine) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            r = await c.post("/v1/responses", json={**body, "stream": True})
+            assert r.status_code == 200, r.text
+            return parse_sse(r.content)
+
+
+async def test_upstream_silent_after_the_first_token_ends_failed(engines: list[Engine]) -> None:
+    body = fixture("chat_completions", "text")
+    stall = Reply(body, stall_after=_after_event(body, b'"Hel"'))
+    async with FakeUpstream(stall) as upstream:
+        router = router_for(
+            "chat_completions", upstream.url, read_timeout=30.0, stream_idle_timeout=0.3
+        )
+        engines.append(Engine(ProviderRegistry(router)))
+        events = await stream_live(engines[-1], {"model": "m", "input": "hi"})
+        await asyncio.wait_for(upstream.disconnected.wait(), 10)  # the upstream was let go
+    assert_valid_stream(events)
+    assert [e if isinstance(e, str) else e["type"] for e in events[-3:]] == [
+        "error",
+        "response.failed",
+        "[DONE]",
+    ]
+    assert events[-3]["code"] == "upstream_timeout"  # the error event; the Response's
+    failed = events[-2]["response"]  # `error.code` is from the spec's enum
+    assert "sent nothing for 0.3 seconds" in failed["error"]["message"]
+    assert failed["output"][0]["content"][0]["text"] == "Hel"  # the partial output is kept
+
+
+async def test_upstream_silent_before_the_first_token_may_think(engines: list[Engine]) -> None:
+    body = fixture("chat_completions", "text")
+    # Silent for longer than the idle limit, but before any token: read_timeout applies.
+    thinking = Reply(body, pause_after=body.index(b"data: ", body.index(b"\n\n")), pause=1.0)
+    async with FakeUpstream(thinking) as upstream:
+        router = router_for(
+            "chat_completions", upstream.url, read_timeout=30.0, stream_idle_timeout=0.3
+        )
+        engines.append(Engine(ProviderRegistry(router)))
+        events = await stream_live(engines[-1], {"model": "m", "input": "hi"})
+    assert_valid_stream(events)
+    assert events[-2]["type"] == "response.completed"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from respgate.protocol.errors import ApiError
+from respgate.protocol.validate import check_events
 from respgate.store.sql import SqlStore, StoreError
 from tests.store.store_helpers import Background, completed, wire
 
@@ -131,11 +132,21 @@ async def test_responses_of_a_dead_process_fail_and_followers_end(open_store) ->
 
     alive = await open_store()
     events = await collect(alive, bg.id, after=1)  # no explicit recover: the follower does not hang
-    assert events[:-1] == wire(started[2:])
-    assert events[-1]["type"] == "response.failed"
-    assert events[-1]["response"]["status"] == "failed"
-    assert events[-1]["response"]["error"]["code"] == "server_error"
-    assert (await alive.get(bg.id, ""))["status"] == "failed"
+    # Ended as a live failure ends: the open message closed, `error`, `response.failed`.
+    assert events[: len(started) - 2] == wire(started[2:])
+    assert [e["type"] for e in events[len(started) - 2 :]] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "error",
+        "response.failed",
+    ]
+    assert check_events([*wire(started[:2]), *events, "[DONE]"]) == []
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "server_error"
+    assert failed["output"][0]["content"][0]["text"] == "half"  # the partial output is kept
+    assert await alive.get(bg.id, "") == failed
     assert (await alive.get(finished.response["id"], ""))["status"] == "completed"
     assert await alive.recover() == []
 

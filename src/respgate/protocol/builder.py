@@ -17,7 +17,7 @@ last open item of an incomplete response ends `incomplete`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import response_error
@@ -81,6 +81,19 @@ class _Item:
         self.summary: list[_Part] = []
         self.call: _Call | None = None
         self.encrypted_content: str | None = None
+
+    @classmethod
+    def resumed(cls, added: dict[str, Any], output_index: int) -> _Item:
+        """The item an `output_item.added` event opened (see `ResponseBuilder.resume`)."""
+        item = cls(added["type"], added["id"], output_index)
+        if item.type in CALL_EVENTS:
+            kind = "custom" if item.type == "custom_tool_call" else "function"
+            first = ToolCallDelta(-1, added.get("call_id"), added.get("name"), kind=kind)
+            item.call = _Call(first)
+            item.call.merge(first)
+            item.call.namespace = added.get("namespace")
+        item.encrypted_content = added.get("encrypted_content")
+        return item
 
     def wire(self, status: str) -> dict[str, Any]:
         """The item as it appears on the wire, with `status`."""
@@ -180,6 +193,33 @@ class ResponseBuilder:
             Failure: self._on_failure,
         }
 
+    @classmethod
+    def resume(
+        cls,
+        response: dict[str, Any],
+        events: Iterable[Event],
+        *,
+        clock: Callable[[], int],
+        mint: Callable[[str], str] = new_id,
+    ) -> ResponseBuilder:
+        """A builder in the state that `events` (a stream a builder emitted, from its
+        first event) left it in, so that what follows continues that stream exactly:
+        e.g. crash recovery feeds it a `Failure`, which closes the open item and ends
+        with `error` + `response.failed` carrying the partial output. `response` is
+        the Response as stored; with no events, the builder goes on from its status.
+        Upstream tool-call numbering and usage are not in the events: a resumed
+        builder is for ending a stream, not for more tool-call fragments."""
+        builder = cls(response, clock=clock, mint=mint)
+        replayed = False
+        for event in events:
+            if not replayed:
+                response["output"] = []  # rebuilt from the items the events close
+                replayed = True
+            builder._replay(event)
+        if not replayed:
+            builder.state = "queued" if response["status"] == "queued" else "in_progress"
+        return builder
+
     # ------------------------------------------------------------ public API
 
     @property
@@ -220,6 +260,41 @@ class ResponseBuilder:
             output.append(self._live.wire("in_progress"))
         snap["output"] = output
         return snap
+
+    def _replay(self, event: Event) -> None:
+        """Step the state machines for an event emitted earlier, and rebuild what it carries."""
+        event_type = event["type"]
+        live = self._live
+        if event_type in ITEM_EVENTS:
+            assert live is not None, f"{event_type} outside an item"
+            live.state = step_item(live.type, live.state, item_key(event))
+            if event_type == "response.content_part.added":
+                live.content.append(_Part(event["part"]["type"]))
+            elif event_type == "response.reasoning_summary_part.added":
+                live.summary.append(_Part("summary_text"))
+            elif event_type == "response.content_part.done":
+                live.content[-1].open = False
+            elif event_type == "response.reasoning_summary_part.done":
+                live.summary[-1].open = False
+            elif "delta" in event:
+                if event_type == "response.reasoning_summary_text.delta":
+                    live.summary[-1].chunks.append(event["delta"])
+                elif live.call is not None:
+                    live.call.chunks.append(event["delta"])
+                else:
+                    live.content[-1].chunks.append(event["delta"])
+        else:
+            self.state = step_response(self.state, event_type)
+            if event_type == "response.output_item.added":
+                self._live = _Item.resumed(event["item"], event["output_index"])
+            elif event_type == "response.output_item.done":
+                assert live is not None
+                live.state = step_item(live.type, live.state, event_type)
+                self.response["output"].append(event["item"])
+                self._live = None
+            if "response" in event:
+                self.response.update((k, v) for k, v in event["response"].items() if k != "output")
+        self.sequence_number = event["sequence_number"] + 1
 
     # ------------------------------------------------------------ emission
 
@@ -265,7 +340,7 @@ class ResponseBuilder:
             return
         self._close_part(out, item)
         self._close_summary(out, item)
-        if item.type in CALL_EVENTS:
+        if item.type in CALL_EVENTS and item.state != "arguments_done":
             _, done_type, field = CALL_EVENTS[item.type]
             arguments = item.call.arguments() if item.call else ""
             self._emit(
@@ -312,10 +387,11 @@ class ResponseBuilder:
             "output_index": item.output_index,
             "content_index": len(item.content) - 1,
         }
-        done: Event = {"type": done_type, **where, field: part.text()}
-        if part.type == "output_text":
-            done["logprobs"] = []
-        self._emit(out, done)
+        if not item.state.startswith("part_done:"):  # (a resumed builder may have sent it)
+            done: Event = {"type": done_type, **where, field: part.text()}
+            if part.type == "output_text":
+                done["logprobs"] = []
+            self._emit(out, done)
         self._emit(out, {"type": "response.content_part.done", **where, "part": part.wire()})
 
     def _close_summary(self, out: list[Event], item: _Item) -> None:
@@ -328,9 +404,10 @@ class ResponseBuilder:
             "output_index": item.output_index,
             "summary_index": len(item.summary) - 1,
         }
-        self._emit(
-            out, {"type": "response.reasoning_summary_text.done", **where, "text": part.text()}
-        )
+        if item.state != "summary_done":  # (a resumed builder may have sent it)
+            self._emit(
+                out, {"type": "response.reasoning_summary_text.done", **where, "text": part.text()}
+            )
         self._emit(
             out, {"type": "response.reasoning_summary_part.done", **where, "part": part.wire()}
         )

@@ -21,7 +21,7 @@ import aiohttp
 import orjson
 
 from ..config import ProviderConfig
-from ..protocol.signals import Failure, Finish, Signal
+from ..protocol.signals import Failure, Finish, Signal, Usage
 from ..sse import SSEDecoder
 from .base import ModelCall, UpstreamError, upstream_error
 
@@ -169,9 +169,12 @@ class SignalStream:
 
     Faults while reading become one `Failure` (idle timeout, dropped
     connection, malformed or truncated stream); it stops after the first
-    `Finish` or `Failure`. `aclose()` closes the upstream connection at once
-    unless the stream ended normally, in which case the connection goes back
-    to the pool. `warnings` are the request-translation warnings (dropped
+    `Finish` or `Failure`. Idle limits: until the first token (any signal but
+    `Usage`) the upstream may be silent for `read_timeout` (aiohttp's socket
+    read timeout: models think silently); after it, for `stream_idle_timeout`
+    (a watchdog that closes the connection; one clock read per chunk).
+    `aclose()` closes the upstream connection at once unless the stream ended
+    normally, in which case the connection goes back to the pool. `warnings` are the request-translation warnings (dropped
     tools, ...), for a response header.
     """
 
@@ -184,6 +187,7 @@ class SignalStream:
         provider: str,
         read_timeout: float | None,
         warnings: list[str],
+        stream_idle_timeout: float | None = None,
     ) -> None:
         self.provider = provider
         self.warnings = warnings
@@ -191,6 +195,11 @@ class SignalStream:
         self._translator = translator
         self._client = client
         self._read_timeout = read_timeout
+        self._idle_timeout = stream_idle_timeout
+        self._last_read = 0.0
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._started = False  # a token arrived
+        self._stalled = False  # the watchdog closed the connection
         self._ended = False
         self._closed = False
         self._gen = self._run()
@@ -213,10 +222,16 @@ class SignalStream:
 
     async def _run(self) -> AsyncIterator[Signal]:
         translator, decoder = self._translator, SSEDecoder()
+        clock = asyncio.get_running_loop().time
         try:
             async for chunk in self._response.content.iter_any():
+                self._last_read = clock()
                 for event in decoder.feed(chunk):
                     for signal in translator.feed(event.event, event.data):
+                        if not self._started and not isinstance(signal, Usage):
+                            self._started = True  # the first token: the idle limit starts
+                            if self._idle_timeout:
+                                self._watch()
                         if isinstance(signal, _ENDS):
                             self._ended = isinstance(signal, Finish)
                             yield signal
@@ -224,7 +239,7 @@ class SignalStream:
                         yield signal
             tail = translator.end()
         except TimeoutError:
-            tail = [Failure("upstream_timeout", self._timeout_message())]
+            tail = [Failure("upstream_timeout", self._timeout_message(self._read_timeout))]
         except aiohttp.ClientError as exc:
             tail = [
                 Failure(
@@ -232,14 +247,28 @@ class SignalStream:
                     f"The connection to provider {self.provider} broke mid-stream ({type(exc).__name__}).",
                 )
             ]
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+        if self._stalled:
+            tail = [Failure("upstream_timeout", self._timeout_message(self._idle_timeout))]
         for signal in tail:
             self._ended = isinstance(signal, Finish)
             yield signal
 
-    def _timeout_message(self) -> str:
-        return (
-            f"Provider {self.provider} sent nothing for {self._read_timeout:g} seconds mid-stream."
-        )
+    def _watch(self) -> None:
+        """Close the connection once the upstream is silent for `stream_idle_timeout`
+        (re-armed lazily: a chunk only records the time it arrived)."""
+        loop = asyncio.get_running_loop()
+        due = self._last_read + (self._idle_timeout or 0.0)
+        if loop.time() < due:
+            self._watchdog = loop.call_at(due, self._watch)
+        else:
+            self._stalled = True
+            self._response.close()  # the pending read ends; `_run` reports the timeout
+
+    def _timeout_message(self, seconds: float | None) -> str:
+        return f"Provider {self.provider} sent nothing for {seconds:g} seconds mid-stream."
 
 
 # ---------------------------------------------------------------- providers
@@ -311,6 +340,7 @@ class HttpProvider:
             provider=self.name,
             read_timeout=self.config.read_timeout,
             warnings=warnings,
+            stream_idle_timeout=self.config.stream_idle_timeout,
         )
 
     async def _error_of(self, response: aiohttp.ClientResponse) -> UpstreamError:

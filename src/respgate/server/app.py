@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from ..engine import Engine
+from ..engine import Engine, EventSource
 from ..metrics import CONTENT_TYPE, Metrics
 from ..protocol.errors import ApiError, invalid, invalid_api_key
 from ..protocol.request import parse_create_request
 from ..store.keys import ApiKey, ApiKeys
 from .request_id import RequestIds
-from .transport import SSEResponse, fold
+from .transport import Gauge, SSEResponse, fold
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
 
 log = logging.getLogger("respgate.server")
@@ -98,6 +98,13 @@ def create_app(
     HTTP request is counted and `GET /metrics` serves them (an admin key is needed
     when keys are configured); without, /metrics is a 404."""
     api_keys = keys or ApiKeys()
+    streams = Gauge()  # client streams open: SSE responses and WebSocket turns
+
+    def sse(source: EventSource, headers: dict[str, str] | None = None) -> Response:
+        response = SSEResponse(
+            source, keepalive=keepalive_seconds, headers=headers, streams=streams
+        )
+        return response  # type: ignore[return-value]
 
     def key_of(request: Request) -> ApiKey:
         key = api_keys.lookup(request.headers.get("authorization"))
@@ -122,12 +129,12 @@ def create_app(
             headers = {**warning_headers(req.warnings), **queued.headers}
             if req.stream:
                 replay = await engine.replay(queued.response["id"], tenant=tenant)
-                return SSEResponse(replay, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
+                return sse(replay, headers)
             return JSON(queued.response, headers=headers)
         run = await engine.create(req, tenant=tenant, key=key, request_id=request_id)
         headers = {**warning_headers(run.warnings), **run.headers}
         if req.stream:
-            return SSEResponse(run, keepalive=keepalive_seconds, headers=headers)  # type: ignore[return-value]
+            return sse(run, headers)
         try:
             response = await fold(run)
             run.client_first_byte()
@@ -141,7 +148,7 @@ def create_app(
         if request.query_params.get("stream", "").lower() == "true":
             after = query_int(request, "starting_after", None)
             replay = await engine.replay(response_id, tenant=tenant, starting_after=after)
-            return SSEResponse(replay, keepalive=keepalive_seconds)  # type: ignore[return-value]
+            return sse(replay)
         return JSON(await engine.retrieve(response_id, tenant=tenant))
 
     async def delete_response(request: Request) -> Response:
@@ -172,7 +179,8 @@ def create_app(
         return JSON({"object": "list", "data": data})
 
     async def healthz(request: Request) -> Response:
-        return JSON({"status": "ok", "in_flight": len(engine.runs)})
+        # in_flight: runs generating; streams: client streams open (SSE + WebSocket turns)
+        return JSON({"status": "ok", "in_flight": len(engine.runs), "streams": streams.value})
 
     async def readyz(request: Request) -> Response:
         problem = await engine.ready()
@@ -239,7 +247,9 @@ def create_app(
             Route("/v1/responses", create_response, methods=["POST"]),
             WebSocketRoute(
                 "/v1/responses",
-                websocket_endpoint(engine, api_keys, max_seconds=websocket_max_seconds),
+                websocket_endpoint(
+                    engine, api_keys, max_seconds=websocket_max_seconds, streams=streams
+                ),
             ),
             Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
             Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
@@ -258,4 +268,5 @@ def create_app(
         },
     )
     app.state.engine = engine
+    app.state.streams = streams
     return app

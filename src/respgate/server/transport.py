@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from ..engine import Run
+from ..engine import EventSource, Run
 from ..protocol.lifecycle import TERMINAL_EVENTS
 from ..sse import DONE_FRAME, KEEPALIVE_FRAME, encode_event
 
@@ -19,63 +18,90 @@ SSE_HEADERS = [
 ]
 
 
+class Gauge:
+    """How many of something are open now: `with gauge:` counts one while inside.
+    `/healthz` reads it (and `/metrics` can): the app's `state.streams`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def __enter__(self) -> None:
+        self.value += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.value -= 1
+
+
 class SSEResponse:
-    """Streams a run as Server-Sent Events.
+    """Streams a run (or a replay) as Server-Sent Events.
 
     Each wake-up writes everything already emitted in one `send` (coalescing
     without waiting); a comment line keeps the connection alive while the
-    model is silent; a client disconnect aborts the run at once.
+    model is silent. A client disconnect stops the writer at once (the ASGI
+    server's `send` does not raise after one) and aborts the run.
     """
 
     def __init__(
-        self, run: Run, *, keepalive: float, headers: dict[str, str] | None = None
+        self,
+        run: EventSource,
+        *,
+        keepalive: float,
+        headers: dict[str, str] | None = None,
+        streams: Gauge | None = None,
     ) -> None:
         self.run = run
         self.keepalive = keepalive
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         self.headers = SSE_HEADERS + extra
+        self.streams = streams or Gauge()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        run = self.run
-        watcher = asyncio.create_task(self._watch_disconnect(receive))
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
-            # Let the producer run once before the first write, so the opening events go
-            # out with whatever the upstream has already sent (one write fewer per stream).
-            await asyncio.sleep(0)
-            while True:
-                batch = await run.next_batch(self.keepalive)
-                if batch is None:
-                    await send(
-                        {"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True}
-                    )
-                    continue
-                body = b"".join(encode_event(e) for e in batch)
-                run.client_first_byte()
-                if run.drained:  # the last events and [DONE] go out in one write
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": body + DONE_FRAME,
-                            "more_body": False,
-                        }
-                    )
-                    return
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-        except OSError:
-            run.abort("client_disconnected", "The client disconnected.")
-        finally:
-            run.release()
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        with self.streams:
+            writer = asyncio.create_task(self._write(send))
+            watcher = asyncio.create_task(self._watch_disconnect(receive))
+            finished = False
+            try:
+                await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+                finished = writer.done() and not writer.cancelled() and not writer.exception()
+            finally:
+                for task in (writer, watcher):
+                    task.cancel()
+                await asyncio.gather(writer, watcher, return_exceptions=True)
+                if not finished:  # the client left (or this request was cancelled)
+                    self.run.abort("client_disconnected", "The client disconnected.")
+                self.run.release()
+            failure = writer.exception() if writer.done() and not writer.cancelled() else None
+            if failure is not None and not isinstance(failure, OSError):
+                raise failure
 
-    async def _watch_disconnect(self, receive: Receive) -> None:
+    async def _write(self, send: Send) -> None:
+        run = self.run
+        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        # Let the producer run once before the first write, so the opening events go
+        # out with whatever the upstream has already sent (one write fewer per stream).
+        await asyncio.sleep(0)
         while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self.run.abort("client_disconnected", "The client disconnected.")
+            batch = await run.next_batch(self.keepalive)
+            if batch is None:
+                await send(
+                    {"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True}
+                )
+                continue
+            body = b"".join(encode_event(e) for e in batch)
+            run.client_first_byte()
+            if run.drained:  # the last events and [DONE] go out in one write
+                await send(
+                    {"type": "http.response.body", "body": body + DONE_FRAME, "more_body": False}
+                )
                 return
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+    @staticmethod
+    async def _watch_disconnect(receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
 
 
 async def fold(run: Run) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from ..protocol.errors import ApiError, invalid, invalid_api_key, previous_respo
 from ..protocol.lifecycle import TERMINAL_EVENTS
 from ..protocol.request import CreateRequest, decode_json, parse_create_request
 from ..store.keys import ApiKey, ApiKeys
+from .transport import Gauge
 
 log = logging.getLogger("respgate.server.websocket")
 
@@ -116,9 +117,15 @@ class Connection:
     """One WebSocket: a reader task queues the frames, `serve()` runs them one at a time."""
 
     def __init__(
-        self, websocket: WebSocket, engine: Engine, key: ApiKey, max_seconds: float
+        self,
+        websocket: WebSocket,
+        engine: Engine,
+        key: ApiKey,
+        max_seconds: float,
+        streams: Gauge | None = None,
     ) -> None:
         self.ws = websocket
+        self.streams = streams or Gauge()  # counts this connection's turn while it streams
         self.engine = engine
         self.key = key
         self.tenant = key.tenant
@@ -202,6 +209,10 @@ class Connection:
 
     async def _stream(self, run: Run) -> None:
         """Send the run's events until its terminal one (a cancelled send aborts the run)."""
+        with self.streams:
+            await self._send_events(run)
+
+    async def _send_events(self, run: Run) -> None:
         try:
             while batch := await run.next_batch():
                 for event in batch:
@@ -241,7 +252,11 @@ class Connection:
 
 
 def websocket_endpoint(
-    engine: Engine, keys: ApiKeys, *, max_seconds: float = CONNECTION_LIMIT_SECONDS
+    engine: Engine,
+    keys: ApiKeys,
+    *,
+    max_seconds: float = CONNECTION_LIMIT_SECONDS,
+    streams: Gauge | None = None,
 ) -> Any:
     """The ASGI WebSocket endpoint for `/v1/responses`. Auth is checked on the upgrade
     request (`Authorization: Bearer`); refused: a 401 envelope, then close code 1008."""
@@ -255,7 +270,7 @@ def websocket_endpoint(
                 await websocket.close(1008, "invalid API key")
             return
         try:
-            await Connection(websocket, engine, key, max_seconds).serve()
+            await Connection(websocket, engine, key, max_seconds, streams).serve()
         except Exception:
             log.exception("WebSocket connection failed")
             with contextlib.suppress(*Gone, RuntimeError):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 
+from ..protocol.builder import ResponseBuilder
 from ..protocol.errors import invalid
 from ..protocol.lifecycle import TERMINAL_EVENTS
+from ..protocol.signals import Failure
 from .base import (
     ACTIVE_STATUSES,
     ORPHANED_ERROR,
@@ -48,6 +51,7 @@ from .base import (
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
+log = logging.getLogger(__name__)
 
 INPUT, OUTPUT = 0, 1
 _ACTIVE = "('queued', 'in_progress')"
@@ -437,8 +441,8 @@ class SqlStore:
         return True
 
     def _finish(self, response_id: str, status: str, error: dict[str, Any] | None) -> Program[bool]:
-        """End a queued/in-progress response from outside its producer: final `status`
-        and a terminal `response.failed` event carrying it. False if it was not active."""
+        """End a queued/in-progress response from outside its producer (cancel): final
+        `status` and a terminal `response.failed` event carrying it. False if not active."""
         rows = yield Query(
             f"UPDATE responses SET status = ?, owner = NULL, updated_at = ?"
             f" WHERE id = ? AND status IN {_ACTIVE} RETURNING response",
@@ -504,9 +508,52 @@ class SqlStore:
                 f"SELECT id FROM responses WHERE owner = ? AND status IN {_ACTIVE}", (owner,)
             )
             for (response_id,) in rows:
-                if (yield from self._finish(response_id, "failed", ORPHANED_ERROR)):
+                if (yield from self._fail_orphan(response_id)):
                     failed.append(response_id)
         return failed
+
+    def _fail_orphan(self, response_id: str) -> Program[bool]:
+        """End a response whose producer died as a live failure ends: a builder resumed
+        from the event log closes what is open, then `error` and `response.failed` with
+        the partial output, which is also what is stored. False if it was not active."""
+        rows = yield Query(
+            f"UPDATE responses SET status = 'failed', owner = NULL, updated_at = ?"
+            f" WHERE id = ? AND status IN {_ACTIVE} RETURNING response",
+            (self._now(), response_id),
+        )
+        if not rows:
+            return False
+        response = loads(rows[0][0])
+        output = yield Query(
+            "SELECT data FROM items WHERE response_id = ? AND kind = ? ORDER BY position",
+            (response_id, OUTPUT),
+        )
+        response["output"] = [loads(data) for (data,) in output]
+        logged = yield Query(
+            "SELECT data FROM events WHERE response_id = ? ORDER BY sequence_number",
+            (response_id,),
+        )
+        events = [loads(data) for (data,) in logged]
+        try:
+            builder = ResponseBuilder.resume(_copy(response), events, clock=self._now)
+            ending = builder.feed(Failure(ORPHANED_ERROR["code"], ORPHANED_ERROR["message"]))
+            final = builder.response
+        except Exception:  # a log no builder wrote: end it with the bare terminal event
+            log.exception("response %s: its event log cannot be resumed", response_id)
+            final = {**response, "status": "failed", "error": ORPHANED_ERROR}
+            next_seq = events[-1]["sequence_number"] + 1 if events else 0
+            ending = [{"type": "response.failed", "sequence_number": next_seq, "response": final}]
+        yield Query("UPDATE responses SET response = ? WHERE id = ?", (_body(final), response_id))
+        yield Query("DELETE FROM items WHERE response_id = ? AND kind = ?", (response_id, OUTPUT))
+        yield from self._insert_items(response_id, OUTPUT, final["output"])
+        yield Query(
+            "INSERT INTO events (response_id, sequence_number, data) VALUES (?, ?, ?)",
+            many=[(response_id, e["sequence_number"], dumps(e)) for e in ending],
+        )
+        notify = self._notify_query(response_id)
+        if notify is not None:
+            yield notify
+        return True
 
     def _delete(self, response_id: str, tenant: str) -> Program[bool]:
         rows = yield Query(
