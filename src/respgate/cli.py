@@ -20,6 +20,7 @@ from .engine import Engine
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
 from .server.app import create_app
+from .server.edge import EdgeLimits, server_config
 from .store import open_store
 from .store.keys import ApiKeys, KeyConfigError
 
@@ -84,6 +85,19 @@ def redact(location: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def edge_limits(config: Config) -> EdgeLimits:
+    """`[server]` limits on client connections (see `server/edge.py`)."""
+    server = config.tables.get("server", {})
+    defaults = EdgeLimits()
+    return EdgeLimits(
+        max_header_bytes=int(server.get("max_header_bytes", defaults.max_header_bytes)),
+        max_headers=int(server.get("max_headers", defaults.max_headers)),
+        header_timeout=float(server.get("header_timeout", defaults.header_timeout)),
+        body_timeout=float(server.get("body_timeout", defaults.body_timeout)),
+        max_connections=int(server.get("max_connections", defaults.max_connections)),
+    )
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -132,10 +146,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"respgate: {problem}", file=sys.stderr)
         return 2
     engine = build_engine(config)
-    config = uvicorn.Config(
+    limits = edge_limits(config)
+    config = server_config(
         create_app(engine, keys=keys, cors_origins=server.get("cors_origins")),
         host=args.host,
         port=args.port,
+        limits=limits,
         log_level=args.log_level,
         # uvicorn builds each access line (URL quoting) before the logger filters it
         access_log=args.log_level.lower() in ("trace", "debug", "info"),

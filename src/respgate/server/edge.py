@@ -1,0 +1,293 @@
+"""The HTTP edge: uvicorn's httptools protocol with limits on what a client may hold.
+
+uvicorn bounds neither the request line + headers (size, count) nor the time to send them or
+the body, and accepts connections until the descriptor limit. `GuardedProtocol` adds:
+
+- `max_header_bytes` / `max_headers`: counted while the headers arrive, before httptools
+  buffers them; over -> 431 and close (a 100 MB header costs 64 KiB of work, not 12 s);
+- `header_timeout`: from connection (or message) start to the end of the headers -> 408;
+- `body_timeout`: from the end of the headers to the end of the body -> 408 if the app has
+  not answered yet, else close;
+- `max_connections`: beyond it a new connection first evicts the connection that has waited
+  longest for its headers, else it is answered 503 and closed; one log line per interval.
+
+It subclasses uvicorn internals (`HttpToolsProtocol`), hence the pinned uvicorn range in
+pyproject.toml; tests/server/test_edge.py drives every limit over real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from ..protocol.errors import ApiError
+
+log = logging.getLogger("respgate.edge")
+
+# Descriptors kept free beyond the client connections: one upstream socket per client in the
+# worst case, plus the store, logs and the listening socket.
+RESERVED_DESCRIPTORS = 64
+LOG_INTERVAL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    max_header_bytes: int = 65536
+    max_headers: int = 100
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 0  # 0 = derived from the descriptor limit
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def derive_max_connections(descriptors: int) -> int:
+    """Half of what is left after the reserve: each client may need an upstream socket."""
+    return max(1, (descriptors - RESERVED_DESCRIPTORS) // 2)
+
+
+@dataclass
+class Edge:
+    """Per-server state shared by every connection: the limits and the cap's log counters."""
+
+    limits: EdgeLimits
+    max_connections: int
+    refused: int = 0
+    evicted: int = 0
+    _flush: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    def note(self, loop: asyncio.AbstractEventLoop, *, evicted: bool) -> None:
+        """Count a refusal or eviction; log at once, then at most once per interval."""
+        if evicted:
+            self.evicted += 1
+        else:
+            self.refused += 1
+        if self._flush is None:
+            self._report()
+            self._flush = loop.call_later(LOG_INTERVAL_SECONDS, self._report_later)
+
+    def _report_later(self) -> None:
+        self._flush = None
+        if self.refused or self.evicted:
+            self._report()
+
+    def _report(self) -> None:
+        log.warning(
+            "connection limit %d reached: %d connection(s) refused with 503, %d evicted while "
+            "still sending headers (raise [server] max_connections or the descriptor limit)",
+            self.max_connections,
+            self.refused,
+            self.evicted,
+        )
+        self.refused = self.evicted = 0
+
+
+def error_bytes(status: int, message: str, code: str, headers: tuple[bytes, ...] = ()) -> bytes:
+    """A complete `connection: close` HTTP/1.1 response with an OpenAI error body."""
+    body = orjson.dumps(ApiError(status, message, code=code).body())
+    return b"".join(
+        [
+            STATUS_LINE[status],
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            *headers,
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header/body limits and the connection cap."""
+
+    def __init__(self, *args: Any, edge: Edge, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.edge = edge
+        self.limits = edge.limits
+        self.awaiting_headers = True  # between the end of a message and the end of the next headers
+        self.header_bytes = 0
+        self.header_count = 0
+        self.waiting_since = 0.0
+        self.request_started = False  # the current request has begun arriving
+        self.too_many_headers = False
+        self.deadline: asyncio.TimerHandle | None = None
+        self.upgraded = False
+
+    # connection cap
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+        self._arm(self.limits.header_timeout, self._header_timeout)
+        if len(self.connections) > self.edge.max_connections:
+            victim = self._oldest_waiting()
+            self.edge.note(self.loop, evicted=victim is not None)
+            if victim is not None:
+                victim._abort(None)
+            else:
+                self._abort(
+                    error_bytes(
+                        503,
+                        "The server is at its connection limit; retry shortly.",
+                        "server_busy",
+                        (b"retry-after: 1\r\n",),
+                    )
+                )
+
+    def _oldest_waiting(self) -> GuardedProtocol | None:
+        waiting = [
+            c
+            for c in self.connections
+            if isinstance(c, GuardedProtocol)
+            and c is not self
+            and c.awaiting_headers
+            and not c.transport.is_closing()
+            and (c.cycle is None or c.cycle.response_complete)
+        ]
+        return min(waiting, key=lambda c: c.waiting_since, default=None)
+
+    # deadlines
+
+    def _arm(self, seconds: float, callback: Any) -> None:
+        self._disarm()
+        self.deadline = self.loop.call_later(seconds, callback)
+
+    def _disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _await_headers(self) -> None:
+        self.awaiting_headers = True
+        self.request_started = False
+        self.header_bytes = 0
+        self.header_count = 0
+        self.too_many_headers = False
+        self.waiting_since = time.monotonic()
+
+    def _header_timeout(self) -> None:
+        self.deadline = None
+        if self.request_started:
+            message = f"The request headers did not arrive within {self.limits.header_timeout:g} s."
+            self._abort(error_bytes(408, message, "request_timeout"))
+        else:
+            self._abort(None)
+
+    def _body_timeout(self) -> None:
+        self.deadline = None
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or cycle.response_started:
+            self._abort(None)
+            return
+        cycle.disconnected = True  # the app's receive() ends; anything it sends is dropped
+        cycle.message_event.set()
+        message = f"The request body did not arrive within {self.limits.body_timeout:g} s."
+        self._abort(error_bytes(408, message, "request_timeout"))
+
+    def _abort(self, response: bytes | None) -> None:
+        self._disarm()
+        self.awaiting_headers = False
+        if not self.transport.is_closing():
+            if response is not None:
+                self.transport.write(response)
+            self.transport.close()
+
+    # uvicorn / httptools hooks
+
+    def data_received(self, data: bytes) -> None:
+        if self.awaiting_headers and not self.transport.is_closing():
+            allowance = self.limits.max_header_bytes - self.header_bytes
+            if len(data) > allowance:
+                # feed only what the limit allows; the rest only if the headers ended in it
+                super().data_received(data[:allowance])
+                if self.awaiting_headers and not self.upgraded:
+                    self._too_large(f"exceed {self.limits.max_header_bytes} bytes")
+                    return
+                data = data[allowance:]
+                if self.upgraded or self.transport.is_closing():
+                    return
+            else:
+                self.header_bytes += len(data)
+        super().data_received(data)
+
+    def _too_large(self, what: str) -> None:
+        message = f"The request line and headers {what}."
+        self._abort(error_bytes(431, message, "request_header_fields_too_large"))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.request_started = True
+        if self.deadline is None:  # a later request on a kept-alive connection
+            self._arm(self.limits.header_timeout, self._header_timeout)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_count += 1
+        if self.header_count > self.limits.max_headers:
+            self.too_many_headers = True
+            raise HeaderLimit()  # httptools stops parsing; uvicorn calls send_400_response
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.awaiting_headers = False
+        self._arm(self.limits.body_timeout, self._body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()  # the response may take long; the next request arms its own deadline
+        self._await_headers()
+
+    def handle_websocket_upgrade(self) -> None:
+        self.upgraded = True
+        self._disarm()
+        super().handle_websocket_upgrade()
+
+    def send_400_response(self, msg: str) -> None:
+        if self.too_many_headers:
+            self._too_large(f"exceed {self.limits.max_headers} header fields")
+        else:
+            super().send_400_response(msg)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.awaiting_headers = False
+        super().connection_lost(exc)
+
+
+class HeaderLimit(Exception):
+    """Raised from a parser callback when a request has too many header fields."""
+
+
+def server_config(
+    app: Any, *, host: str, port: int, limits: EdgeLimits, **options: Any
+) -> uvicorn.Config:
+    """The uvicorn configuration respgate serves with (`respgate serve` and the tests)."""
+    descriptors = raise_descriptor_limit()
+    cap = limits.max_connections or derive_max_connections(descriptors)
+    edge = Edge(limits, cap)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=functools.partial(GuardedProtocol, edge=edge),  # type: ignore[arg-type]
+        **options,
+    )
