@@ -8,8 +8,10 @@ the body, and accepts connections until the descriptor limit. `GuardedProtocol` 
 - `header_timeout`: from connection (or message) start to the end of the headers -> 408;
 - `body_timeout`: from the end of the headers to the end of the body -> 408 if the app has
   not answered yet, else close;
-- `max_connections`: beyond it a new connection first evicts the connection that has waited
-  longest for its headers, else it is answered 503 and closed; one log line per interval.
+- `max_connections`: beyond it a new connection evicts the connection that has been waiting
+  longest for a request (no request in progress: slow headers or an idle keep-alive) if that
+  one has waited `EVICT_AFTER_SECONDS`, else it is answered 503 and closed; one log line per
+  interval, however many.
 
 It subclasses uvicorn internals (`HttpToolsProtocol`), hence the pinned uvicorn range in
 pyproject.toml; tests/server/test_edge.py drives every limit over real sockets.
@@ -21,7 +23,6 @@ import asyncio
 import functools
 import logging
 import resource
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ log = logging.getLogger("respgate.edge")
 # worst case, plus the store, logs and the listening socket.
 RESERVED_DESCRIPTORS = 64
 LOG_INTERVAL_SECONDS = 10.0
+EVICT_AFTER_SECONDS = 1.0  # an idle connection younger than this is never evicted
 
 
 @dataclass(frozen=True)
@@ -67,28 +69,32 @@ def derive_max_connections(descriptors: int) -> int:
 
 @dataclass
 class Edge:
-    """Per-server state shared by every connection: the limits and the cap's log counters."""
+    """Per-server state shared by every connection: the limits, the connections that wait
+    for a request (oldest first: the eviction order) and the cap's log counters."""
 
     limits: EdgeLimits
     max_connections: int
+    idle: dict[GuardedProtocol, float] = field(default_factory=dict)  # -> loop.time() since
     refused: int = 0
     evicted: int = 0
     _flush: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def note(self, loop: asyncio.AbstractEventLoop, *, evicted: bool) -> None:
-        """Count a refusal or eviction; log at once, then at most once per interval."""
+        """Count a refusal or eviction; log at once, then at most one line per interval."""
         if evicted:
             self.evicted += 1
         else:
             self.refused += 1
         if self._flush is None:
             self._report()
-            self._flush = loop.call_later(LOG_INTERVAL_SECONDS, self._report_later)
+            self._flush = loop.call_later(LOG_INTERVAL_SECONDS, self._report_later, loop)
 
-    def _report_later(self) -> None:
-        self._flush = None
+    def _report_later(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.refused or self.evicted:
             self._report()
+            self._flush = loop.call_later(LOG_INTERVAL_SECONDS, self._report_later, loop)
+        else:
+            self._flush = None
 
     def _report(self) -> None:
         log.warning(
@@ -126,7 +132,6 @@ class GuardedProtocol(HttpToolsProtocol):
         self.awaiting_headers = True  # between the end of a message and the end of the next headers
         self.header_bytes = 0
         self.header_count = 0
-        self.waiting_since = 0.0
         self.request_started = False  # the current request has begun arriving
         self.too_many_headers = False
         self.deadline: asyncio.TimerHandle | None = None
@@ -138,10 +143,15 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._await_headers()
         self._arm(self.limits.header_timeout, self._header_timeout)
+        now = self.loop.time()
+        self.edge.idle[self] = now
         if len(self.connections) > self.edge.max_connections:
-            victim = self._oldest_waiting()
-            self.edge.note(self.loop, evicted=victim is not None)
-            if victim is not None:
+            # the connection idle longest, if it had time to send a request (a burst of new
+            # connections must not evict one that just arrived)
+            victim, since = next(iter(self.edge.idle.items()))
+            evict = victim is not self and now - since >= EVICT_AFTER_SECONDS
+            self.edge.note(self.loop, evicted=evict)
+            if evict:
                 victim._abort(None)
             else:
                 self._abort(
@@ -152,18 +162,6 @@ class GuardedProtocol(HttpToolsProtocol):
                         (b"retry-after: 1\r\n",),
                     )
                 )
-
-    def _oldest_waiting(self) -> GuardedProtocol | None:
-        waiting = [
-            c
-            for c in self.connections
-            if isinstance(c, GuardedProtocol)
-            and c is not self
-            and c.awaiting_headers
-            and not c.transport.is_closing()
-            and (c.cycle is None or c.cycle.response_complete)
-        ]
-        return min(waiting, key=lambda c: c.waiting_since, default=None)
 
     # deadlines
 
@@ -182,7 +180,6 @@ class GuardedProtocol(HttpToolsProtocol):
         self.header_bytes = 0
         self.header_count = 0
         self.too_many_headers = False
-        self.waiting_since = time.monotonic()
 
     def _header_timeout(self) -> None:
         self.deadline = None
@@ -206,6 +203,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def _abort(self, response: bytes | None) -> None:
         self._disarm()
         self.awaiting_headers = False
+        self.edge.idle.pop(self, None)
         if not self.transport.is_closing():
             if response is not None:
                 self.transport.write(response)
@@ -248,6 +246,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.awaiting_headers = False
+        self.edge.idle.pop(self, None)
         self._arm(self.limits.body_timeout, self._body_timeout)
         super().on_headers_complete()
 
@@ -255,6 +254,11 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._disarm()  # the response may take long; the next request arms its own deadline
         self._await_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.awaiting_headers and not self.transport.is_closing():
+            self.edge.idle[self] = self.loop.time()  # kept alive: evictable, the newest
 
     def handle_websocket_upgrade(self) -> None:
         self.upgraded = True
@@ -270,6 +274,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self.awaiting_headers = False
+        self.edge.idle.pop(self, None)
         super().connection_lost(exc)
 
 
