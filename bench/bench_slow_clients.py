@@ -15,7 +15,7 @@ its answer, its CPU seconds and RSS growth, and /healthz latency meanwhile.
 serves another source tree (A/B: `git archive main src | tar -x -C /tmp/main`).
 
     python bench/bench_slow_clients.py [--scenario slow|big|all] [-n 1000] [--duration 30]
-        [--reconnect-delay 0] [--nofile N] [--big-mb 100] [--src DIR]
+        [--reconnect-delay 1] [--nofile N] [--big-mb 100] [--src DIR]
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def main() -> None:
     p.add_argument("-n", "--slow-clients", type=int, default=1000)
     p.add_argument("--duration", type=float, default=30)
     p.add_argument(
-        "--reconnect-delay", type=float, default=0.0, help="s before a slow client reconnects"
+        "--reconnect-delay", type=float, default=1.0, help="s before a slow client reconnects"
     )
     p.add_argument("--nofile", type=int, default=None, help="server RLIMIT_NOFILE (soft=hard)")
     p.add_argument("--big-mb", type=int, default=100)

@@ -38,7 +38,7 @@ log = logging.getLogger("respgate.edge")
 # worst case, plus the store, logs and the listening socket.
 RESERVED_DESCRIPTORS = 64
 LOG_INTERVAL_SECONDS = 10.0
-EVICT_AFTER_SECONDS = 1.0  # an idle connection younger than this is never evicted
+EVICT_AFTER_SECONDS = 0.5  # an idle connection younger than this is never evicted
 
 
 @dataclass(frozen=True)
