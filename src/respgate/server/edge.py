@@ -23,6 +23,7 @@ import asyncio
 import functools
 import logging
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +135,12 @@ class GuardedProtocol(HttpToolsProtocol):
         self.header_count = 0
         self.request_started = False  # the current request has begun arriving
         self.too_many_headers = False
-        self.deadline: asyncio.TimerHandle | None = None
+        # one deadline at a time (headers, then body); moving it costs no timer call unless
+        # it comes earlier than the armed timer, which re-arms itself when it fires early
+        self.expiry: Callable[[], None] | None = None
+        self.expires_at = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self.upgraded = False
 
     # connection cap
@@ -165,14 +171,28 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # deadlines
 
-    def _arm(self, seconds: float, callback: Any) -> None:
-        self._disarm()
-        self.deadline = self.loop.call_later(seconds, callback)
+    def _arm(self, seconds: float, expiry: Callable[[], None]) -> None:
+        self.expiry = expiry
+        self.expires_at = at = self.loop.time() + seconds
+        if self.timer is None or at < self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_at = at
+            self.timer = self.loop.call_at(at, self._tick)
 
     def _disarm(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
+        self.expiry = None  # a pending timer finds nothing to do
+
+    def _tick(self) -> None:
+        self.timer = None
+        if self.expiry is None:
+            return
+        if self.loop.time() < self.expires_at:  # the deadline moved later
+            self.timer_at = self.expires_at
+            self.timer = self.loop.call_at(self.expires_at, self._tick)
+            return
+        expiry, self.expiry = self.expiry, None
+        expiry()
 
     def _await_headers(self) -> None:
         self.awaiting_headers = True
@@ -182,7 +202,6 @@ class GuardedProtocol(HttpToolsProtocol):
         self.too_many_headers = False
 
     def _header_timeout(self) -> None:
-        self.deadline = None
         if self.request_started:
             message = f"The request headers did not arrive within {self.limits.header_timeout:g} s."
             self._abort(error_bytes(408, message, "request_timeout"))
@@ -190,7 +209,6 @@ class GuardedProtocol(HttpToolsProtocol):
             self._abort(None)
 
     def _body_timeout(self) -> None:
-        self.deadline = None
         cycle = self.cycle
         if cycle is None or cycle.response_complete or cycle.response_started:
             self._abort(None)
@@ -234,7 +252,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.request_started = True
-        if self.deadline is None:  # a later request on a kept-alive connection
+        if self.expiry is None:  # a later request on a kept-alive connection
             self._arm(self.limits.header_timeout, self._header_timeout)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -273,6 +291,9 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         self.awaiting_headers = False
         self.edge.idle.pop(self, None)
         super().connection_lost(exc)
