@@ -183,6 +183,12 @@ class GuardedProtocol(HttpToolsProtocol):
     def _disarm(self) -> None:
         self.expiry = None  # a pending timer finds nothing to do
 
+    def _stop_timer(self) -> None:
+        self.expiry = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
     def _tick(self) -> None:
         self.timer = None
         if self.expiry is None:
@@ -280,7 +286,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self.upgraded = True
-        self._disarm()
+        self._stop_timer()  # the WebSocket protocol takes over the transport
         super().handle_websocket_upgrade()
 
     def send_400_response(self, msg: str) -> None:
@@ -290,10 +296,7 @@ class GuardedProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._stop_timer()
         self.awaiting_headers = False
         self.edge.idle.pop(self, None)
         super().connection_lost(exc)
