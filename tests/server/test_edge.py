@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from websockets.asyncio.client import connect
 from respgate.engine import Engine
 from respgate.providers.registry import ProviderRegistry
 from respgate.server.edge import EVICT_AFTER_SECONDS, EdgeLimits
-from tests.support.live import LiveServer
+from tests.support.live import LiveServer, running
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 SLOW = {"echo_scenario": "long", "echo_tokens": "40", "echo_delay_ms": "25"}  # ~1 s
@@ -266,3 +267,21 @@ def test_beyond_the_cap_without_slow_clients_is_503_and_logged_once(
         lines = [r.getMessage() for r in caplog.records if r.name == "respgate.edge"]
         assert len(lines) == 1, lines
         assert "connection limit 2 reached" in lines[0]
+
+
+def test_respgate_serve_reads_the_server_table(tmp_path: Path) -> None:
+    config = tmp_path / "respgate.toml"
+    config.write_text(
+        "[store]\nenabled = false\n[server]\nmax_headers = 3\nmax_header_bytes = 2048\n"
+    )
+    with running({}, "--config", str(config)) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        for request, status in [
+            (b"GET /healthz HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n", 200),
+            (b"GET /healthz HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431),
+            (b"GET /healthz HTTP/1.1\r\nHost: x\r\nA: " + b"a" * 2048 + b"\r\n\r\n", 431),
+        ]:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.settimeout(10)
+                sock.sendall(request)
+                assert read_response(sock)[0] == status
