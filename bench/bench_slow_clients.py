@@ -52,11 +52,11 @@ def raise_own_limit() -> None:
 
 
 class Gateway:
-    def __init__(self, src: str, nofile: int | None) -> None:
+    def __init__(self, src: str, nofile: int | None, config: str = "") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         fd, self.cfg = tempfile.mkstemp(suffix=".toml")
-        os.write(fd, b"[store]\nenabled = false\n")
+        os.write(fd, b"[store]\nenabled = false\n" + config.encode())
         os.close(fd)
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in stop)
 
