@@ -12,7 +12,7 @@ the normal client polls /healthz every 50 ms; prints what the server accepted of
 its answer, its CPU seconds and RSS growth, and /healthz latency meanwhile.
 
 --nofile N runs the server with RLIMIT_NOFILE N (soft and hard), like `ulimit -n N`; --src
-serves another source tree (A/B: `git archive main src | tar -x -C /tmp/main`).
+serves another source tree (A/B: `git archive main src | tar -x -C <dir>`).
 
     python bench/bench_slow_clients.py [--scenario slow|big|all] [-n 1000] [--duration 30]
         [--reconnect-delay 1] [--nofile N] [--big-mb 100] [--src DIR]
