@@ -38,6 +38,7 @@ from .observe import Observer
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
 from .server.app import create_app
+from .server.edge import EdgeLimits, server_config
 from .store import StoreError, UsageTotal, is_database_url, open_store, read_usage
 from .store.keys import ApiKeys, KeyConfigError
 from .usage import Prices
@@ -194,6 +195,18 @@ def config_example(args: argparse.Namespace) -> int:
     return 0
 
 
+def edge_limits(config: Config) -> EdgeLimits:
+    """`[server]` limits on client connections (see `server/edge.py`)."""
+    server = config.server
+    return EdgeLimits(
+        max_header_bytes=server.max_header_bytes,
+        max_headers=server.max_headers,
+        header_timeout=server.header_timeout,
+        body_timeout=server.body_timeout,
+        max_connections=server.max_connections,
+    )
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -332,10 +345,16 @@ def serve(args: argparse.Namespace) -> int:
     observers = [o for o in (metrics, logs.ResponseLog(), traces) if o is not None]
     engine = build_engine(config, registry, metrics=metrics, observers=observers)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    uvicorn_config = uvicorn.Config(
+    uvicorn_config = server_config(
         create_app(
-            engine, keys=keys, cors_origins=list(config.server.cors_origins), metrics=metrics
+            engine,
+            keys=keys,
+            cors_origins=list(config.server.cors_origins),
+            metrics=metrics,
+            max_body_bytes=config.server.max_body_bytes,
+            keepalive_seconds=config.server.keepalive_interval,
         ),
+        limits=edge_limits(config),
         host=args.host,
         port=args.port,
         log_level=args.log_level,

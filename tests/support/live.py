@@ -20,6 +20,7 @@ import uvicorn
 
 from respgate.engine import Engine
 from respgate.server.app import create_app
+from respgate.server.edge import EdgeLimits, server_config
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -31,13 +32,16 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, engine: Engine, **app_options: Any) -> None:
+    def __init__(
+        self, engine: Engine, limits: EdgeLimits | None = None, **app_options: Any
+    ) -> None:
         self.engine = engine
         self.port = free_port()
-        config = uvicorn.Config(
+        config = server_config(
             create_app(engine, **app_options),
             host="127.0.0.1",
             port=self.port,
+            limits=limits or EdgeLimits(),
             log_level="warning",
         )
         self.server = uvicorn.Server(config)

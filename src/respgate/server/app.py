@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
@@ -52,13 +52,17 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ApiError(413, f"The request body exceeds {limit} bytes.", code="request_too_large")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(
-                413, f"The request body exceeds {limit} bytes.", code="request_too_large"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(
+                    413, f"The request body exceeds {limit} bytes.", code="request_too_large"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # the client left, or the edge answered 408 (server/edge.py): this answer goes nowhere
+        raise ApiError(400, "The request body was not completed.", code="incomplete_body") from None
     return b"".join(chunks)
 
 
