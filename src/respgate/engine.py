@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .protocol.builder import ResponseBuilder
-from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found
+from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found, quote
 from .protocol.ids import new_id
 from .protocol.request import CreateRequest
 from .protocol.response import new_response
@@ -254,7 +254,7 @@ class Engine:
         if not self.accepting:
             raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
         assert req.model is not None
-        self.registry.check(req.model)
+        self.registry.check(req.model, req)
         items = context if context is not None else await self.context(req, tenant)
         call = ModelCall(req, items, model=req.model, instructions=req.instructions)
         signals = await self.registry.open(req.model, call)
@@ -288,7 +288,7 @@ class Engine:
         if self.store is None:
             raise invalid("Background responses need a configured store.", "background")
         assert req.model is not None
-        self.registry.check(req.model)
+        self.registry.check(req.model, req)
         items = await self.context(req, tenant)
         call = ModelCall(req, items, model=req.model, instructions=req.instructions)
         response = new_response(req, new_id("response"), self._now())
@@ -350,7 +350,7 @@ class Engine:
             raise missing
         if previous["status"] in ACTIVE_STATUSES:
             raise invalid(
-                f"Previous response with id '{previous_id}' is still {previous['status']}; "
+                f"Previous response with id {quote(previous_id)} is still {previous['status']}; "
                 "continue it once it has finished.",
                 "previous_response_id",
                 code="previous_response_in_progress",
@@ -366,7 +366,9 @@ class Engine:
         found = None if self.store is None else await self.store.get_item(item["id"], tenant)
         if found is None:
             raise not_found(
-                f"Item with id '{item['id']}' not found.", "item_not_found", f"input[{index}].id"
+                f"Item with id {quote(item['id'])} not found.",
+                "item_not_found",
+                f"input[{index}].id",
             )
         return found
 
@@ -392,7 +394,7 @@ class Engine:
 
     @staticmethod
     def _missing(response_id: str) -> ApiError:
-        return not_found(f"Response with id '{response_id}' not found.", "response_not_found")
+        return not_found(f"Response with id {quote(response_id)} not found.", "response_not_found")
 
     async def retrieve(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:
         response = await self._stored().get(response_id, tenant)

@@ -6,16 +6,24 @@ raises `ApiError(400)` whose `param` names the offending field the way OpenAI
 does (`input[2].content`). Unknown top-level fields are ignored; unknown
 non-function tool types and OpenAI item types we do not model are kept as they
 are and reported in `warnings`.
+
+No value that a later layer could not carry gets past this module: arrays and
+objects nest at most `MAX_DEPTH` levels, every integer fits in 64 bits (what
+orjson encodes and the stores keep), every other number in a double, and a
+function tool's `parameters` and a `json_schema` format's `schema` have the
+structure of a JSON Schema (`schema_problem`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
 import msgspec
+import orjson
 
-from .errors import ApiError, invalid
+from .errors import ApiError, invalid, quote, shorten
 
 # ---------------------------------------------------------------- content parts
 
@@ -226,6 +234,127 @@ class CreateRequest(msgspec.Struct, kw_only=True):
 
 _decoder = msgspec.json.Decoder(CreateRequest)
 
+# Values respgate keeps from a body (README "Errors"): arrays and objects nest at most
+# MAX_DEPTH levels (the body itself is level 1; orjson stops at 255, and the stored and
+# streamed forms wrap a request's values a few levels deeper), and integers fit in 64 bits.
+MAX_DEPTH = 128
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+
+Path = list[str | int]
+
+
+class _Rejected(Exception):
+    """A value `_check_values` refuses; `path` is filled in while unwinding (innermost first)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        self.path: Path = []
+
+
+def _check_values(value: Any, depth: int) -> None:
+    """Raise `_Rejected` for a container nested deeper than MAX_DEPTH or an integer outside
+    64 bits anywhere in `value` (a container at level `depth`, or a leaf)."""
+    kind = type(value)
+    if kind is dict:
+        if depth > MAX_DEPTH:
+            raise _Rejected("depth")
+        for key, item in value.items():
+            try:
+                _check_values(item, depth + 1)
+            except _Rejected as bad:
+                bad.path.append(key)
+                raise
+    elif kind is list:
+        if depth > MAX_DEPTH:
+            raise _Rejected("depth")
+        for index, item in enumerate(value):
+            try:
+                _check_values(item, depth + 1)
+            except _Rejected as bad:
+                bad.path.append(index)
+                raise
+    elif kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise _Rejected("number")
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            try:
+                _check_values(getattr(value, name), depth + 1)
+            except _Rejected as bad:
+                bad.path.append(name)
+                raise
+
+
+def path_param(path: Path, prefix: str = "") -> str | None:
+    """`["input", 2, "content"]` as OpenAI writes a `param`: `input[2].content`."""
+    out = prefix
+    for segment in path:
+        out += f"[{segment}]" if isinstance(segment, int) else f".{shorten(segment)}"
+    return out.lstrip(".") or None
+
+
+PROBLEMS = {
+    "depth": f"nested too deeply (arrays and objects nest at most {MAX_DEPTH} levels)",
+    "number": "number out of range (an integer must fit in 64 bits, from -2^63 to 2^64-1; "
+    "any other number in a double)",
+}
+
+
+def _rejection(problem: str, path: Path, prefix: str = "") -> ApiError:
+    param = path_param(path, prefix)
+    where = f"Invalid '{param}'" if param else "Invalid request body"
+    return invalid(f"{where}: {PROBLEMS[problem]}.", param)
+
+
+def _check(value: Any, depth: int, prefix: str = "") -> None:
+    try:
+        _check_values(value, depth)
+    except _Rejected as bad:
+        raise _rejection(bad.problem, bad.path[::-1], prefix) from None
+
+
+# JSON tokens, enough to follow the path through a body already known to be valid JSON.
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]|-?[0-9][-+.0-9eE]*')
+
+
+def _number_out_of_range(token: bytes) -> bool:
+    if token.lstrip(b"-").isdigit():
+        return len(token) > 21 or not INT_MIN <= int(token) <= INT_MAX
+    return math.isinf(float(token))
+
+
+def _locate(body: bytes, problem: str) -> Path:
+    """Where in `body` the first container nested deeper than MAX_DEPTH (`depth`) or the
+    first out-of-range number (`number`) is. Only for bodies the parser refused, so a slow
+    pure-Python scan is fine."""
+    path: Path = []  # one slot per open container: its current key or index
+    objects: list[bool] = []
+    expect_key = False
+    for match in _TOKENS.finditer(body):
+        token = match.group()
+        first = token[:1]
+        if first in (b"{", b"["):
+            if problem == "depth" and len(path) >= MAX_DEPTH:
+                return path
+            path.append(0 if first == b"[" else "")
+            objects.append(first == b"{")
+            expect_key = first == b"{"
+        elif first in (b"}", b"]"):
+            path.pop()
+            objects.pop()
+        elif first == b",":
+            if objects[-1]:
+                expect_key = True
+            else:
+                path[-1] = int(path[-1]) + 1
+        elif first == b'"':
+            if expect_key:
+                path[-1] = orjson.loads(token)
+                expect_key = False
+        elif problem == "number" and _number_out_of_range(token):
+            return path
+    return []
+
 
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 
@@ -235,6 +364,8 @@ def _param_of(err: msgspec.ValidationError, prefix: str = "") -> tuple[str, str 
     message, sep, path = str(err).rpartition(" - at `")
     if not sep:
         message, path = path, ""
+    # msgspec quotes the offending value in some messages ("Invalid enum value '...'").
+    message = re.sub(r"'(.*)'", lambda m: quote(m[1]), message, count=1, flags=re.S)
     path = path.rstrip("`").removeprefix("$")
     missing = _MISSING.match(message)
     if missing:
@@ -243,22 +374,109 @@ def _param_of(err: msgspec.ValidationError, prefix: str = "") -> tuple[str, str 
     return (f"Invalid '{param}': {message}" if param else message), param
 
 
-def decode_json(body: bytes) -> Any:
+def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+    """`decoder.decode(body)` with every failure as a 400: a number out of range or a body
+    too deep to parse names the place (`param`), whatever field it is in."""
     try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise invalid(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
-
-
-def parse_create_request(body: bytes) -> CreateRequest:
-    """Decode and validate a `POST /v1/responses` body."""
-    try:
-        req = _decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
+        if str(exc).startswith(("Number out of range", "Integer value out of range")):
+            raise _rejection("number", _locate(body, "number")) from None
         message, param = _param_of(exc)
         raise invalid(message, param) from None
     except msgspec.DecodeError as exc:
         raise invalid(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise _rejection("depth", _locate(body, "depth")) from None
+
+
+_any_decoder = msgspec.json.Decoder()
+
+
+# JSON Schema keywords whose value is a schema, an object of schemas, an array of schemas;
+# and the keywords whose value JSON Schema types as a number (`exclusive*` were booleans
+# in draft 4).
+_SUBSCHEMA = frozenset(
+    {"items", "additionalItems", "additionalProperties", "not", "contains", "propertyNames",
+     "if", "then", "else", "unevaluatedItems", "unevaluatedProperties", "contentSchema"}
+)  # fmt: skip
+_SCHEMA_MAPS = frozenset(
+    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
+)
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
+_NUMBERS = frozenset(
+    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+     "maxLength", "minItems", "maxItems", "minProperties", "maxProperties", "minContains",
+     "maxContains"}
+)  # fmt: skip
+
+
+def _is_number(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return key.startswith("exclusive")
+    return isinstance(value, int | float)
+
+
+def schema_problem(schema: Any) -> tuple[Path, str] | None:
+    """Where `schema` lacks the structure of a JSON Schema, and what is wrong there (None:
+    nothing). Checked: a subschema is an object or a boolean, wherever one belongs; `type`,
+    `enum`, `required` and the numeric keywords have the types JSON Schema gives them.
+    Not a full meta-schema validation: whether the upstream accepts the schema is its call."""
+    if isinstance(schema, bool):
+        return None
+    if not isinstance(schema, dict):
+        return [], "must be a JSON Schema (an object or a boolean)"
+    for key, value in schema.items():
+        children: list[tuple[Path, Any]] = []
+        if key in _SUBSCHEMA:
+            many = key == "items" and isinstance(value, list)  # draft 4-2019 tuple form
+            children = [([key, i], v) for i, v in enumerate(value)] if many else [([key], value)]
+        elif key in _SCHEMA_MAPS:
+            if not isinstance(value, dict):
+                return [key], "must be an object of JSON Schemas"
+            children = [([key, name], v) for name, v in value.items()]
+        elif key in _SCHEMA_LISTS:
+            if not isinstance(value, list):
+                return [key], "must be an array of JSON Schemas"
+            children = [([key, i], v) for i, v in enumerate(value)]
+        elif key == "type":
+            names = value if isinstance(value, list) else [value]
+            if not all(isinstance(name, str) for name in names):
+                return [key], "must be a string or an array of strings"
+        elif key == "enum" and not isinstance(value, list):
+            return [key], "must be an array"
+        elif key == "required" and not (
+            isinstance(value, list) and all(isinstance(name, str) for name in value)
+        ):
+            return [key], "must be an array of strings"
+        elif key in _NUMBERS and not _is_number(value, key):
+            return [key], "must be a number"
+        for path, child in children:
+            found = schema_problem(child)
+            if found is not None:
+                return [*path, *found[0]], found[1]
+    return None
+
+
+def _check_schema(schema: Any, owner: str, param: str) -> None:
+    found = schema_problem(schema)
+    if found is not None:
+        path, problem = found
+        where = path_param(path) or "the schema"
+        raise invalid(f"Invalid schema for {owner}: `{where}` {problem}.", path_param(path, param))
+
+
+def decode_json(body: bytes) -> Any:
+    """Any JSON document, with the same limits as a request body."""
+    value = _decode(_any_decoder, body)
+    _check(value, 1)
+    return value
+
+
+def parse_create_request(body: bytes) -> CreateRequest:
+    """Decode and validate a `POST /v1/responses` body."""
+    req = _decode(_decoder, body)
+    _check(req, 1)
     _validate(req)
     return req
 
@@ -288,7 +506,7 @@ def normalize_item(raw: dict[str, Any], param: str) -> dict[str, Any]:
         return raw
     shape = ITEM_TYPES.get(item_type)
     if shape is None:
-        raise invalid(f"Unsupported input item type {item_type!r}.", f"{param}.type")
+        raise invalid(f"Unsupported input item type {quote(item_type)}.", f"{param}.type")
     try:
         item = msgspec.convert(raw, shape)
     except msgspec.ValidationError as exc:
@@ -330,15 +548,17 @@ def _validate(req: CreateRequest) -> None:
             if len(key) > 64 or len(value) > 512:
                 raise invalid(
                     "`metadata` keys are at most 64 and values at most 512 characters.",
-                    f"metadata.{key}",
+                    path_param([key], "metadata"),
                 )
     if req.background and req.store is False:
         raise invalid("Background responses need `store: true`.", "background")
     req.tools = [_normalize_tool(tool, i, req.warnings) for i, tool in enumerate(req.tools or [])]
     _validate_tool_choice(req)
     fmt = req.text.format if req.text else None
-    if fmt is not None and fmt.type == "json_schema" and (not fmt.name or fmt.schema is None):
-        raise invalid("A `json_schema` text format needs `name` and `schema`.", "text.format")
+    if fmt is not None and fmt.type == "json_schema":
+        if not fmt.name or fmt.schema is None:
+            raise invalid("A `json_schema` text format needs `name` and `schema`.", "text.format")
+        _check_schema(fmt.schema, f"text format {quote(fmt.name)}", "text.format.schema")
 
 
 # Non-function tool types that name what the model calls (hosted tools such as
@@ -376,6 +596,8 @@ def _normalize_tool(
         raise invalid(message, p) from None
     if not fn.name:
         raise invalid("A function tool needs a `name`.", f"{param}.name")
+    if fn.parameters is not None:
+        _check_schema(fn.parameters, f"function {quote(fn.name)}", f"{param}.parameters")
     return {
         "type": "function",
         "name": fn.name,
@@ -391,7 +613,7 @@ def _validate_tool_choice(req: CreateRequest) -> None:
         return
     if isinstance(choice, str):
         if choice not in ("none", "auto", "required"):
-            raise invalid(f"Invalid `tool_choice` {choice!r}.", "tool_choice")
+            raise invalid(f"Invalid `tool_choice` {quote(choice)}.", "tool_choice")
         return
     kind = choice.get("type")
     names = {t.get("name") for t in req.tools or [] if t.get("type") == "function"}
@@ -399,7 +621,7 @@ def _validate_tool_choice(req: CreateRequest) -> None:
         name = choice.get("name")
         if name not in names:
             raise invalid(
-                f"Tool choice {name!r} is not among the request's function tools.",
+                f"Tool choice {quote(name)} is not among the request's function tools.",
                 "tool_choice.name",
             )
     elif kind == "allowed_tools":

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from ..protocol.errors import not_found
+from ..protocol.errors import not_found, quote
+from ..protocol.request import CreateRequest
 from ..protocol.signals import Signal
 from .base import ModelCall
 from .builtin import EchoProvider
@@ -35,14 +36,18 @@ class ProviderRegistry:
             names += [m for m in self.upstreams.models() if m not in self.builtin]
         return names
 
-    def check(self, model: str) -> None:
-        """Raise 404 `model_not_found` before anything else happens."""
-        if model in self.builtin:
+    def check(self, model: str, request: CreateRequest | None = None) -> None:
+        """Raise 404 `model_not_found` before anything else happens (and a built-in
+        model's 400 for a `request` it cannot serve)."""
+        provider = self.builtin.get(model)
+        if provider is not None:
+            if request is not None:
+                provider.check(request)
             return
         if self.upstreams is not None and self.upstreams.resolve(model) is not None:
             return
         raise not_found(
-            f"The model '{model}' does not exist or is not routed by this gateway.",
+            f"The model {quote(model)} does not exist or is not routed by this gateway.",
             "model_not_found",
             "model",
         )

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from ..engine import Engine
-from ..protocol.errors import ApiError, invalid, invalid_api_key
+from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
 from ..protocol.request import parse_create_request
 from ..store.keys import ApiKeys
 from .transport import SSEResponse, fold
@@ -53,6 +53,20 @@ async def read_body(request: Request, limit: int) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def require_json(request: Request) -> None:
+    """A body must be declared `application/json` (any parameters, such as a charset), as
+    OpenAI requires: 400 `unsupported_content_type` otherwise, the body unread."""
+    declared = request.headers.get("content-type")
+    if declared is not None and declared.partition(";")[0].strip().lower() == "application/json":
+        return
+    said = f"the header 'Content-Type: {shorten(declared)}'" if declared else "no Content-Type"
+    raise invalid(
+        f"Unsupported content type: this API method only accepts 'application/json' "
+        f"requests, but you sent {said}. Send `Content-Type: application/json`.",
+        code="unsupported_content_type",
+    )
 
 
 def warning_headers(warnings: list[str]) -> dict[str, str]:
@@ -96,6 +110,7 @@ def create_app(
 
     async def create_response(request: Request) -> Response:
         tenant = tenant_of(request)
+        require_json(request)
         body = await read_body(request, max_body_bytes)
         req = parse_create_request(body)
         if req.background:
@@ -164,7 +179,7 @@ def create_app(
             if exc.status_code == 405
             else None
         )
-        message = f"{request.method} {request.url.path}: {exc.detail}"
+        message = f"{request.method} {shorten(request.url.path)}: {exc.detail}"
         return error_response(ApiError(exc.status_code, message, code=code))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -34,7 +34,13 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from ..engine import Engine, Run
-from ..protocol.errors import ApiError, invalid, invalid_api_key, previous_response_not_found
+from ..protocol.errors import (
+    ApiError,
+    invalid,
+    invalid_api_key,
+    previous_response_not_found,
+    quote,
+)
 from ..protocol.lifecycle import TERMINAL_EVENTS
 from ..protocol.request import CreateRequest, decode_json, parse_create_request
 from ..store.keys import ApiKeys
@@ -87,7 +93,9 @@ def parse_message(frame: str | bytes) -> CreateRequest:
     kind = raw.pop("type", None)
     if kind != "response.create":
         raise invalid(
-            f"Unsupported message type {kind!r}; send `response.create`.", "type", "invalid_value"
+            f"Unsupported message type {quote(kind)}; send `response.create`.",
+            "type",
+            "invalid_value",
         )
     for name in TRANSPORT_FIELDS:
         if name in raw:
@@ -106,7 +114,7 @@ def check_call_outputs(context: list[Event], items: list[Event]) -> None:
         call_type = CALL_OF.get(item["type"])
         if call_type is not None and (call_type, item.get("call_id")) not in calls:
             raise invalid(
-                f"No {call_type} found for {item['type']} with call_id '{item.get('call_id')}'.",
+                f"No {call_type} found for {item['type']} with call_id {quote(item.get('call_id'))}.",
                 f"input[{index}].call_id",
                 code="function_call_not_found",
             )
