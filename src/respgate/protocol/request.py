@@ -251,9 +251,23 @@ class _Rejected(Exception):
         self.path: Path = []
 
 
+def _fits(container: Any, depth: int) -> bool:
+    """True when nothing in `container` (a dict or list at level `depth`) nests deeper than
+    MAX_DEPTH and every integer in it fits in 64 bits. The fast path: no path kept."""
+    for item in container.values() if type(container) is dict else container:
+        kind = type(item)
+        if kind is dict or kind is list:
+            if depth >= MAX_DEPTH or not _fits(item, depth + 1):
+                return False
+        elif kind is int and not INT_MIN <= item <= INT_MAX:
+            return False
+    return True
+
+
 def _check_values(value: Any, depth: int) -> None:
     """Raise `_Rejected` for a container nested deeper than MAX_DEPTH or an integer outside
-    64 bits anywhere in `value` (a container at level `depth`, or a leaf)."""
+    64 bits anywhere in `value` (a container at level `depth`, or a leaf); slower than
+    `_fits`, for finding where."""
     kind = type(value)
     if kind is dict:
         if depth > MAX_DEPTH:
@@ -273,16 +287,8 @@ def _check_values(value: Any, depth: int) -> None:
             except _Rejected as bad:
                 bad.path.append(index)
                 raise
-    elif kind is int:
-        if not INT_MIN <= value <= INT_MAX:
-            raise _Rejected("number")
-    elif isinstance(value, msgspec.Struct):
-        for name in value.__struct_fields__:
-            try:
-                _check_values(getattr(value, name), depth + 1)
-            except _Rejected as bad:
-                bad.path.append(name)
-                raise
+    elif kind is int and not INT_MIN <= value <= INT_MAX:
+        raise _Rejected("number")
 
 
 def path_param(path: Path, prefix: str = "") -> str | None:
@@ -306,11 +312,23 @@ def _rejection(problem: str, path: Path, prefix: str = "") -> ApiError:
     return invalid(f"{where}: {PROBLEMS[problem]}.", param)
 
 
-def _check(value: Any, depth: int, prefix: str = "") -> None:
+def _check(value: Any) -> None:
+    """`ApiError(400)` naming the place of the first value beyond the limits in `value`
+    (a decoded JSON document)."""
+    if type(value) in (dict, list) and _fits(value, 1):
+        return
     try:
-        _check_values(value, depth)
+        _check_values(value, 1)
     except _Rejected as bad:
-        raise _rejection(bad.problem, bad.path[::-1], prefix) from None
+        raise _rejection(bad.problem, bad.path[::-1]) from None
+
+
+def _check_request(req: CreateRequest) -> None:
+    fields = {name: getattr(req, name) for name in req.__struct_fields__}
+    for name in ("text", "reasoning"):  # the nested Structs
+        if fields[name] is not None:
+            fields[name] = msgspec.to_builtins(fields[name])
+    _check(fields)
 
 
 # JSON tokens, enough to follow the path through a body already known to be valid JSON.
@@ -393,28 +411,62 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
 _any_decoder = msgspec.json.Decoder()
 
 
-# JSON Schema keywords whose value is a schema, an object of schemas, an array of schemas;
-# and the keywords whose value JSON Schema types as a number (`exclusive*` were booleans
-# in draft 4).
-_SUBSCHEMA = frozenset(
-    {"items", "additionalItems", "additionalProperties", "not", "contains", "propertyNames",
-     "if", "then", "else", "unevaluatedItems", "unevaluatedProperties", "contentSchema"}
-)  # fmt: skip
-_SCHEMA_MAPS = frozenset(
-    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
-)
-_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
-_NUMBERS = frozenset(
-    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
-     "maxLength", "minItems", "maxItems", "minProperties", "maxProperties", "minContains",
-     "maxContains"}
-)  # fmt: skip
+# What JSON Schema makes of each keyword's value (the keywords respgate checks): a schema,
+# an object of schemas, an array of schemas, or a value of a given JSON type.
+_KEYWORDS: dict[str, str] = {
+    **dict.fromkeys(
+        ("items", "additionalItems", "additionalProperties", "not", "contains", "propertyNames",
+         "if", "then", "else", "unevaluatedItems", "unevaluatedProperties", "contentSchema"),
+        "schema",
+    ),
+    **dict.fromkeys(
+        ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"),
+        "schemas",
+    ),
+    **dict.fromkeys(("anyOf", "oneOf", "allOf", "prefixItems"), "schema list"),
+    **dict.fromkeys(
+        ("minimum", "maximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems",
+         "minProperties", "maxProperties", "minContains", "maxContains"),
+        "number",
+    ),
+    "exclusiveMinimum": "number or boolean",  # booleans in draft 4
+    "exclusiveMaximum": "number or boolean",
+    "type": "type",
+    "enum": "array",
+    "required": "names",
+}  # fmt: skip
+_PROBLEM = {
+    "schemas": "must be an object of JSON Schemas",
+    "schema list": "must be an array of JSON Schemas",
+    "number": "must be a number",
+    "number or boolean": "must be a number",
+    "type": "must be a string or an array of strings",
+    "array": "must be an array",
+    "names": "must be an array of strings",
+}
 
 
-def _is_number(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return key.startswith("exclusive")
-    return isinstance(value, int | float)
+def _strings(value: Any) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def _keyword_ok(kind: str, value: Any) -> bool:
+    """Whether `value` has the JSON type keyword `kind` needs (subschemas checked apart)."""
+    if kind == "schemas":
+        return type(value) is dict
+    if kind == "schema list":
+        return type(value) is list
+    if kind == "number":
+        return type(value) in (int, float)
+    if kind == "number or boolean":
+        return type(value) in (int, float, bool)
+    if kind == "type":
+        return type(value) is str or _strings(value)
+    if kind == "array":
+        return type(value) is list
+    if kind == "names":
+        return _strings(value)
+    return True
 
 
 def schema_problem(schema: Any) -> tuple[Path, str] | None:
@@ -422,39 +474,31 @@ def schema_problem(schema: Any) -> tuple[Path, str] | None:
     nothing). Checked: a subschema is an object or a boolean, wherever one belongs; `type`,
     `enum`, `required` and the numeric keywords have the types JSON Schema gives them.
     Not a full meta-schema validation: whether the upstream accepts the schema is its call."""
-    if isinstance(schema, bool):
+    kind = type(schema)
+    if kind is bool:
         return None
-    if not isinstance(schema, dict):
+    if kind is not dict:
         return [], "must be a JSON Schema (an object or a boolean)"
     for key, value in schema.items():
-        children: list[tuple[Path, Any]] = []
-        if key in _SUBSCHEMA:
-            many = key == "items" and isinstance(value, list)  # draft 4-2019 tuple form
-            children = [([key, i], v) for i, v in enumerate(value)] if many else [([key], value)]
-        elif key in _SCHEMA_MAPS:
-            if not isinstance(value, dict):
-                return [key], "must be an object of JSON Schemas"
-            children = [([key, name], v) for name, v in value.items()]
-        elif key in _SCHEMA_LISTS:
-            if not isinstance(value, list):
-                return [key], "must be an array of JSON Schemas"
-            children = [([key, i], v) for i, v in enumerate(value)]
-        elif key == "type":
-            names = value if isinstance(value, list) else [value]
-            if not all(isinstance(name, str) for name in names):
-                return [key], "must be a string or an array of strings"
-        elif key == "enum" and not isinstance(value, list):
-            return [key], "must be an array"
-        elif key == "required" and not (
-            isinstance(value, list) and all(isinstance(name, str) for name in value)
-        ):
-            return [key], "must be an array of strings"
-        elif key in _NUMBERS and not _is_number(value, key):
-            return [key], "must be a number"
-        for path, child in children:
+        keyword = _KEYWORDS.get(key)
+        if keyword is None:
+            continue
+        if not _keyword_ok(keyword, value):
+            return [key], _PROBLEM[keyword]
+        if keyword == "schema":
+            # `items` as an array: the tuple form of drafts 4 to 2019-09
+            children = enumerate(value) if type(value) is list else ((None, value),)
+        elif keyword == "schemas":
+            children = value.items()
+        elif keyword == "schema list":
+            children = enumerate(value)
+        else:
+            continue
+        for name, child in children:
             found = schema_problem(child)
             if found is not None:
-                return [*path, *found[0]], found[1]
+                here: Path = [key] if name is None else [key, name]
+                return [*here, *found[0]], found[1]
     return None
 
 
@@ -469,14 +513,14 @@ def _check_schema(schema: Any, owner: str, param: str) -> None:
 def decode_json(body: bytes) -> Any:
     """Any JSON document, with the same limits as a request body."""
     value = _decode(_any_decoder, body)
-    _check(value, 1)
+    _check(value)
     return value
 
 
 def parse_create_request(body: bytes) -> CreateRequest:
     """Decode and validate a `POST /v1/responses` body."""
     req = _decode(_decoder, body)
-    _check(req, 1)
+    _check_request(req)
     _validate(req)
     return req
 

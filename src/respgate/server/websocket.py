@@ -79,7 +79,7 @@ def previous_id_of(frame: str | bytes) -> str | None:
     continuation turn that fails validation still evicts it)."""
     try:
         raw = msgspec.json.decode(frame)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     value = raw.get("previous_response_id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None
