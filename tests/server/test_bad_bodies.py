@@ -168,7 +168,10 @@ def test_a_float_minimum_for_an_integer_gives_a_valid_value(http: httpx.Client) 
         ("truncation", {"json": {"model": "echo", "input": "x", "truncation": "t" * 1_000_000}}),
         ("item type", {"json": {"model": "echo", "input": [{"type": "y" * 1_000_000}]}}),
         ("tool_choice", {"json": {"model": "echo", "input": "x", "tool_choice": "c" * 1_000_000}}),
-        ("metadata key", {"json": {"model": "echo", "input": "x", "metadata": {"k" * 1_000_000: ""}}}),
+        (
+            "metadata key",
+            {"json": {"model": "echo", "input": "x", "metadata": {"k" * 1_000_000: ""}}},
+        ),
         (
             "previous_response_id",
             {"json": {"model": "echo", "input": "x", "previous_response_id": "r" * 1_000_000}},
