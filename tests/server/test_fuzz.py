@@ -188,6 +188,7 @@ def fuzz_examples(test):  # type: ignore[no-untyped-def]
     return test
 
 
+@pytest.mark.timeout(0 if LONG_RUN else 600)  # hundreds of real requests
 @fuzz_examples
 @fuzz_settings
 @given(bodies)
