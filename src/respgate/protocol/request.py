@@ -299,7 +299,7 @@ def path_param(path: Path, prefix: str = "") -> str | None:
     return out.lstrip(".") or None
 
 
-PROBLEMS = {
+_LIMIT_PROBLEMS = {
     "depth": f"nested too deeply (arrays and objects nest at most {MAX_DEPTH} levels)",
     "number": "number out of range (an integer must fit in 64 bits, from -2^63 to 2^64-1; "
     "any other number in a double)",
@@ -309,7 +309,7 @@ PROBLEMS = {
 def _rejection(problem: str, path: Path, prefix: str = "") -> ApiError:
     param = path_param(path, prefix)
     where = f"Invalid '{param}'" if param else "Invalid request body"
-    return invalid(f"{where}: {PROBLEMS[problem]}.", param)
+    return invalid(f"{where}: {_LIMIT_PROBLEMS[problem]}.", param)
 
 
 def _check(value: Any) -> None:
@@ -435,7 +435,7 @@ _KEYWORDS: dict[str, str] = {
     "enum": "array",
     "required": "names",
 }  # fmt: skip
-_PROBLEM = {
+_KEYWORD_PROBLEMS = {
     "schemas": "must be an object of JSON Schemas",
     "schema list": "must be an array of JSON Schemas",
     "number": "must be a number",
@@ -484,10 +484,11 @@ def schema_problem(schema: Any) -> tuple[Path, str] | None:
         if keyword is None:
             continue
         if not _keyword_ok(keyword, value):
-            return [key], _PROBLEM[keyword]
+            return [key], _KEYWORD_PROBLEMS[keyword]
         if keyword == "schema":
             # `items` as an array: the tuple form of drafts 4 to 2019-09
-            children = enumerate(value) if type(value) is list else ((None, value),)
+            tuple_form = key == "items" and type(value) is list
+            children = enumerate(value) if tuple_form else ((None, value),)
         elif keyword == "schemas":
             children = value.items()
         elif keyword == "schema list":
