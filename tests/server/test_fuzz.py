@@ -142,7 +142,7 @@ bodies = st.builds(
 
 # CI runs the same examples every time (derandomize) plus the shapes that once gave a 500
 # (@example). RESPGATE_FUZZ_EXAMPLES=10000 explores new ground with a random seed instead:
-#   RESPGATE_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest tests/server/test_fuzz.py -s -p no:randomly
+#   RESPGATE_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest tests/server/test_fuzz.py -s
 LONG_RUN = int(os.environ.get("RESPGATE_FUZZ_EXAMPLES", "0"))
 fuzz_settings = settings(
     max_examples=LONG_RUN or 300,
