@@ -1,24 +1,44 @@
 #!/usr/bin/env bash
-# Install everything the tests need and run them: lint, the whole suite with
-# the current openai SDK, then the SDK contract tests again with openai 1.x.
+# Install everything the tests need and run them: lint, the whole suite with the current
+# openai SDK, then the SDK contract tests again with openai 1.x. Each step prints its count.
+#
+# The tests get virtual environments of their own (.venv-test, .venv-sdk1), created on the
+# first run: the README's serving environment (.venv) is never touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+step() { printf '\n== %s\n' "$*"; }
 
-# JavaScript clients for tests/contract/test_js_clients.py (skipped without Node.js).
-if command -v npm >/dev/null; then
+# venv DIR REQUIREMENT...: create DIR once, then install the project's REQUIREMENTs into it.
+venv() {
+    local dir=$1
+    shift
+    [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip
+    "$dir/bin/python" -m pip install -q "$@"
+}
+
+step "install: .venv-test (the project with its test dependencies)"
+venv .venv-test -e '.[test]'
+
+# JavaScript clients for tests/contract/test_js_clients.py.
+if command -v npm >/dev/null && command -v node >/dev/null; then
+    step "install: JavaScript clients (npm ci in tests/contract/js)"
     (cd tests/contract/js && npm ci --no-audit --no-fund --loglevel=error)
+else
+    step "SKIPPING the JavaScript client tests: Node.js/npm not found (tests/contract/test_js_clients.py)"
 fi
 
-.venv/bin/ruff check src tests bench
-.venv/bin/ruff format --check src tests bench
-.venv/bin/python -m pytest "$@"
+step "ruff: lint and format"
+files=$(.venv-test/bin/ruff check --show-files src tests bench | grep -c '\.py$')
+.venv-test/bin/ruff check --quiet src tests bench
+echo "ruff check: $files files, no findings"
+.venv-test/bin/ruff format --check src tests bench
 
-[ -x .venv-sdk1/bin/python ] || "$PY" -m venv .venv-sdk1
-.venv-sdk1/bin/python -m pip install -q --upgrade pip
-.venv-sdk1/bin/python -m pip install -q -e '.[test-base]' 'openai==1.109.1'
-.venv-sdk1/bin/python -m pytest tests/contract -q -p no:cacheprovider
+step "pytest: the whole suite"
+.venv-test/bin/python -m pytest "$@"
+
+step "pytest: the SDK contract tests with openai 1.x (.venv-sdk1)"
+venv .venv-sdk1 -e '.[test-base]' 'openai==1.109.1'
+.venv-sdk1/bin/python -m pytest tests/contract -p no:cacheprovider

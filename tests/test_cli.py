@@ -268,3 +268,23 @@ def test_cors_origins_are_matched_exactly(tmp_path: Path) -> None:
                 headers={"origin": origin, "access-control-request-method": "POST"},
             )
             assert (r.headers.get("access-control-allow-origin") == origin) is allowed, origin
+
+
+def test_allow_open_serves_a_public_address_without_keys(tmp_path: Path) -> None:
+    env = {"RESPGATE_NO_OLLAMA_PROBE": "1", "RESPGATE_DATA_DIR": str(tmp_path / "data")}
+    with running(env, "--host", "0.0.0.0", "--allow-open") as server, server.client() as c:
+        r = c.post("/v1/responses", json={"model": "echo", "input": "hi"})
+        assert r.status_code == 200
+        assert r.json()["status"] == "completed"
+
+
+def test_server_allow_open_in_the_config_does_the_same(tmp_path: Path) -> None:
+    env = {"RESPGATE_NO_OLLAMA_PROBE": "1", "RESPGATE_DATA_DIR": str(tmp_path / "data")}
+    config = tmp_path / "respgate.toml"
+    config.write_text("[server]\nallow_open = true\n")
+    with running(env, "--host", "0.0.0.0", "--config", str(config)) as server:
+        assert server.client().get("/v1/models").status_code == 200
+    config.write_text("[server]\nallow_open = false\n")
+    done = serve("--host", "0.0.0.0", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "refusing to serve 0.0.0.0 without API keys" in done.stderr

@@ -22,7 +22,7 @@ from typing import Any
 from .limits import Grant, Limits
 from .observe import Observer, Observers, RunInfo
 from .protocol.builder import ResponseBuilder
-from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found
+from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found, quote
 from .protocol.ids import new_id
 from .protocol.request import CreateRequest
 from .protocol.response import new_response
@@ -418,7 +418,7 @@ class Engine:
         try:
             if not self.accepting:
                 raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
-            self.registry.check(info.model)
+            self.registry.check(info.model, req)
             grant = await self._admit(info, key)
             call.items = context if context is not None else await self.context(req, tenant)
             signals = await self.registry.open(info.model, call)
@@ -480,7 +480,7 @@ class Engine:
                 raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
             if self.store is None:
                 raise invalid("Background responses need a configured store.", "background")
-            self.registry.check(info.model)
+            self.registry.check(info.model, req)
             grant = await self._admit(info, key)
             call = self._call(req, await self.context(req, tenant), info)
             response = new_response(req, new_id("response"), self._now())
@@ -557,7 +557,7 @@ class Engine:
             raise missing
         if previous["status"] in ACTIVE_STATUSES:
             raise invalid(
-                f"Previous response with id '{previous_id}' is still {previous['status']}; "
+                f"Previous response with id {quote(previous_id)} is still {previous['status']}; "
                 "continue it once it has finished.",
                 "previous_response_id",
                 code="previous_response_in_progress",
@@ -573,7 +573,9 @@ class Engine:
         found = None if self.store is None else await self.store.get_item(item["id"], tenant)
         if found is None:
             raise not_found(
-                f"Item with id '{item['id']}' not found.", "item_not_found", f"input[{index}].id"
+                f"Item with id {quote(item['id'])} not found.",
+                "item_not_found",
+                f"input[{index}].id",
             )
         return found
 
@@ -599,7 +601,7 @@ class Engine:
 
     @staticmethod
     def _missing(response_id: str) -> ApiError:
-        return not_found(f"Response with id '{response_id}' not found.", "response_not_found")
+        return not_found(f"Response with id {quote(response_id)} not found.", "response_not_found")
 
     async def retrieve(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:
         response = await self._stored().get(response_id, tenant)

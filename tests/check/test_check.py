@@ -198,6 +198,25 @@ def test_cli_json_and_exit_code(
     assert "PASSED" in capsys.readouterr().out
 
 
+def test_no_done_accepts_a_stream_without_done_and_nothing_else(
+    proxy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--no-done` (OpenAI sends no `[DONE]`) lifts exactly that one rule."""
+    assert main(["check", f"{proxy_url}/drop_done/v1", "--no-done"]) == 0
+    assert "PASSED" in capsys.readouterr().out
+    assert main(["check", f"{proxy_url}/no_terminal_event/v1", "--no-done"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "terminal" in out
+    body = {"model": "echo", "input": "hello there", "stream": True}
+    capture = httpx.post(f"{proxy_url}/drop_done/v1/responses", json=body).content
+    assert b"[DONE]" not in capture
+    path = tmp_path / "no_done.sse"
+    path.write_bytes(capture)
+    assert main(["check", "--file", str(path)]) == 1
+    capsys.readouterr()
+    assert main(["check", "--file", str(path), "--no-done"]) == 0
+
+
 def test_check_file(tmp_path: Path, respgate_url: str) -> None:
     body = {"model": "echo", "input": "hello there", "stream": True}
     capture = httpx.post(f"{respgate_url}/v1/responses", json=body).content

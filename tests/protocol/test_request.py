@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from respgate.protocol.errors import ApiError
-from respgate.protocol.request import parse_create_request
+from respgate.protocol.request import (
+    MAX_DEPTH,
+    _check_values,
+    _fits,
+    _Rejected,
+    parse_create_request,
+    path_param,
+    schema_problem,
+)
 
 
 def parse(body: dict):
@@ -205,3 +217,59 @@ def test_namespace_functions_are_normalised() -> None:
             "strict": None,
         }
     ]
+
+
+# ---------------------------------------------------------------- the value limits
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=3),
+        st.integers(-(2**63) - 2, -(2**63) + 2), st.integers(2**64 - 3, 2**64 + 1), st.integers(-9, 9),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=2), inner, max_size=3)),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(max_examples=300, derandomize=True, database=None)
+@given(json_values, st.integers(0, MAX_DEPTH + 2))
+def test_the_fast_and_the_path_finding_walks_agree(value: object, wrap: int) -> None:
+    for _ in range(wrap):
+        value = [value]
+    body = {"model": "m", "input": "x", "tool_choice": {"type": "auto", "x": value}}
+    fits = _fits(body, 1)
+    try:
+        _check_values(body, 1)
+        refused = None
+    except _Rejected as bad:
+        refused = bad.path[::-1]
+    assert fits == (refused is None)
+    if refused is not None:  # the whole request is refused there too
+        with pytest.raises(ApiError) as info:
+            parse_create_request(json.dumps(body).encode())  # orjson cannot write it
+        assert info.value.param == path_param(refused)
+
+
+@pytest.mark.parametrize(
+    ("schema", "where"),
+    [
+        ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}, None),
+        ({"properties": {"a": True, "b": False}, "items": [{}, True], "anyOf": [{}]}, None),
+        ({"properties": {"a": 5}}, ["properties", "a"]),
+        ({"properties": []}, ["properties"]),
+        ({"items": {"items": "x"}}, ["items", "items"]),
+        ({"not": [{}]}, ["not"]),
+        ({"anyOf": {"a": {}}}, ["anyOf"]),
+        ({"oneOf": [{}, {"type": ["string", 1]}]}, ["oneOf", 1, "type"]),
+        ({"enum": "a"}, ["enum"]),
+        ({"required": True}, ["required"]),
+        ({"minimum": "1"}, ["minimum"]),
+        ({"maxLength": True}, ["maxLength"]),
+        ({"exclusiveMinimum": True, "$defs": {"x": {"minimum": 1.5}}}, None),
+        ({"$defs": {"x": {"properties": {"y": None}}}}, ["$defs", "x", "properties", "y"]),
+        ({"default": {"properties": 5}, "const": [1], "examples": [{"type": 5}]}, None),
+    ],
+)
+def test_schema_structure(schema: dict, where: list | None) -> None:
+    found = schema_problem(schema)
+    assert (found and found[0]) == where

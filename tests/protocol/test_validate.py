@@ -12,6 +12,7 @@ from respgate.protocol.signals import (
     Failure,
     Finish,
     ReasoningDelta,
+    RefusalDelta,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -152,3 +153,67 @@ def test_websocket_turn_may_end_failed_without_the_error_event() -> None:
     # Over SSE the error event is required; over WebSocket an open item is still an error.
     assert {v.rule for v in check_events(turn, require_done=False)} == {"lifecycle"}
     assert check_events([*events[:-3], failed], require_done=False, websocket=True)
+
+
+# Every event that repeats streamed text whole, and where it carries that text.
+def _set_text(event: dict, value: str) -> None:
+    for holder in (event, event.get("part") or {}, event.get("item") or {}):
+        for key in ("text", "refusal", "arguments", "input"):
+            if isinstance(holder.get(key), str):
+                holder[key] = value
+                return
+        for part in holder.get("content") or holder.get("summary") or []:
+            key = "refusal" if part.get("type") == "refusal" else "text"
+            part[key] = value
+            return
+    raise AssertionError(f"no text in {event['type']}")
+
+
+REPEATS_DELTAS = (
+    "response.output_text.done",
+    "response.refusal.done",
+    "response.reasoning_text.done",
+    "response.reasoning_summary_text.done",
+    "response.function_call_arguments.done",
+    "response.custom_tool_call_input.done",
+    "response.content_part.done",
+    "response.reasoning_summary_part.done",
+    "response.output_item.done",
+)
+STREAMS = {
+    "output_text": [TextDelta("a"), TextDelta("b")],
+    "refusal": [RefusalDelta("a"), RefusalDelta("b")],
+    "reasoning summary": [ReasoningDelta("a"), ReasoningDelta("b")],
+    "reasoning text": [ReasoningDelta("a", kind="raw"), ReasoningDelta("b", kind="raw")],
+    "function call": [ToolCallDelta(0, "c", "f", '{"a"'), ToolCallDelta(0, arguments=":1}")],
+    "custom tool call": [
+        ToolCallDelta(0, "c", "p", "*** ", kind="custom"),
+        ToolCallDelta(0, arguments="Patch", kind="custom"),
+    ],
+}
+DONE_CASES = [
+    (stream, i, event["type"])
+    for stream, signals in STREAMS.items()
+    for i, event in enumerate(run([*signals, Finish()]))
+    if event["type"] in REPEATS_DELTAS
+]
+
+
+@pytest.mark.parametrize(
+    ("stream", "index", "event_type"), DONE_CASES, ids=[f"{s}-{t}" for s, _, t in DONE_CASES]
+)
+def test_a_done_event_that_differs_from_its_deltas_is_flagged_there(
+    stream: str, index: int, event_type: str
+) -> None:
+    """Each `.done` (and part/item done) that repeats the deltas is checked on its own: change
+    only that event and the checker names `delta_concat` at that very event."""
+    events = [*orjson.loads(orjson.dumps(run([*STREAMS[stream], Finish()]))), "[DONE]"]
+    assert check_events(events) == []
+    _set_text(events[index], "changed")
+    flagged = [(v.rule, v.index) for v in check_events(events)]
+    assert ("delta_concat", index) in flagged, flagged
+
+
+def test_every_delta_kind_is_covered() -> None:
+    covered = {t for _, _, t in DONE_CASES}
+    assert covered == set(REPEATS_DELTAS)

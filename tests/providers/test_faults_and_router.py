@@ -3,6 +3,7 @@ all over real HTTP against the fake upstream."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -31,6 +32,15 @@ async def open_error(router, model: str = "m") -> ApiError:
     finally:
         await router.aclose()
     return info.value
+
+
+async def upstream_left(up: FakeUpstream, seconds: float = 10) -> None:
+    """Wait, at most `seconds`, until the fake upstream sees the client leave."""
+    try:
+        async with asyncio.timeout(seconds):
+            await up.disconnected.wait()
+    except TimeoutError:
+        pytest.fail(f"the upstream request was not cancelled within {seconds} s")
 
 
 # ------------------------------------------------------------ after the first byte
@@ -62,9 +72,9 @@ async def test_closing_the_signal_stream_cancels_the_upstream_request() -> None:
         router = router_for("chat_completions", up.url)
         try:
             stream = await router.open("m", call_of(request()))
-            assert await anext(stream) == TextDelta("Hel")
+            assert await asyncio.wait_for(anext(stream), 10) == TextDelta("Hel")
             await stream.aclose()
-            await up.disconnected.wait()  # the fake upstream saw the client leave
+            await upstream_left(up)
         finally:
             await router.aclose()
 
@@ -75,7 +85,7 @@ async def test_closing_before_reading_still_cancels_the_upstream_request() -> No
         try:
             stream = await router.open("m", call_of(request()))
             await stream.aclose()
-            await up.disconnected.wait()
+            await upstream_left(up)
         finally:
             await router.aclose()
 

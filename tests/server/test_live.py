@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,3 +92,48 @@ def test_sigterm_ends_open_streams_with_failed_and_done(tmp_path: Path) -> None:
         assert events[-3]["code"] == "server_shutdown"
         # uvicorn re-raises the captured SIGTERM once its graceful shutdown is done
         assert server.proc.wait(15) in (0, -signal.SIGTERM)
+
+
+def test_sigterm_lets_streams_within_the_grace_finish(tmp_path: Path) -> None:
+    """README: on SIGTERM, streams in flight finish within `--grace`; the rest end with
+    `error` (server_shutdown) + `response.failed` + `[DONE]`. One stream of each, at once."""
+    short = {**SLOW, "echo_tokens": "20", "echo_delay_ms": "50"}  # about 1 s in all
+    long = {**SLOW, "echo_tokens": "2000"}  # about 50 s: beyond the grace
+    env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
+    with running(env, "--grace", "6") as server:
+        received = {"short": b"", "long": b""}
+        started = {name: threading.Event() for name in received}
+
+        def stream(name: str, metadata: dict[str, str]) -> None:
+            body = {"model": "echo", "input": "x", "stream": True, "metadata": metadata}
+            with server.client() as c, c.stream("POST", "/v1/responses", json=body) as r:
+                for chunk in r.iter_bytes():
+                    received[name] += chunk
+                    if b"output_text.delta" in received[name]:
+                        started[name].set()
+
+        threads = [
+            threading.Thread(target=stream, args=("short", short), daemon=True),
+            threading.Thread(target=stream, args=("long", long), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        for name, event in started.items():
+            assert event.wait(20), f"the {name} stream did not start"
+        server.proc.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(30)
+            assert not thread.is_alive(), "a stream did not end after SIGTERM"
+        finished = parse_sse(received["short"])
+        assert_valid_stream(finished)
+        assert finished[-2]["type"] == "response.completed"
+        assert finished[-2]["response"]["usage"]["output_tokens"] == 20
+        cut = parse_sse(received["long"])
+        assert_valid_stream(cut)
+        assert [e["type"] if isinstance(e, dict) else e for e in cut[-3:]] == [
+            "error",
+            "response.failed",
+            "[DONE]",
+        ]
+        assert cut[-3]["code"] == "server_shutdown"
+        assert server.proc.wait(30) in (0, -signal.SIGTERM)

@@ -56,6 +56,21 @@ class ApiError(Exception):
         }
 
 
+# Characters of client input an error message quotes at most (a 10 MB `model` must not
+# come back as a 10 MB error).
+QUOTE_LIMIT = 64
+
+
+def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`text` cut to `limit` characters (marked with `…`): client input in messages and params."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`value` quoted for an error message, `'like this'`, cut to `limit` characters."""
+    return f"'{shorten(value if isinstance(value, str) else repr(value), limit)}'"
+
+
 def invalid(message: str, param: str | None = None, code: str | None = "invalid_value") -> ApiError:
     return ApiError(400, message, code=code, param=param)
 
@@ -67,7 +82,7 @@ def not_found(message: str, code: str, param: str | None = None) -> ApiError:
 def previous_response_not_found(response_id: str) -> ApiError:
     """An unknown, deleted or other tenant's `previous_response_id` (all look the same)."""
     return not_found(
-        f"Previous response with id '{response_id}' not found.",
+        f"Previous response with id {quote(response_id)} not found.",
         "previous_response_not_found",
         "previous_response_id",
     )

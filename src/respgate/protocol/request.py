@@ -6,16 +6,24 @@ raises `ApiError(400)` whose `param` names the offending field the way OpenAI
 does (`input[2].content`). Unknown top-level fields are ignored; unknown
 non-function tool types and OpenAI item types we do not model are kept as they
 are and reported in `warnings`.
+
+No value that a later layer could not carry gets past this module: arrays and
+objects nest at most `MAX_DEPTH` levels, every integer fits in 64 bits (what
+orjson encodes and the stores keep), every other number in a double, and a
+function tool's `parameters` and a `json_schema` format's `schema` have the
+structure of a JSON Schema (`schema_problem`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
 import msgspec
+import orjson
 
-from .errors import ApiError, invalid
+from .errors import ApiError, invalid, quote, shorten
 
 # ---------------------------------------------------------------- content parts
 
@@ -226,6 +234,145 @@ class CreateRequest(msgspec.Struct, kw_only=True):
 
 _decoder = msgspec.json.Decoder(CreateRequest)
 
+# Values respgate keeps from a body (README "Errors"): arrays and objects nest at most
+# MAX_DEPTH levels (the body itself is level 1; orjson stops at 255, and the stored and
+# streamed forms wrap a request's values a few levels deeper), and integers fit in 64 bits.
+MAX_DEPTH = 128
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+
+Path = list[str | int]
+
+
+class _Rejected(Exception):
+    """A value `_check_values` refuses; `path` is filled in while unwinding (innermost first)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        self.path: Path = []
+
+
+def _fits(container: Any, depth: int) -> bool:
+    """True when nothing in `container` (a dict or list at level `depth`) nests deeper than
+    MAX_DEPTH and every integer in it fits in 64 bits. The fast path: no path kept."""
+    for item in container.values() if type(container) is dict else container:
+        kind = type(item)
+        if kind is dict or kind is list:
+            if depth >= MAX_DEPTH or not _fits(item, depth + 1):
+                return False
+        elif kind is int and not INT_MIN <= item <= INT_MAX:
+            return False
+    return True
+
+
+def _check_values(value: Any, depth: int) -> None:
+    """Raise `_Rejected` for a container nested deeper than MAX_DEPTH or an integer outside
+    64 bits anywhere in `value` (a container at level `depth`, or a leaf); slower than
+    `_fits`, for finding where."""
+    kind = type(value)
+    if kind is dict:
+        if depth > MAX_DEPTH:
+            raise _Rejected("depth")
+        for key, item in value.items():
+            try:
+                _check_values(item, depth + 1)
+            except _Rejected as bad:
+                bad.path.append(key)
+                raise
+    elif kind is list:
+        if depth > MAX_DEPTH:
+            raise _Rejected("depth")
+        for index, item in enumerate(value):
+            try:
+                _check_values(item, depth + 1)
+            except _Rejected as bad:
+                bad.path.append(index)
+                raise
+    elif kind is int and not INT_MIN <= value <= INT_MAX:
+        raise _Rejected("number")
+
+
+def path_param(path: Path, prefix: str = "") -> str | None:
+    """`["input", 2, "content"]` as OpenAI writes a `param`: `input[2].content`."""
+    out = prefix
+    for segment in path:
+        out += f"[{segment}]" if isinstance(segment, int) else f".{shorten(segment)}"
+    return out.lstrip(".") or None
+
+
+_LIMIT_PROBLEMS = {
+    "depth": f"nested too deeply (arrays and objects nest at most {MAX_DEPTH} levels)",
+    "number": "number out of range (an integer must fit in 64 bits, from -2^63 to 2^64-1; "
+    "any other number in a double)",
+}
+
+
+def _rejection(problem: str, path: Path, prefix: str = "") -> ApiError:
+    param = path_param(path, prefix)
+    where = f"Invalid '{param}'" if param else "Invalid request body"
+    return invalid(f"{where}: {_LIMIT_PROBLEMS[problem]}.", param)
+
+
+def _check(value: Any) -> None:
+    """`ApiError(400)` naming the place of the first value beyond the limits in `value`
+    (a decoded JSON document)."""
+    if type(value) in (dict, list) and _fits(value, 1):
+        return
+    try:
+        _check_values(value, 1)
+    except _Rejected as bad:
+        raise _rejection(bad.problem, bad.path[::-1]) from None
+
+
+def _check_request(req: CreateRequest) -> None:
+    fields = {name: getattr(req, name) for name in req.__struct_fields__}
+    for name in ("text", "reasoning"):  # the nested Structs
+        if fields[name] is not None:
+            fields[name] = msgspec.to_builtins(fields[name])
+    _check(fields)
+
+
+# JSON tokens, enough to follow the path through a body already known to be valid JSON.
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]|-?[0-9][-+.0-9eE]*')
+
+
+def _number_out_of_range(token: bytes) -> bool:
+    if token.lstrip(b"-").isdigit():
+        return len(token) > 21 or not INT_MIN <= int(token) <= INT_MAX
+    return math.isinf(float(token))
+
+
+def _locate(body: bytes, problem: str) -> Path:
+    """Where in `body` the first container nested deeper than MAX_DEPTH (`depth`) or the
+    first out-of-range number (`number`) is. Only for bodies the parser refused, so a slow
+    pure-Python scan is fine."""
+    path: Path = []  # one slot per open container: its current key or index
+    objects: list[bool] = []
+    expect_key = False
+    for match in _TOKENS.finditer(body):
+        token = match.group()
+        first = token[:1]
+        if first in (b"{", b"["):
+            if problem == "depth" and len(path) >= MAX_DEPTH:
+                return path
+            path.append(0 if first == b"[" else "")
+            objects.append(first == b"{")
+            expect_key = first == b"{"
+        elif first in (b"}", b"]"):
+            path.pop()
+            objects.pop()
+        elif first == b",":
+            if objects[-1]:
+                expect_key = True
+            else:
+                path[-1] = int(path[-1]) + 1
+        elif first == b'"':
+            if expect_key:
+                path[-1] = orjson.loads(token)
+                expect_key = False
+        elif problem == "number" and _number_out_of_range(token):
+            return path
+    return []
+
 
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 
@@ -235,6 +382,8 @@ def _param_of(err: msgspec.ValidationError, prefix: str = "") -> tuple[str, str 
     message, sep, path = str(err).rpartition(" - at `")
     if not sep:
         message, path = path, ""
+    # msgspec quotes the offending value in some messages ("Invalid enum value '...'").
+    message = re.sub(r"'(.*)'", lambda m: quote(m[1]), message, count=1, flags=re.S)
     path = path.rstrip("`").removeprefix("$")
     missing = _MISSING.match(message)
     if missing:
@@ -243,22 +392,136 @@ def _param_of(err: msgspec.ValidationError, prefix: str = "") -> tuple[str, str 
     return (f"Invalid '{param}': {message}" if param else message), param
 
 
-def decode_json(body: bytes) -> Any:
+def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+    """`decoder.decode(body)` with every failure as a 400: a number out of range or a body
+    too deep to parse names the place (`param`), whatever field it is in."""
     try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise invalid(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
-
-
-def parse_create_request(body: bytes) -> CreateRequest:
-    """Decode and validate a `POST /v1/responses` body."""
-    try:
-        req = _decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
+        if str(exc).startswith(("Number out of range", "Integer value out of range")):
+            raise _rejection("number", _locate(body, "number")) from None
         message, param = _param_of(exc)
         raise invalid(message, param) from None
     except msgspec.DecodeError as exc:
         raise invalid(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise _rejection("depth", _locate(body, "depth")) from None
+
+
+_any_decoder = msgspec.json.Decoder()
+
+
+# What JSON Schema makes of each keyword's value (the keywords respgate checks): a schema,
+# an object of schemas, an array of schemas, or a value of a given JSON type.
+_KEYWORDS: dict[str, str] = {
+    **dict.fromkeys(
+        ("items", "additionalItems", "additionalProperties", "not", "contains", "propertyNames",
+         "if", "then", "else", "unevaluatedItems", "unevaluatedProperties", "contentSchema"),
+        "schema",
+    ),
+    **dict.fromkeys(
+        ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"),
+        "schemas",
+    ),
+    **dict.fromkeys(("anyOf", "oneOf", "allOf", "prefixItems"), "schema list"),
+    **dict.fromkeys(
+        ("minimum", "maximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems",
+         "minProperties", "maxProperties", "minContains", "maxContains"),
+        "number",
+    ),
+    "exclusiveMinimum": "number or boolean",  # booleans in draft 4
+    "exclusiveMaximum": "number or boolean",
+    "type": "type",
+    "enum": "array",
+    "required": "names",
+}  # fmt: skip
+_KEYWORD_PROBLEMS = {
+    "schemas": "must be an object of JSON Schemas",
+    "schema list": "must be an array of JSON Schemas",
+    "number": "must be a number",
+    "number or boolean": "must be a number",
+    "type": "must be a string or an array of strings",
+    "array": "must be an array",
+    "names": "must be an array of strings",
+}
+
+
+def _strings(value: Any) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def _keyword_ok(kind: str, value: Any) -> bool:
+    """Whether `value` has the JSON type keyword `kind` needs (subschemas checked apart)."""
+    if kind == "schemas":
+        return type(value) is dict
+    if kind == "schema list":
+        return type(value) is list
+    if kind == "number":
+        return type(value) in (int, float)
+    if kind == "number or boolean":
+        return type(value) in (int, float, bool)
+    if kind == "type":
+        return type(value) is str or _strings(value)
+    if kind == "array":
+        return type(value) is list
+    if kind == "names":
+        return _strings(value)
+    return True
+
+
+def schema_problem(schema: Any) -> tuple[Path, str] | None:
+    """Where `schema` lacks the structure of a JSON Schema, and what is wrong there (None:
+    nothing). Checked: a subschema is an object or a boolean, wherever one belongs; `type`,
+    `enum`, `required` and the numeric keywords have the types JSON Schema gives them.
+    Not a full meta-schema validation: whether the upstream accepts the schema is its call."""
+    kind = type(schema)
+    if kind is bool:
+        return None
+    if kind is not dict:
+        return [], "must be a JSON Schema (an object or a boolean)"
+    for key, value in schema.items():
+        keyword = _KEYWORDS.get(key)
+        if keyword is None:
+            continue
+        if not _keyword_ok(keyword, value):
+            return [key], _KEYWORD_PROBLEMS[keyword]
+        if keyword == "schema":
+            # `items` as an array: the tuple form of drafts 4 to 2019-09
+            tuple_form = key == "items" and type(value) is list
+            children = enumerate(value) if tuple_form else ((None, value),)
+        elif keyword == "schemas":
+            children = value.items()
+        elif keyword == "schema list":
+            children = enumerate(value)
+        else:
+            continue
+        for name, child in children:
+            found = schema_problem(child)
+            if found is not None:
+                here: Path = [key] if name is None else [key, name]
+                return [*here, *found[0]], found[1]
+    return None
+
+
+def _check_schema(schema: Any, owner: str, param: str) -> None:
+    found = schema_problem(schema)
+    if found is not None:
+        path, problem = found
+        where = path_param(path) or "the schema"
+        raise invalid(f"Invalid schema for {owner}: `{where}` {problem}.", path_param(path, param))
+
+
+def decode_json(body: bytes) -> Any:
+    """Any JSON document, with the same limits as a request body."""
+    value = _decode(_any_decoder, body)
+    _check(value)
+    return value
+
+
+def parse_create_request(body: bytes) -> CreateRequest:
+    """Decode and validate a `POST /v1/responses` body."""
+    req = _decode(_decoder, body)
+    _check_request(req)
     _validate(req)
     return req
 
@@ -288,7 +551,7 @@ def normalize_item(raw: dict[str, Any], param: str) -> dict[str, Any]:
         return raw
     shape = ITEM_TYPES.get(item_type)
     if shape is None:
-        raise invalid(f"Unsupported input item type {item_type!r}.", f"{param}.type")
+        raise invalid(f"Unsupported input item type {quote(item_type)}.", f"{param}.type")
     try:
         item = msgspec.convert(raw, shape)
     except msgspec.ValidationError as exc:
@@ -330,15 +593,17 @@ def _validate(req: CreateRequest) -> None:
             if len(key) > 64 or len(value) > 512:
                 raise invalid(
                     "`metadata` keys are at most 64 and values at most 512 characters.",
-                    f"metadata.{key}",
+                    path_param([key], "metadata"),
                 )
     if req.background and req.store is False:
         raise invalid("Background responses need `store: true`.", "background")
     req.tools = [_normalize_tool(tool, i, req.warnings) for i, tool in enumerate(req.tools or [])]
     _validate_tool_choice(req)
     fmt = req.text.format if req.text else None
-    if fmt is not None and fmt.type == "json_schema" and (not fmt.name or fmt.schema is None):
-        raise invalid("A `json_schema` text format needs `name` and `schema`.", "text.format")
+    if fmt is not None and fmt.type == "json_schema":
+        if not fmt.name or fmt.schema is None:
+            raise invalid("A `json_schema` text format needs `name` and `schema`.", "text.format")
+        _check_schema(fmt.schema, f"text format {quote(fmt.name)}", "text.format.schema")
 
 
 # Non-function tool types that name what the model calls (hosted tools such as
@@ -376,6 +641,8 @@ def _normalize_tool(
         raise invalid(message, p) from None
     if not fn.name:
         raise invalid("A function tool needs a `name`.", f"{param}.name")
+    if fn.parameters is not None:
+        _check_schema(fn.parameters, f"function {quote(fn.name)}", f"{param}.parameters")
     return {
         "type": "function",
         "name": fn.name,
@@ -391,7 +658,7 @@ def _validate_tool_choice(req: CreateRequest) -> None:
         return
     if isinstance(choice, str):
         if choice not in ("none", "auto", "required"):
-            raise invalid(f"Invalid `tool_choice` {choice!r}.", "tool_choice")
+            raise invalid(f"Invalid `tool_choice` {quote(choice)}.", "tool_choice")
         return
     kind = choice.get("type")
     names = {t.get("name") for t in req.tools or [] if t.get("type") == "function"}
@@ -399,7 +666,7 @@ def _validate_tool_choice(req: CreateRequest) -> None:
         name = choice.get("name")
         if name not in names:
             raise invalid(
-                f"Tool choice {name!r} is not among the request's function tools.",
+                f"Tool choice {quote(name)} is not among the request's function tools.",
                 "tool_choice.name",
             )
     elif kind == "allowed_tools":

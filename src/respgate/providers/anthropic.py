@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from ..protocol.errors import quote
 from ..protocol.signals import (
     Failure,
     Finish,
@@ -76,7 +77,9 @@ def _blocks(content: str | list[dict[str, Any]], table: ToolTable) -> list[dict[
         ):
             out.append({"type": "document", "source": source})
         else:
-            table.warn(f"input part {kind!r} without inline data is not supported and was dropped")
+            table.warn(
+                f"input part {quote(kind)} without inline data is not supported and was dropped"
+            )
     return out
 
 
@@ -151,7 +154,7 @@ def system_and_messages(
                 [{"type": "tool_result", "tool_use_id": item["call_id"], "content": content}],
             )
         else:
-            table.warn(f"input item type {kind!r} is not supported and was dropped")
+            table.warn(f"input item type {quote(kind)} is not supported and was dropped")
     return system, turns.messages
 
 

@@ -20,18 +20,22 @@ It honours the request for real so that every protocol path can be exercised
   schema; `json_object`: `{"echo": <text>}`;
 - scenario switches in request `metadata`: `echo_scenario` = `fail` (half the
   text, then a failure), `refusal` (a refusal), `long` (`echo_tokens` words,
-  default 1000); `echo_delay_ms` = a delay before every token (slow drip).
+  default 1000, at most 100,000); `echo_delay_ms` = a delay before every token (slow
+  drip, at most 60,000). Other values of these two are a 400 naming the key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
+from ..protocol.errors import invalid, quote
+from ..protocol.request import CreateRequest
 from ..protocol.signals import (
     Failure,
     Finish,
@@ -47,6 +51,29 @@ from .base import ModelCall
 _TOKEN = re.compile(r"\S+\s*|\s+")
 ARGUMENT_CHUNK = 8  # characters of tool-call arguments per delta
 YIELD_EVERY = 32  # tokens between yields to the event loop when there is no delay
+MAX_TOKENS = 100_000  # metadata.echo_tokens
+MAX_DELAY_MS = 60_000  # metadata.echo_delay_ms
+
+
+def _metadata_int(meta: dict[str, str], key: str, default: int, most: int) -> int:
+    raw = meta.get(key)
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and int(raw) <= most):
+        raise invalid(
+            f"`metadata.{key}` must be a whole number from 0 to {most}, got {quote(raw)}.",
+            f"metadata.{key}",
+        )
+    return int(raw)
+
+
+def echo_settings(req: CreateRequest) -> tuple[str, float, int]:
+    """(scenario, delay before each token in s, words of the `long` scenario) from the
+    request's metadata; `ApiError(400)` naming the key for a value out of range."""
+    meta = req.metadata or {}
+    delay_ms = _metadata_int(meta, "echo_delay_ms", 0, MAX_DELAY_MS)
+    count = _metadata_int(meta, "echo_tokens", 1000, MAX_TOKENS)
+    return meta.get("echo_scenario", ""), delay_ms / 1000, count
 
 
 def tokens(text: str) -> list[str]:
@@ -66,7 +93,10 @@ def item_text(item: dict[str, Any]) -> str:
 
 
 def value_for_schema(schema: dict[str, Any] | None, text: str) -> Any:
-    """A value that validates against `schema`; strings are filled with `text`."""
+    """A value that validates against `schema`; strings are filled with `text`.
+    (`schema` has the structure `protocol.request.schema_problem` checks.)"""
+    if isinstance(schema, bool):
+        return text if schema else None  # `false` admits nothing: the closest miss
     schema = schema or {}
     if schema.get("enum"):
         return schema["enum"][0]
@@ -83,10 +113,11 @@ def value_for_schema(schema: dict[str, Any] | None, text: str) -> Any:
         return {name: value_for_schema(sub, text) for name, sub in props.items()}
     if kind == "array":
         return []
-    if kind == "integer":
-        return max(0, int(schema.get("minimum", 0)))
-    if kind == "number":
-        return max(0.0, float(schema.get("minimum", 0)))
+    if kind in ("integer", "number"):
+        least = schema.get("minimum", 0)
+        if kind == "integer" and isinstance(least, float) and not least.is_integer():
+            least = math.ceil(least)  # a fraction: small enough to be an int
+        return max(0, least)  # a huge float minimum stays a float (still an integer)
     if kind == "boolean":
         return False
     if kind == "null":
@@ -115,7 +146,12 @@ class EchoProvider:
 
     name = "echo"
 
+    def check(self, req: CreateRequest) -> None:
+        """Raise `ApiError(400)` for a request `echo` cannot serve (before anything starts)."""
+        echo_settings(req)
+
     async def open(self, call: ModelCall) -> AsyncIterator[Signal]:
+        self.check(call.request)
         return self._stream(call)
 
     async def aclose(self) -> None:
@@ -123,9 +159,7 @@ class EchoProvider:
 
     async def _stream(self, call: ModelCall) -> AsyncIterator[Signal]:
         req = call.request
-        meta = req.metadata or {}
-        scenario = meta.get("echo_scenario", "")
-        delay = int(meta.get("echo_delay_ms", "0") or 0) / 1000
+        scenario, delay, count = echo_settings(req)
         items = call.items
         last = items[-1] if items else {}
         text = item_text(last) if last else ""
@@ -180,7 +214,7 @@ class EchoProvider:
             yield Finish()
             return
 
-        reply = self._reply(call, text, last, meta, scenario)
+        reply = self._reply(call, text, last, count, scenario)
         words = tokens(reply)
         for n, tok in enumerate(words):
             if scenario == "fail" and n >= max(1, len(words) // 2):
@@ -200,11 +234,8 @@ class EchoProvider:
         yield Finish()
 
     @staticmethod
-    def _reply(
-        call: ModelCall, text: str, last: dict[str, Any], meta: dict[str, str], scenario: str
-    ) -> str:
+    def _reply(call: ModelCall, text: str, last: dict[str, Any], count: int, scenario: str) -> str:
         if scenario == "long":
-            count = int(meta.get("echo_tokens", "1000") or 1000)
             return " ".join(f"token{i}" for i in range(count))
         if last.get("type") == "function_call_output":
             return f"Tool output: {text}"

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from ..protocol.errors import quote
 from ..protocol.signals import (
     Failure,
     Finish,
@@ -60,7 +61,7 @@ def _user_part(part: dict[str, Any], warn: Any) -> dict[str, Any] | None:
             "type": "file",
             "file": {k: part[k] for k in ("filename", "file_data", "file_id") if part.get(k)},
         }
-    warn(f"input part {kind!r} without inline data is not supported and was dropped")
+    warn(f"input part {quote(kind)} without inline data is not supported and was dropped")
     return None
 
 
@@ -127,7 +128,7 @@ def messages(call: ModelCall, table: ToolTable) -> list[dict[str, Any]]:
         elif (
             kind != "reasoning"
         ):  # reasoning from earlier turns is not sent back to these upstreams
-            table.warn(f"input item type {kind!r} is not supported and was dropped")
+            table.warn(f"input item type {quote(kind)} is not supported and was dropped")
     return out
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from ..protocol.errors import not_found
+from ..protocol.errors import not_found, quote
+from ..protocol.request import CreateRequest
 from ..protocol.signals import Signal
 from .base import ModelCall
 from .builtin import EchoProvider
@@ -44,14 +45,18 @@ class ProviderRegistry:
             return model
         return None if self.upstreams is None else self.upstreams.route_name(model)
 
-    def check(self, model: str) -> None:
-        """Raise 404 `model_not_found` before anything else happens."""
-        if model in self.builtin:
+    def check(self, model: str, request: CreateRequest | None = None) -> None:
+        """Raise 404 `model_not_found` before anything else happens (and a built-in
+        model's 400 for a `request` it cannot serve)."""
+        provider = self.builtin.get(model)
+        if provider is not None:
+            if request is not None:
+                provider.check(request)
             return
         if self.upstreams is not None and self.upstreams.resolve(model) is not None:
             return
         raise not_found(
-            f"The model '{model}' does not exist or is not routed by this gateway.",
+            f"The model {quote(model)} does not exist or is not routed by this gateway.",
             "model_not_found",
             "model",
         )

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..config import Config, ProviderConfig, RouteConfig, Target
-from ..protocol.errors import not_found
+from ..protocol.errors import not_found, quote
 from .anthropic import AnthropicProvider
 from .base import Attempt, ModelCall, UpstreamError
 from .chat_completions import ChatCompletionsProvider
@@ -98,7 +98,7 @@ class Router:
         route = self.resolve(model)
         if route is None:
             raise not_found(
-                f"The model '{model}' does not exist or is not routed by this gateway.",
+                f"The model {quote(model)} does not exist or is not routed by this gateway.",
                 "model_not_found",
                 "model",
             )

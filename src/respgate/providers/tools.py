@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import orjson
 
+from ..protocol.errors import quote
 from ..protocol.signals import Signal, ToolCallDelta
 
 NAMESPACE_SEPARATOR = "__"
@@ -115,7 +116,7 @@ class ToolTable:
             return
         if kind not in ("function", "custom") or not isinstance(name, str):
             self.warn(
-                f"tool type {kind!r} is not supported by provider {self._provider} and was dropped"
+                f"tool type {quote(kind)} is not supported by provider {self._provider} and was dropped"
             )
             return
         if kind == "custom":
@@ -165,7 +166,7 @@ class ToolTable:
             ]
             return ToolChoice("required" if tool_choice.get("mode") == "required" else "auto")
         self.warn(
-            f"tool_choice {kind!r} is not supported by provider {self._provider}; using 'auto'"
+            f"tool_choice {quote(kind)} is not supported by provider {self._provider}; using 'auto'"
         )
         return ToolChoice()
 

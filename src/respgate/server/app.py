@@ -18,7 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from ..engine import Engine, EventSource
 from ..metrics import CONTENT_TYPE, Metrics
-from ..protocol.errors import ApiError, invalid, invalid_api_key
+from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
 from ..protocol.request import parse_create_request
 from ..store.keys import ApiKey, ApiKeys
 from .request_id import RequestIds
@@ -64,6 +64,20 @@ async def read_body(request: Request, limit: int) -> bytes:
         # the client left, or the edge answered 408 (server/edge.py): this answer goes nowhere
         raise ApiError(400, "The request body was not completed.", code="incomplete_body") from None
     return b"".join(chunks)
+
+
+def require_json(request: Request) -> None:
+    """A body must be declared `application/json` (any parameters, such as a charset), as
+    OpenAI requires: 400 `unsupported_content_type` otherwise, the body unread."""
+    declared = request.headers.get("content-type")
+    if declared is not None and declared.partition(";")[0].strip().lower() == "application/json":
+        return
+    said = f"the header 'Content-Type: {shorten(declared)}'" if declared else "no Content-Type"
+    raise invalid(
+        f"Unsupported content type: this API method only accepts 'application/json' "
+        f"requests, but you sent {said}. Send `Content-Type: application/json`.",
+        code="unsupported_content_type",
+    )
 
 
 def warning_headers(warnings: list[str]) -> dict[str, str]:
@@ -122,6 +136,7 @@ def create_app(
     async def create_response(request: Request) -> Response:
         key = key_of(request)
         tenant = key.tenant
+        require_json(request)
         body = await read_body(request, max_body_bytes)
         req = parse_create_request(body)
         request.state.model = req.model  # for the request counter's label
@@ -212,7 +227,7 @@ def create_app(
             if exc.status_code == 405
             else None
         )
-        message = f"{request.method} {request.url.path}: {exc.detail}"
+        message = f"{request.method} {shorten(request.url.path)}: {exc.detail}"
         return error_response(ApiError(exc.status_code, message, code=code))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:

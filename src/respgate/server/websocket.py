@@ -34,7 +34,13 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from ..engine import Engine, Run
-from ..protocol.errors import ApiError, invalid, invalid_api_key, previous_response_not_found
+from ..protocol.errors import (
+    ApiError,
+    invalid,
+    invalid_api_key,
+    previous_response_not_found,
+    quote,
+)
 from ..protocol.lifecycle import TERMINAL_EVENTS
 from ..protocol.request import CreateRequest, decode_json, parse_create_request
 from ..store.keys import ApiKey, ApiKeys
@@ -74,7 +80,7 @@ def previous_id_of(frame: str | bytes) -> str | None:
     continuation turn that fails validation still evicts it)."""
     try:
         raw = msgspec.json.decode(frame)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     value = raw.get("previous_response_id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None
@@ -88,7 +94,9 @@ def parse_message(frame: str | bytes) -> CreateRequest:
     kind = raw.pop("type", None)
     if kind != "response.create":
         raise invalid(
-            f"Unsupported message type {kind!r}; send `response.create`.", "type", "invalid_value"
+            f"Unsupported message type {quote(kind)}; send `response.create`.",
+            "type",
+            "invalid_value",
         )
     for name in TRANSPORT_FIELDS:
         if name in raw:
@@ -107,7 +115,7 @@ def check_call_outputs(context: list[Event], items: list[Event]) -> None:
         call_type = CALL_OF.get(item["type"])
         if call_type is not None and (call_type, item.get("call_id")) not in calls:
             raise invalid(
-                f"No {call_type} found for {item['type']} with call_id '{item.get('call_id')}'.",
+                f"No {call_type} found for {item['type']} with call_id {quote(item.get('call_id'))}.",
                 f"input[{index}].call_id",
                 code="function_call_not_found",
             )
