@@ -375,22 +375,42 @@ class Engine:
         self.observers.accepted(info)
         return info
 
-    async def _admit(self, info: RunInfo, key: ApiKey | None) -> Grant:
-        """May this response start? (The key's rate limits; raises the 429.)"""
-        if self.limits is None:
-            return Grant()
-        return await self.limits.admit(key, info)
+    @contextlib.asynccontextmanager
+    async def _admitted(
+        self, req: CreateRequest, info: RunInfo, key: ApiKey | None
+    ) -> AsyncIterator[Grant]:
+        """May this response start (not shutting down, a model that serves it, the key's
+        rate limits: 503, 404/400, 429)? Yields the key's `Grant`. Whatever fails before
+        the response starts, here or in the `async with` body, gives the grant back and
+        is told to the observers as `rejected`."""
+        grant = Grant()
+        try:
+            if not self.accepting:
+                raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
+            self.registry.check(info.model, req)
+            if self.limits is not None:
+                grant = await self.limits.admit(key, info)
+            yield grant
+        except Exception as exc:
+            await grant.finish(None)
+            self.observers.rejected(info, _as_api_error(exc))
+            raise
+        except BaseException:
+            await asyncio.shield(grant.finish(None))
+            raise
 
     @staticmethod
     def _call(req: CreateRequest, items: list[dict[str, Any]], info: RunInfo) -> ModelCall:
-        """The model call; the request id goes upstream as `x-request-id`."""
+        """The model call; the request id goes upstream as `x-request-id`. Its upstream
+        attempts are the run's (`info.attempts`, the same list)."""
         headers = {"x-request-id": info.request_id} if info.request_id else {}
-        return ModelCall(req, items, model=info.model, instructions=req.instructions,
+        call = ModelCall(req, items, model=info.model, instructions=req.instructions,
                          headers=headers)  # fmt: skip
+        info.attempts = call.attempts
+        return call
 
     def _opened(self, info: RunInfo, call: ModelCall) -> None:
         """Record who serves the call (the last attempt, or a built-in model)."""
-        info.attempts = call.attempts
         if call.attempts:
             info.provider = call.attempts[-1].provider
             info.upstream_model = call.attempts[-1].upstream_model
@@ -414,22 +434,9 @@ class Engine:
         "json", "websocket") are for the observers."""
         info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
         call = self._call(req, [], info)
-        grant = Grant()
-        try:
-            if not self.accepting:
-                raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
-            self.registry.check(info.model, req)
-            grant = await self._admit(info, key)
+        async with self._admitted(req, info, key) as grant:
             call.items = context if context is not None else await self.context(req, tenant)
             signals = await self.registry.open(info.model, call)
-        except Exception as exc:
-            info.attempts = call.attempts
-            await grant.finish(None)
-            self.observers.rejected(info, _as_api_error(exc))
-            raise
-        except BaseException:
-            await asyncio.shield(grant.finish(None))
-            raise
         self._opened(info, call)
         items = call.items
         response = new_response(req, new_id("response"), self._now())
@@ -474,27 +481,15 @@ class Engine:
         """Queue a background response and return it (status `queued`); generation runs in
         a task whose every event is appended to the response's log."""
         info = self._accept(req, tenant, "background", request_id)
-        grant = Grant()
-        try:
-            if not self.accepting:
-                raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
+        async with self._admitted(req, info, key) as grant:
             if self.store is None:
                 raise invalid("Background responses need a configured store.", "background")
-            self.registry.check(info.model, req)
-            grant = await self._admit(info, key)
             call = self._call(req, await self.context(req, tenant), info)
             response = new_response(req, new_id("response"), self._now())
             builder = ResponseBuilder(response, clock=self._now)
             queued = builder.open(queued=True)
             await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
             await self.store.append_events(response["id"], queued)
-        except Exception as exc:
-            await grant.finish(None)
-            self.observers.rejected(info, _as_api_error(exc))
-            raise
-        except BaseException:
-            await asyncio.shield(grant.finish(None))
-            raise
         snapshot = builder.snapshot()
         run = Run(
             builder,
@@ -514,7 +509,6 @@ class Engine:
         try:
             signals = await self.registry.open(info.model, call)
         except ApiError as err:
-            info.attempts = call.attempts
             yield Failure(err.code or "upstream_error", err.message)
             return
         self._opened(info, call)
