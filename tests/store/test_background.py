@@ -95,10 +95,25 @@ async def test_cancel_ends_the_response_and_its_followers(store: SqlStore) -> No
     cancelled = await store.cancel(bg.id, "a")
     assert cancelled["status"] == "cancelled"
     events = await follower
+    # Ended as a live failure ends: the open message closed (incomplete), `error`, then
+    # `response.failed` whose Response keeps status `cancelled` and the partial text.
+    assert [e["type"] for e in events[-5:]] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "error",
+        "response.failed",
+    ]
     terminal = events[-1]
     assert terminal["type"] == "response.failed"
     assert terminal["response"]["status"] == "cancelled"
-    assert terminal["sequence_number"] == started[-1]["sequence_number"] + 1
+    assert terminal["response"]["error"] is None
+    assert terminal["sequence_number"] == started[-1]["sequence_number"] + 5
+    assert events[-2]["type"] == "error" and events[-2]["code"] == "cancelled"
+    assert events[-3]["item"]["status"] == "incomplete"
+    assert check_events([*events, "[DONE]"]) == []
+    stored = await store.get(bg.id, "a")
+    assert stored["output"][0]["content"][0]["text"] == "partial"
     # The producer learns it must stop; nothing it sends afterwards is kept.
     assert not await store.append_events(bg.id, bg.text("more"))
     assert not await store.save(bg.record)

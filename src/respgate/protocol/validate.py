@@ -40,10 +40,12 @@ RESPONSE_FIELDS = (
     "metadata", "safety_identifier", "prompt_cache_key",
 )  # fmt: skip
 NON_NULL_NUMBERS = ("top_p", "presence_penalty", "frequency_penalty", "top_logprobs", "temperature")
+# The Response status each terminal event may carry: a background response cancelled
+# mid-stream ends with `response.failed` whose Response keeps status `cancelled`.
 TERMINAL_STATUS = {
-    "response.completed": "completed",
-    "response.incomplete": "incomplete",
-    "response.failed": "failed",
+    "response.completed": ("completed",),
+    "response.incomplete": ("incomplete",),
+    "response.failed": ("failed", "cancelled"),
 }
 
 RULES = {
@@ -199,11 +201,12 @@ class StreamChecker:
         if self._terminals > 1:
             self._flag("terminal", "more than one terminal event", t)
         self.final_response = resp
-        if resp.get("status") != TERMINAL_STATUS[t]:
+        if resp.get("status") not in TERMINAL_STATUS[t]:
             self._flag("terminal", f"status {resp.get('status')!r} in {t}", t)
         if t == "response.incomplete" and not (resp.get("incomplete_details") or {}).get("reason"):
             self._flag("terminal", "response.incomplete without incomplete_details.reason", t)
-        if t == "response.failed" and not (resp.get("error") or {}).get("code"):
+        failed = resp.get("status") == "failed"
+        if t == "response.failed" and failed and not (resp.get("error") or {}).get("code"):
             self._flag("terminal", "response.failed without error.code", t)
         if t == "response.completed" and resp.get("usage") is not None:
             usage = resp["usage"]

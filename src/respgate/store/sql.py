@@ -440,42 +440,6 @@ class SqlStore:
             yield notify
         return True
 
-    def _finish(self, response_id: str, status: str, error: dict[str, Any] | None) -> Program[bool]:
-        """End a queued/in-progress response from outside its producer (cancel): final
-        `status` and a terminal `response.failed` event carrying it. False if not active."""
-        rows = yield Query(
-            f"UPDATE responses SET status = ?, owner = NULL, updated_at = ?"
-            f" WHERE id = ? AND status IN {_ACTIVE} RETURNING response",
-            (status, self._now(), response_id),
-        )
-        if not rows:
-            return False
-        response = loads(rows[0][0])
-        response.update(status=status, error=error)
-        yield Query(
-            "UPDATE responses SET response = ? WHERE id = ?", (dumps(response), response_id)
-        )
-        output = yield Query(
-            "SELECT data FROM items WHERE response_id = ? AND kind = ? ORDER BY position",
-            (response_id, OUTPUT),
-        )
-        response["output"] = [loads(data) for (data,) in output]
-        (next_seq,) = (
-            yield Query(
-                "SELECT COALESCE(MAX(sequence_number), -1) + 1 FROM events WHERE response_id = ?",
-                (response_id,),
-            )
-        )[0]
-        event = {"type": "response.failed", "sequence_number": next_seq, "response": response}
-        yield Query(
-            "INSERT INTO events (response_id, sequence_number, data) VALUES (?, ?, ?)",
-            (response_id, next_seq, dumps(event)),
-        )
-        notify = self._notify_query(response_id)
-        if notify is not None:
-            yield notify
-        return True
-
     def _cancel(self, response_id: str, tenant: str) -> Program[dict[str, Any] | None]:
         rows = yield Query(
             "SELECT status, background FROM responses WHERE id = ? AND tenant = ?",
@@ -487,7 +451,7 @@ class SqlStore:
         if not background:
             raise invalid("Only responses created with `background: true` can be cancelled.", None)
         if status in ACTIVE_STATUSES:
-            if (yield from self._finish(response_id, "cancelled", None)):
+            if (yield from self._end(response_id, "cancelled", CANCELLED)):
                 status = "cancelled"
             else:  # it ended between the two statements (PostgreSQL, another process)
                 rows = yield Query("SELECT status FROM responses WHERE id = ?", (response_id,))
@@ -508,18 +472,20 @@ class SqlStore:
                 f"SELECT id FROM responses WHERE owner = ? AND status IN {_ACTIVE}", (owner,)
             )
             for (response_id,) in rows:
-                if (yield from self._fail_orphan(response_id)):
+                if (yield from self._end(response_id, "failed", ORPHANED)):
                     failed.append(response_id)
         return failed
 
-    def _fail_orphan(self, response_id: str) -> Program[bool]:
-        """End a response whose producer died as a live failure ends: a builder resumed
-        from the event log closes what is open, then `error` and `response.failed` with
-        the partial output, which is also what is stored. False if it was not active."""
+    def _end(self, response_id: str, status: str, failure: Failure) -> Program[bool]:
+        """End an active response from outside its producer (a cancel, a dead process) as
+        a live failure ends: a builder resumed from the event log closes what is open, then
+        `error` and `response.failed` with the partial output, which is also what is stored.
+        `status` "cancelled" keeps that status (and no `error`) on the Response. False if
+        it was not active."""
         rows = yield Query(
-            f"UPDATE responses SET status = 'failed', owner = NULL, updated_at = ?"
+            f"UPDATE responses SET status = ?, owner = NULL, updated_at = ?"
             f" WHERE id = ? AND status IN {_ACTIVE} RETURNING response",
-            (self._now(), response_id),
+            (status, self._now(), response_id),
         )
         if not rows:
             return False
@@ -536,13 +502,16 @@ class SqlStore:
         events = [loads(data) for (data,) in logged]
         try:
             builder = ResponseBuilder.resume(_copy(response), events, clock=self._now)
-            ending = builder.feed(Failure(ORPHANED_ERROR["code"], ORPHANED_ERROR["message"]))
+            ending = builder.feed(failure)
             final = builder.response
         except Exception:  # a log no builder wrote: end it with the bare terminal event
             log.exception("response %s: its event log cannot be resumed", response_id)
-            final = {**response, "status": "failed", "error": ORPHANED_ERROR}
+            error = {"code": "server_error", "message": failure.message}
+            final = {**response, "status": "failed", "error": error}
             next_seq = events[-1]["sequence_number"] + 1 if events else 0
             ending = [{"type": "response.failed", "sequence_number": next_seq, "response": final}]
+        if status != "failed":  # the terminal event carries `final` itself
+            final.update(status=status, error=None)
         yield Query("UPDATE responses SET response = ? WHERE id = ?", (_body(final), response_id))
         yield Query("DELETE FROM items WHERE response_id = ? AND kind = ?", (response_id, OUTPUT))
         yield from self._insert_items(response_id, OUTPUT, final["output"])
@@ -684,6 +653,10 @@ def usage_totals(since: int | None, tenant: str | None) -> Program[list[UsageTot
         )
         for t, m, n, i, c, o, r, cost in rows
     ]
+
+
+ORPHANED = Failure(ORPHANED_ERROR["code"], ORPHANED_ERROR["message"])
+CANCELLED = Failure("cancelled", "The response was cancelled.")
 
 
 def _copy(obj: T) -> T:
