@@ -2,7 +2,7 @@
 its full client state (decoder + types + accumulator), against the `openai` SDK's
 own parsing of the same bytes. Prints numbers; asserts nothing.
 
-    /work/main/.venv/bin/python bench/bench_parse.py [--events 10000] [--repeat 5]
+    <checkout>/.venv/bin/python bench/bench_parse.py [--events 10000] [--repeat 5]
 
 The stream is what respgate's `ResponseBuilder` emits for N text deltas (about
 200 bytes a frame). Each case parses the whole stream from memory, split into
