@@ -114,6 +114,10 @@ class Metrics(Observer):
             "respgate_tokens", "Tokens by model, tenant and kind (input, output; reasoning "
             "is part of output, cached part of input).", ["model", "tenant", "kind"], registry=r,
         )  # fmt: skip
+        self.cost = Counter(
+            "respgate_cost_usd", "Cost in USD by model and tenant, from the [prices] table "
+            "(responses of unpriced models add nothing).", ["model", "tenant"], registry=r,
+        )  # fmt: skip
         self.upstream_errors = Counter(
             "respgate_upstream_errors", "Upstream failures by provider and kind (connect, "
             "status, timeout, mid_stream).", ["provider", "kind"], registry=r,
@@ -206,6 +210,8 @@ class Metrics(Observer):
             ):
                 if value:
                     counter.inc(value)
+        if run.cost:
+            self._child(self.cost, model, run.tenant).inc(run.cost)
 
     def _gauge(self, run: RunInfo) -> Any:
         gauge = self._flight.get(run.transport)

@@ -24,6 +24,7 @@ from respgate.providers.registry import ProviderRegistry
 from respgate.providers.router import Router
 from respgate.store import open_store
 from respgate.store.keys import ApiKeys
+from respgate.usage import Price, Prices
 from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
 from tests.support.live import LiveServer, free_port
 from tests.support.oracle import parse_sse
@@ -318,3 +319,19 @@ async def test_websocket_turns_are_counted_logged_and_carry_the_request_id() -> 
     fields = record.fields  # type: ignore[attr-defined]
     assert fields["request_id"] == "ws-1" and fields["transport"] == "websocket"
     assert fields["status"] == "completed" and fields["ttft_ms"] is not None
+
+
+async def test_cost_follows_the_price_table() -> None:
+    metrics = Metrics(ProviderRegistry().route_name)
+    prices = Prices({"echo": Price(input=3.0, cached_input=3.0, output=7.0)})
+    engine = Engine(ProviderRegistry(), None, prices=prices, observers=[metrics])
+    with LiveServer(engine, keys=KEYS, metrics=metrics) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10, headers=TEAM) as c:
+            before = await scrape(c)
+            r = await c.post("/v1/responses", json={"model": "echo", "input": "one two three"})
+            usage = r.json()["usage"]
+            after = await scrape_until(c, lambda s: value(
+                s, "respgate_cost_usd_total", model="echo", tenant="team-a") > 0)  # fmt: skip
+    expected = (usage["input_tokens"] * 3.0 + usage["output_tokens"] * 7.0) / 1e6
+    got = moved(before, after, "respgate_cost_usd_total", model="echo", tenant="team-a")
+    assert abs(got - expected) < 1e-12 and expected > 0
