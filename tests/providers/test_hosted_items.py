@@ -186,3 +186,49 @@ async def test_other_dialects_drop_hosted_items_with_a_warning(kind: str) -> Non
     assert "src/openai/_client.py" in sent  # the answer text itself goes back
     assert any("mcp_list_tools" in w for w in warnings)
     assert any("mcp_call" in w for w in warnings)
+
+
+async def test_chat_completions_logprobs_are_asked_for_and_mapped() -> None:
+    from openai.types.chat import ChatCompletionChunk
+
+    chunks = [
+        orjson.loads(line[len(b"data: ") :])
+        for line in fixture("chat_completions", "logprobs").splitlines()
+        if line.startswith(b"data: {")
+    ]
+    for chunk in chunks:  # the fixture is in OpenAI's Chat Completions wire format
+        ChatCompletionChunk.model_validate(chunk)
+    body = {"include": ["message.output_text.logprobs"], "top_logprobs": 2}
+    for asked in (True, False):
+        req = request(**(body if asked else {}))
+        async with FakeUpstream(Reply(fixture("chat_completions", "logprobs"))) as up:
+            router = router_for("chat_completions", up.url)
+            try:
+                out = await drive(await router.open("m", call_of(req)), req)
+            finally:
+                await router.aclose()
+            sent = up.requests[-1].body
+        assert_valid_stream(out.events)
+        assert out.text == "Hello world!"
+        if not asked:
+            assert "logprobs" not in sent and "top_logprobs" not in sent
+            continue
+        assert sent["logprobs"] is True and sent["top_logprobs"] == 2
+        deltas = [
+            e
+            for e in out.events
+            if isinstance(e, dict) and e["type"] == "response.output_text.delta"
+        ]
+        upstream = [
+            c["choices"][0]["logprobs"]["content"]
+            for c in chunks
+            if c["choices"] and c["choices"][0]["delta"].get("content")
+        ]
+        assert [[lp["token"] for lp in e["logprobs"]] for e in deltas] == [
+            [lp["token"] for lp in u] for u in upstream
+        ]
+        world = deltas[1]["logprobs"][0]
+        assert world["bytes"] == list(b" world")  # null in the chunk: filled in
+        assert [t["token"] for t in world["top_logprobs"]] == [" world", " there"]
+        part = out.message_items[0]["content"][0]
+        assert [lp["token"] for lp in part["logprobs"]] == ["Hello", " world", "!"]
