@@ -128,3 +128,24 @@ def test_the_checker_flags_annotation_indices_and_lost_annotations() -> None:
     lost = copy.deepcopy(events)
     next(e for e in lost if e["type"] == "response.content_part.done")["part"]["annotations"] = []
     assert "delta_concat" in {v.rule for v in check_events([*lost, "[DONE]"])}
+
+
+def test_a_streamed_field_gets_its_done_before_the_next_stage() -> None:
+    added, _ = HOSTED_SAMPLES["code_interpreter_call"]
+    code = "response.code_interpreter_call_code"
+    events = run(
+        [
+            HostedItem(0, added),
+            HostedItem(0, event=f"{code}.delta", data={"delta": "1+"}),
+            HostedItem(0, event=f"{code}.delta", data={"delta": "1"}),
+            HostedItem(0, event="response.code_interpreter_call.interpreting", data={}),
+            Finish(),
+        ]
+    )
+    assert_valid_stream([*copy.deepcopy(events), "[DONE]"])
+    done = [e for e in events if e["type"] == f"{code}.done"]
+    assert [e["code"] for e in done] == ["1+1"]
+    assert types(events).index(f"{code}.done") < types(events).index(
+        "response.code_interpreter_call.interpreting"
+    )
+    assert events[-1]["response"]["output"][0]["code"] == "1+1"

@@ -569,8 +569,11 @@ class ResponseBuilder:
         """Emit one progress event of the open hosted item; one its lifecycle does not
         allow here (an upstream out of order) is left out."""
         stream = HOSTED_STREAMS.get(item.type)
-        streaming = stream is not None and item.state == hosted_state(item.type, stream[0])
-        if streaming and event_type not in stream[:2]:
+        if (
+            stream is not None
+            and item.state == hosted_state(item.type, stream[0])
+            and event_type not in stream[:2]
+        ):
             self._end_stream(out, item, stream)  # the field ends before what follows
         if (item.type, item.state, event_type) not in ITEM_TRANSITIONS:
             return
