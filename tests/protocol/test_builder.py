@@ -10,11 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from respgate.protocol.builder import BuilderError, ResponseBuilder
+from respgate.protocol.lifecycle import HOSTED_ITEM_EVENTS, HOSTED_STREAMS
 from respgate.protocol.request import parse_create_request
 from respgate.protocol.response import new_response
 from respgate.protocol.signals import (
+    Annotation,
     Failure,
     Finish,
+    HostedItem,
     ReasoningDelta,
     ReasoningOpaque,
     RefusalDelta,
@@ -198,8 +201,85 @@ def test_snapshot_includes_the_open_item() -> None:
 
 
 text = st.text(min_size=0, max_size=6)
+# Hosted-tool items as an upstream sends them: (added, done) per type.
+HOSTED_SAMPLES = {
+    "web_search_call": (
+        {"id": "ws_1", "type": "web_search_call", "status": "in_progress", "action": {"type": "search"}},
+        {"id": "ws_1", "type": "web_search_call", "status": "completed",
+         "action": {"type": "search", "query": "q"}},
+    ),
+    "code_interpreter_call": (
+        {"id": "ci_1", "type": "code_interpreter_call", "status": "in_progress", "code": "",
+         "container_id": "cntr_1", "outputs": None},
+        {"id": "ci_1", "type": "code_interpreter_call", "status": "completed", "code": "1+1",
+         "container_id": "cntr_1", "outputs": [{"type": "logs", "logs": "2"}]},
+    ),
+    "image_generation_call": (
+        {"id": "ig_1", "type": "image_generation_call", "status": "in_progress", "result": None},
+        {"id": "ig_1", "type": "image_generation_call", "status": "completed", "result": "AAAA"},
+    ),
+    "mcp_call": (
+        {"id": "mcp_1", "type": "mcp_call", "server_label": "s", "name": "n", "arguments": ""},
+        {"id": "mcp_1", "type": "mcp_call", "server_label": "s", "name": "n", "arguments": "{}",
+         "output": "ok", "error": None},
+    ),
+    "mcp_approval_request": (
+        {"id": "mcpr_1", "type": "mcp_approval_request", "server_label": "s", "name": "n",
+         "arguments": "{}"},
+    ) * 2,
+}  # fmt: skip
+
+
+def _progress_data(event: str, piece: str) -> dict:
+    if event.endswith(".delta"):
+        return {"delta": piece}
+    if event.endswith("partial_image"):
+        return {"partial_image_b64": "AAAA", "partial_image_index": 0}
+    fields = {done: field for _, done, field in HOSTED_STREAMS.values()}
+    return {fields[event]: piece} if event in fields else {}
+
+
+hosted = st.builds(
+    lambda index, kind, event, piece, how: HostedItem(
+        index,
+        HOSTED_SAMPLES[kind][how == "done"] if how != "progress" else None,
+        event if how == "progress" else None,
+        _progress_data(event, piece) if how == "progress" else None,
+        how == "done",
+    ),
+    st.integers(10, 11),
+    st.sampled_from(sorted(HOSTED_SAMPLES)),
+    st.sampled_from(sorted(HOSTED_ITEM_EVENTS)),
+    text,
+    st.sampled_from(["open", "progress", "progress", "done"]),
+)
+logprob = st.builds(
+    lambda token, value: {
+        "token": token,
+        "logprob": value,
+        "bytes": list(token.encode()),
+        "top_logprobs": [],
+    },
+    text,
+    st.floats(-20, 0),
+)
 signal = st.one_of(
     st.builds(TextDelta, text),
+    st.builds(TextDelta, text, st.lists(logprob, max_size=2).map(tuple)),
+    st.builds(
+        Annotation,
+        st.builds(
+            lambda n: {
+                "type": "url_citation",
+                "url": f"https://e/{n}",
+                "title": "t",
+                "start_index": 0,
+                "end_index": n,
+            },
+            st.integers(0, 9),
+        ),
+    ),
+    hosted,
     st.builds(RefusalDelta, text),
     st.builds(ReasoningDelta, text, st.sampled_from(["summary", "raw"])),
     st.builds(ReasoningOpaque, st.text(min_size=1, max_size=4)),

@@ -11,11 +11,19 @@ import openai
 from pydantic import Field, TypeAdapter
 
 from respgate.check import has_schema, schema_errors
+from respgate.protocol.lifecycle import HOSTED_EVENTS, HOSTED_ITEM_EVENTS
 from respgate.protocol.validate import check_events
 
-# Events respgate emits that OpenAI defines and Open Responses does not (custom tools).
+# Events respgate emits that OpenAI defines and Open Responses does not (custom
+# tools, hosted-tool items' progress), and the item types of those events.
 OPENAI_ONLY_EVENTS = frozenset(
     {"response.custom_tool_call_input.delta", "response.custom_tool_call_input.done"}
+    | HOSTED_ITEM_EVENTS
+)
+# Items and annotations only OpenAI defines; the spec schemas check the rest of
+# an event (the openai SDK's models check all of it).
+OPENAI_ONLY_TYPES = frozenset(
+    {"custom_tool_call", *HOSTED_EVENTS, "file_citation", "container_file_citation", "file_path"}
 )
 
 
@@ -24,7 +32,24 @@ def spec_errors(event: dict[str, Any]) -> list[str]:
         if event["type"] in OPENAI_ONLY_EVENTS:
             return []
         return [f"no Open Responses schema for event type {event['type']!r}"]
-    return schema_errors(function_tools_only(event))
+    if any(
+        (event.get(key) or {}).get("type") in OPENAI_ONLY_TYPES for key in ("item", "annotation")
+    ):
+        return []
+    return schema_errors(spec_only(function_tools_only(event)))
+
+
+def spec_only(value: Any) -> Any:
+    """`value` without the list entries (items, annotations) only OpenAI defines."""
+    if isinstance(value, dict):
+        return {k: spec_only(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [
+            spec_only(v)
+            for v in value
+            if not (isinstance(v, dict) and v.get("type") in OPENAI_ONLY_TYPES)
+        ]
+    return value
 
 
 def function_tools_only(event: dict[str, Any]) -> dict[str, Any]:

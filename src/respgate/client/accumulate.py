@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ..protocol.lifecycle import CALL_EVENTS
+from ..protocol.lifecycle import CALL_EVENTS, HOSTED_STREAMS
 from . import events as ev
 
 Json = dict[str, Any]
@@ -26,8 +26,10 @@ Json = dict[str, Any]
 # Item and part keys whose values the stream builds up event by event.
 # Tool call item type -> the field its deltas stream into (`arguments`, `input`).
 CALL_FIELDS = {call_type: name for call_type, (_, _, name) in CALL_EVENTS.items()}
+# Item type -> the field of the item its delta events stream (tool calls, hosted items).
+ITEM_FIELDS = {**CALL_FIELDS, **{kind: name for kind, (_, _, name) in HOSTED_STREAMS.items()}}
 STREAMED_KEYS = frozenset(
-    {"content", "summary", "text", "refusal", "annotations", *CALL_FIELDS.values()}
+    {"content", "summary", "text", "refusal", "annotations", *ITEM_FIELDS.values()}
 )
 
 
@@ -170,6 +172,10 @@ class Accumulator:
             ev.ReasoningSummaryTextDone: self._on_text_done,
             ev.FunctionCallArgumentsDone: self._on_text_done,
             ev.CustomToolCallInputDone: self._on_text_done,
+            ev.McpCallArgumentsDelta: self._on_delta,
+            ev.McpCallArgumentsDone: self._on_text_done,
+            ev.CodeInterpreterCallCodeDelta: self._on_delta,
+            ev.CodeInterpreterCallCodeDone: self._on_text_done,
             ev.OutputTextAnnotationAdded: self._on_annotation,
             ev.ReasoningSummaryPartAdded: self._on_part_added,
             ev.ReasoningSummaryPartDone: self._on_part_done,
@@ -221,7 +227,7 @@ class Accumulator:
 
     def _on_item_added(self, event: ev.OutputItemAdded) -> None:
         item = copy.deepcopy(event.item)
-        streamed = CALL_FIELDS.get(item.get("type"))
+        streamed = ITEM_FIELDS.get(item.get("type"))
         if streamed is not None:
             self._chunks[(event.output_index, "", 0, streamed)] = [item.get(streamed) or ""]
         self._items[event.output_index] = item
@@ -378,6 +384,10 @@ _DELTA_KEY: dict[type, str] = {
     ev.FunctionCallArgumentsDone: "arguments",
     ev.CustomToolCallInputDelta: "input",
     ev.CustomToolCallInputDone: "input",
+    ev.McpCallArgumentsDelta: "arguments",
+    ev.McpCallArgumentsDone: "arguments",
+    ev.CodeInterpreterCallCodeDelta: "code",
+    ev.CodeInterpreterCallCodeDone: "code",
 }
 
 

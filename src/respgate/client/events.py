@@ -138,6 +138,22 @@ class CustomToolCallInputDone(_ItemEvent, tag="response.custom_tool_call_input.d
     input: str
 
 
+class McpCallArgumentsDelta(_ItemEvent, tag="response.mcp_call_arguments.delta"):
+    delta: str
+
+
+class McpCallArgumentsDone(_ItemEvent, tag="response.mcp_call_arguments.done"):
+    arguments: str
+
+
+class CodeInterpreterCallCodeDelta(_ItemEvent, tag="response.code_interpreter_call_code.delta"):
+    delta: str
+
+
+class CodeInterpreterCallCodeDone(_ItemEvent, tag="response.code_interpreter_call_code.done"):
+    code: str
+
+
 class ReasoningTextDelta(_ContentEvent, tag="response.reasoning_text.delta"):
     delta: str
 
@@ -191,6 +207,10 @@ Event: TypeAlias = (
     | FunctionCallArgumentsDone
     | CustomToolCallInputDelta
     | CustomToolCallInputDone
+    | McpCallArgumentsDelta
+    | McpCallArgumentsDone
+    | CodeInterpreterCallCodeDelta
+    | CodeInterpreterCallCodeDone
     | ReasoningTextDelta
     | ReasoningTextDone
     | ReasoningSummaryPartAdded

@@ -22,11 +22,26 @@ from typing import Any
 
 from .errors import response_error
 from .ids import new_id
-from .lifecycle import CALL_EVENTS, ITEM_EVENTS, PART_EVENTS, item_key, step_item, step_response
+from .lifecycle import (
+    CALL_EVENTS,
+    HOSTED_EVENTS,
+    HOSTED_ITEM_EVENTS,
+    HOSTED_STREAMS,
+    ITEM_EVENTS,
+    ITEM_TRANSITIONS,
+    PART_EVENTS,
+    hosted_last,
+    hosted_state,
+    item_key,
+    step_item,
+    step_response,
+)
 from .response import usage_object
 from .signals import (
+    Annotation,
     Failure,
     Finish,
+    HostedItem,
     ReasoningDelta,
     ReasoningOpaque,
     RefusalDelta,
@@ -40,12 +55,14 @@ Event = dict[str, Any]
 
 
 class _Part:
-    __slots__ = ("chunks", "open", "type")
+    __slots__ = ("annotations", "chunks", "logprobs", "open", "type")
 
     def __init__(self, part_type: str) -> None:
         self.type = part_type
         self.chunks: list[str] = []
         self.open = True
+        self.annotations: list[dict[str, Any]] = []
+        self.logprobs: list[dict[str, Any]] = []
 
     def text(self) -> str:
         if len(self.chunks) > 1:
@@ -54,7 +71,12 @@ class _Part:
 
     def wire(self) -> dict[str, Any]:
         if self.type == "output_text":
-            return {"type": "output_text", "text": self.text(), "annotations": [], "logprobs": []}
+            return {
+                "type": "output_text",
+                "text": self.text(),
+                "annotations": list(self.annotations),
+                "logprobs": list(self.logprobs),
+            }
         if self.type == "refusal":
             return {"type": "refusal", "refusal": self.text()}
         return {"type": self.type, "text": self.text()}
@@ -65,9 +87,11 @@ class _Item:
         "call",
         "content",
         "encrypted_content",
+        "hosted",
         "id",
         "output_index",
         "state",
+        "stream",
         "summary",
         "type",
     )
@@ -81,6 +105,8 @@ class _Item:
         self.summary: list[_Part] = []
         self.call: _Call | None = None
         self.encrypted_content: str | None = None
+        self.hosted: dict[str, Any] | None = None  # a hosted-tool item, as the upstream has it
+        self.stream: list[str] = []  # the field a hosted item streams (HOSTED_STREAMS)
 
     @classmethod
     def resumed(cls, added: dict[str, Any], output_index: int) -> _Item:
@@ -93,10 +119,19 @@ class _Item:
             item.call.merge(first)
             item.call.namespace = added.get("namespace")
         item.encrypted_content = added.get("encrypted_content")
+        if item.type in HOSTED_EVENTS:
+            item.hosted = dict(added)
         return item
 
     def wire(self, status: str) -> dict[str, Any]:
         """The item as it appears on the wire, with `status`."""
+        if self.hosted is not None:
+            wire = {**self.hosted, "id": self.id, "type": self.type}
+            if "status" in wire:  # (not every hosted type has one)
+                wire["status"] = status
+            if self.stream:
+                wire[HOSTED_STREAMS[self.type][2]] = self.streamed()
+            return wire
         if self.type == "message":
             return {
                 "id": self.id,
@@ -130,6 +165,11 @@ class _Item:
         if self.encrypted_content is not None:
             item["encrypted_content"] = self.encrypted_content
         return item
+
+    def streamed(self) -> str:
+        if len(self.stream) > 1:
+            self.stream = ["".join(self.stream)]
+        return self.stream[0] if self.stream else ""
 
 
 class _Call:
@@ -180,10 +220,13 @@ class ResponseBuilder:
         self._mint = mint
         self._live: _Item | None = None
         self._calls: dict[int, _Item] = {}  # upstream tool index -> its item
+        self._hosted: dict[int, _Item] = {}  # upstream hosted item index -> its item
         self._pending: dict[int, _Call] = {}  # buffered calls, not yet emitted
         self._usage: Usage | None = None
         self._dispatch: dict[type, Callable[[Any, list[Event]], None]] = {
             TextDelta: self._on_text,
+            Annotation: self._on_annotation,
+            HostedItem: self._on_hosted,
             RefusalDelta: self._on_refusal,
             ReasoningDelta: self._on_reasoning,
             ReasoningOpaque: self._on_opaque,
@@ -276,7 +319,17 @@ class ResponseBuilder:
                 live.content[-1].open = False
             elif event_type == "response.reasoning_summary_part.done":
                 live.summary[-1].open = False
+            elif event_type in HOSTED_ITEM_EVENTS:
+                stream = HOSTED_STREAMS.get(live.type)
+                if stream is not None and event_type == stream[0]:
+                    live.stream.append(event["delta"])
+                elif stream is not None and event_type == stream[1]:
+                    live.stream = [event[stream[2]]]
+            elif event_type == "response.output_text.annotation.added":
+                live.content[-1].annotations.append(event["annotation"])
             elif "delta" in event:
+                if event.get("logprobs"):
+                    live.content[-1].logprobs.extend(event["logprobs"])
                 if event_type == "response.reasoning_summary_text.delta":
                     live.summary[-1].chunks.append(event["delta"])
                 elif live.call is not None:
@@ -317,9 +370,17 @@ class ResponseBuilder:
 
     # ------------------------------------------------------------ items
 
-    def _open_item(self, out: list[Event], item_type: str, call: _Call | None = None) -> _Item:
-        item = _Item(item_type, self._mint(item_type), len(self.response["output"]))
+    def _open_item(
+        self,
+        out: list[Event],
+        item_type: str,
+        call: _Call | None = None,
+        hosted: dict[str, Any] | None = None,
+    ) -> _Item:
+        item_id = (hosted or {}).get("id") or self._mint(item_type)
+        item = _Item(item_type, item_id, len(self.response["output"]))
         item.call = call
+        item.hosted = None if hosted is None else dict(hosted)
         self._live = item
         added = item.wire("in_progress")
         if call is not None:
@@ -340,6 +401,8 @@ class ResponseBuilder:
             return
         self._close_part(out, item)
         self._close_summary(out, item)
+        if item.hosted is not None:
+            status = self._finish_hosted(out, item, status)
         if item.type in CALL_EVENTS and item.state != "arguments_done":
             _, done_type, field = CALL_EVENTS[item.type]
             arguments = item.call.arguments() if item.call else ""
@@ -390,7 +453,7 @@ class ResponseBuilder:
         if not item.state.startswith("part_done:"):  # (a resumed builder may have sent it)
             done: Event = {"type": done_type, **where, field: part.text()}
             if part.type == "output_text":
-                done["logprobs"] = []
+                done["logprobs"] = list(part.logprobs)
             self._emit(out, done)
         self._emit(out, {"type": "response.content_part.done", **where, "part": part.wire()})
 
@@ -434,12 +497,14 @@ class ResponseBuilder:
     # ------------------------------------------------------------ signals
 
     def _on_text(self, sig: TextDelta, out: list[Event]) -> None:
-        self._content_delta(out, "output_text", sig.text)
+        self._content_delta(out, "output_text", sig.text, sig.logprobs)
 
     def _on_refusal(self, sig: RefusalDelta, out: list[Event]) -> None:
         self._content_delta(out, "refusal", sig.text)
 
-    def _content_delta(self, out: list[Event], part_type: str, text: str) -> None:
+    def _content_delta(
+        self, out: list[Event], part_type: str, text: str, logprobs: tuple[dict, ...] = ()
+    ) -> None:
         if not text:
             return
         item = self._live_of(out, "message")
@@ -456,8 +521,103 @@ class ResponseBuilder:
             "delta": text,
         }
         if part_type == "output_text":
-            delta["logprobs"] = []
+            part.logprobs.extend(logprobs)
+            delta["logprobs"] = list(logprobs)
         self._emit(out, delta)
+
+    def _on_annotation(self, sig: Annotation, out: list[Event]) -> None:
+        live = self._live
+        part = live.content[-1] if live is not None and live.content else None
+        if part is None or not part.open or part.type != "output_text":
+            return  # no answer text open to annotate
+        assert live is not None
+        part.annotations.append(sig.annotation)
+        self._emit(
+            out,
+            {
+                "type": "response.output_text.annotation.added",
+                "item_id": live.id,
+                "output_index": live.output_index,
+                "content_index": len(live.content) - 1,
+                "annotation_index": len(part.annotations) - 1,
+                "annotation": sig.annotation,
+            },
+        )
+
+    # ------------------------------------------------------------ hosted-tool items
+
+    def _on_hosted(self, sig: HostedItem, out: list[Event]) -> None:
+        item = self._hosted.get(sig.index)
+        if item is None:
+            if sig.item is None or sig.item.get("type") not in HOSTED_EVENTS:
+                return  # progress of an item never opened carries nothing to show
+            self._close_open(out)
+            item = self._open_item(out, sig.item["type"], hosted=sig.item)
+            self._hosted[sig.index] = item
+        elif item is not self._live:
+            return  # the item was closed already
+        if sig.event is not None:
+            self._hosted_progress(out, item, sig.event, sig.data or {})
+        if sig.done and sig.item is not None:
+            item.hosted = {**sig.item, "id": item.id}
+            final = sig.item.get("status") or ("failed" if sig.item.get("error") else "completed")
+            self._close_item(out, final)
+
+    def _hosted_progress(
+        self, out: list[Event], item: _Item, event_type: str, data: dict[str, Any]
+    ) -> None:
+        """Emit one progress event of the open hosted item; one its lifecycle does not
+        allow here (an upstream out of order) is left out."""
+        stream = HOSTED_STREAMS.get(item.type)
+        if (
+            stream is not None
+            and item.state == hosted_state(item.type, stream[0])
+            and event_type not in stream[:2]
+        ):
+            self._end_stream(out, item, stream)  # the field ends before what follows
+        if (item.type, item.state, event_type) not in ITEM_TRANSITIONS:
+            return
+        event: Event = {"type": event_type, "item_id": item.id, "output_index": item.output_index}
+        if stream is not None and event_type == stream[0]:
+            if not data.get("delta"):
+                return
+            item.stream.append(data["delta"])
+            event["delta"] = data["delta"]
+        elif stream is not None and event_type == stream[1]:
+            if not item.stream and data.get(stream[2]):
+                item.stream.append(data[stream[2]])
+            event[stream[2]] = item.streamed()
+        else:
+            event.update((k, v) for k, v in data.items() if k not in event and k != "type")
+        self._emit(out, event)
+
+    def _end_stream(self, out: list[Event], item: _Item, stream: tuple[str, str, str]) -> None:
+        self._emit(
+            out,
+            {
+                "type": stream[1],
+                "item_id": item.id,
+                "output_index": item.output_index,
+                stream[2]: item.streamed(),
+            },
+        )
+
+    def _finish_hosted(self, out: list[Event], item: _Item, status: str) -> str:
+        """Close a hosted item's stages before `output_item.done`; returns its status.
+        An item cut short ends `incomplete` (`failed` where its type has no such status)."""
+        if status == "incomplete" and item.type == "image_generation_call":
+            status = "failed"
+        stream = HOSTED_STREAMS.get(item.type)
+        if stream is not None and item.state == hosted_state(item.type, stream[0]):
+            self._end_stream(out, item, stream)
+        last = hosted_last(item.type)
+        if item.state not in {hosted_state(item.type, e) for e in last}:
+            ending = next((e for e in last if e.rsplit(".", 1)[1] == status), None)
+            if ending is not None:
+                self._emit(
+                    out, {"type": ending, "item_id": item.id, "output_index": item.output_index}
+                )
+        return status
 
     def _on_reasoning(self, sig: ReasoningDelta, out: list[Event]) -> None:
         if not sig.text:

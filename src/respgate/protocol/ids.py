@@ -12,6 +12,14 @@ PREFIXES = {
     "reasoning": "rs",
     "call": "call",
     "function_call_output": "fco",
+    # hosted-tool items normally keep the upstream's id; these name one it left out
+    "web_search_call": "ws",
+    "file_search_call": "fs",
+    "code_interpreter_call": "ci",
+    "image_generation_call": "ig",
+    "mcp_call": "mcp",
+    "mcp_list_tools": "mcpl",
+    "mcp_approval_request": "mcpr",
 }
 
 

@@ -82,6 +82,89 @@ CALL_EVENTS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+# Hosted-tool item type -> its progress events (OpenAI's names), one stage per
+# tuple entry, in order; a stage may be skipped, `|` separates alternatives.
+# These items come from tools the upstream runs itself (web search, code
+# interpreter, MCP ...). A `.delta` stage streams a field of the item and
+# ends with its `.done`, which repeats the field whole (HOSTED_STREAMS). An item may be closed in
+# any other state; closed `completed` (or `failed`, where the type has a failed
+# event) it must have reached its last stage.
+HOSTED_EVENTS: dict[str, tuple[str, ...]] = {
+    "web_search_call": (
+        "response.web_search_call.in_progress",
+        "response.web_search_call.searching",
+        "response.web_search_call.completed",
+    ),
+    "file_search_call": (
+        "response.file_search_call.in_progress",
+        "response.file_search_call.searching",
+        "response.file_search_call.completed",
+    ),
+    "code_interpreter_call": (
+        "response.code_interpreter_call.in_progress",
+        "response.code_interpreter_call_code.delta",
+        "response.code_interpreter_call_code.done",
+        "response.code_interpreter_call.interpreting",
+        "response.code_interpreter_call.completed",
+    ),
+    "image_generation_call": (
+        "response.image_generation_call.in_progress",
+        "response.image_generation_call.generating",
+        "response.image_generation_call.partial_image",
+        "response.image_generation_call.completed",
+    ),
+    "mcp_call": (
+        "response.mcp_call.in_progress",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.completed|response.mcp_call.failed",
+    ),
+    "mcp_list_tools": (
+        "response.mcp_list_tools.in_progress",
+        "response.mcp_list_tools.completed|response.mcp_list_tools.failed",
+    ),
+    "mcp_approval_request": (),
+}
+# Hosted item type -> (delta event, done event, field) of the field it streams.
+HOSTED_STREAMS: dict[str, tuple[str, str, str]] = {
+    "code_interpreter_call": (
+        "response.code_interpreter_call_code.delta",
+        "response.code_interpreter_call_code.done",
+        "code",
+    ),
+    "mcp_call": (
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "arguments",
+    ),
+}
+# Progress events that may repeat (each carries one more piece).
+HOSTED_REPEATS = frozenset(
+    {
+        "response.code_interpreter_call_code.delta",
+        "response.image_generation_call.partial_image",
+        "response.mcp_call_arguments.delta",
+    }
+)
+
+
+def hosted_state(item_type: str, event_type: str) -> str:
+    """The state a hosted item is in after `event_type` (`searching`, `code_delta` ...)."""
+    return event_type.removeprefix(f"response.{item_type}").lstrip("._").replace(".", "_")
+
+
+def hosted_last(item_type: str) -> tuple[str, ...]:
+    """The events of a hosted item's last stage (`completed`, or `completed|failed`)."""
+    stages = HOSTED_EVENTS[item_type]
+    return tuple(stages[-1].split("|")) if stages else ()
+
+
+HOSTED_ITEM_EVENTS = frozenset(
+    event for stages in HOSTED_EVENTS.values() for stage in stages for event in stage.split("|")
+)
+ITEM_EVENTS |= HOSTED_ITEM_EVENTS
+
+
 # Open Responses names raw reasoning text `response.reasoning.delta/.done`; OpenAI (and
 # respgate) name the same events `response.reasoning_text.*`. Readers accept both.
 OPEN_RESPONSES_NAMES = {
@@ -95,6 +178,7 @@ ITEM_PARTS: dict[str, tuple[str, ...]] = {
     "reasoning": ("reasoning_text",),
     **{call_type: () for call_type in CALL_EVENTS},
 }
+ITEM_PARTS.update((hosted_type, ()) for hosted_type in HOSTED_EVENTS)
 
 
 def _item_table() -> dict[tuple[str, str, str], str]:
@@ -120,6 +204,31 @@ def _item_table() -> dict[tuple[str, str, str], str]:
         table[(call_type, "open", delta)] = "open"
         table[(call_type, "open", done)] = "arguments_done"
         table[(call_type, "arguments_done", "response.output_item.done")] = "closed"
+    for hosted_type in HOSTED_EVENTS:
+        table.update(_hosted_table(hosted_type))
+    return table
+
+
+def _hosted_table(item_type: str) -> dict[tuple[str, str, str], str]:
+    """A hosted item's transitions: forward through its stages (skipping allowed),
+    a `.delta` stage only to itself or its `.done`; closed from any other state."""
+    ranked = [
+        (rank, event)
+        for rank, stage in enumerate(HOSTED_EVENTS[item_type])
+        for event in stage.split("|")
+    ]
+    table: dict[tuple[str, str, str], str] = {}
+    for src_rank, src_event in [(-1, ""), *ranked]:
+        src = hosted_state(item_type, src_event) if src_event else "open"
+        if src_event.endswith(".delta"):
+            done = src_event.removesuffix(".delta") + ".done"
+            table[(item_type, src, src_event)] = src
+            table[(item_type, src, done)] = hosted_state(item_type, done)
+            continue
+        for rank, event in ranked:
+            if rank > src_rank or (event == src_event and event in HOSTED_REPEATS):
+                table[(item_type, src, event)] = hosted_state(item_type, event)
+        table[(item_type, src, "response.output_item.done")] = "closed"
     return table
 
 

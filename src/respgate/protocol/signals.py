@@ -8,7 +8,7 @@ only when a real upstream needs one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "max_output_tokens", "content_filter"]
 """`stop` ends `completed`; the other two end `incomplete` with that reason."""
@@ -16,7 +16,35 @@ FinishReason = Literal["stop", "max_output_tokens", "content_filter"]
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """Answer text; `logprobs` are the upstream's for these tokens (OpenAI's shape), if asked."""
+
     text: str
+    logprobs: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """An annotation (`url_citation`, `file_citation` ...) on the answer text so far."""
+
+    annotation: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HostedItem:
+    """An item of a tool the upstream runs itself (`web_search_call`, `mcp_call` ...;
+    `lifecycle.HOSTED_EVENTS`), number `index` in the upstream's own numbering.
+
+    The first signal for an index opens the item as `item` (the upstream's id is
+    kept: the upstream needs it back). `event` is one of the type's progress events
+    with `data`, its own fields (`delta`, `partial_image_b64` ...). `done` completes
+    the item, `item` then being the whole item.
+    """
+
+    index: int
+    item: dict[str, Any] | None = None
+    event: str | None = None
+    data: dict[str, Any] | None = None
+    done: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +110,8 @@ class Failure:
 
 Signal = (
     TextDelta
+    | Annotation
+    | HostedItem
     | RefusalDelta
     | ReasoningDelta
     | ReasoningOpaque

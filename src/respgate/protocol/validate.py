@@ -16,11 +16,18 @@ from typing import Any
 
 from .lifecycle import (
     CALL_EVENTS,
+    HOSTED_EVENTS,
+    HOSTED_ITEM_EVENTS,
+    HOSTED_STREAMS,
     ITEM_EVENTS,
+    ITEM_PARTS,
+    ITEM_TRANSITIONS,
     OPEN_RESPONSES_NAMES,
     PART_EVENTS,
     TERMINAL_EVENTS,
     LifecycleError,
+    hosted_last,
+    hosted_state,
     item_key,
     step_item,
     step_response,
@@ -89,7 +96,9 @@ class _Open:
     state: str = "open"
     texts: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     part_counts: dict[str, int] = field(default_factory=dict)  # parts opened, per kind
-    arguments: list[str] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)  # also a hosted item's streamed field
+    streamed: bool = False  # a hosted item's streamed field was seen
+    annotations: dict[int, list[Any]] = field(default_factory=dict)  # content_index -> added
 
 
 class StreamChecker:
@@ -263,7 +272,9 @@ class StreamChecker:
         self._items_added += 1
         if not item.get("id"):
             self._flag("added_item", "item without id", ev["type"])
-        if item.get("status") != "in_progress":
+        # (not every hosted-tool item type has a status)
+        default = "in_progress" if item_type in HOSTED_EVENTS else None
+        if item.get("status", default) != "in_progress":
             self._flag("added_item", "added item must have status in_progress", ev["type"])
         if item_type == "message" and (item.get("content") != [] or not item.get("role")):
             self._flag("added_item", "message must be added with role and content: []", ev["type"])
@@ -289,15 +300,19 @@ class StreamChecker:
         self._item = None
         if cur is None:
             return
-        if cur.state not in ("open", "arguments_done"):
+        if cur.item_type in CALL_EVENTS and cur.state != "arguments_done":
+            done_type = CALL_EVENTS[cur.item_type][1]
+            self._flag("lifecycle", f"{cur.item_type} done without {done_type}", ev["type"])
+        elif cur.item_type in ITEM_PARTS and (
+            (cur.item_type, cur.state, ev["type"]) not in ITEM_TRANSITIONS
+        ):
             self._flag(
                 "lifecycle",
                 f"output_item.done while the item is in state {cur.state!r}",
                 ev["type"],
             )
-        elif cur.item_type in CALL_EVENTS and cur.state != "arguments_done":
-            done_type = CALL_EVENTS[cur.item_type][1]
-            self._flag("lifecycle", f"{cur.item_type} done without {done_type}", ev["type"])
+        if cur.item_type in HOSTED_EVENTS:
+            self._check_hosted_done(cur, item, ev["type"])
         if ev.get("output_index") != cur.output_index:
             self._flag(
                 "output_index", "output_item.done output_index differs from added", ev["type"]
@@ -323,6 +338,20 @@ class StreamChecker:
                     f"done item {kind} part {idx} differs from its deltas",
                     ev["type"],
                 )
+
+    def _check_hosted_done(self, cur: _Open, item: dict[str, Any], event_type: str) -> None:
+        """A hosted item closed `completed` (or `failed`, given a failed event) reached its
+        last stage; its streamed field equals its deltas."""
+        last = hosted_last(cur.item_type)
+        status = item.get("status")
+        endings = {e.rsplit(".", 1)[1]: hosted_state(cur.item_type, e) for e in last}
+        if status in endings and cur.state not in endings.values():
+            self._flag(
+                "lifecycle", f"{cur.item_type} {status} without its {status} event", event_type
+            )
+        stream = HOSTED_STREAMS.get(cur.item_type)
+        if stream is not None and cur.streamed and item.get(stream[2]) != "".join(cur.arguments):
+            self._flag("delta_concat", f"item {stream[2]} differs from its deltas", event_type)
 
     def _step_item(self, ev: dict[str, Any]) -> None:
         t = ev["type"]
@@ -351,6 +380,17 @@ class StreamChecker:
             elif t == done_type and ev.get(field) != "".join(cur.arguments):
                 self._flag("delta_concat", f"{done_type} differs from the deltas", t)
             return
+        if t in HOSTED_ITEM_EVENTS:
+            stream = HOSTED_STREAMS.get(cur.item_type)
+            if stream is not None and t == stream[0]:
+                cur.arguments.append(ev.get("delta", ""))
+                cur.streamed = True
+            elif stream is not None and t == stream[1]:
+                if cur.streamed and ev.get(stream[2]) != "".join(cur.arguments):
+                    self._flag("delta_concat", f"{t} differs from the deltas", t)
+                cur.arguments = [str(ev.get(stream[2], ""))]
+                cur.streamed = True
+            return
         summary = t.startswith("response.reasoning_summary")
         kind, key = ("summary", "summary_index") if summary else ("content", "content_index")
         opened = cur.part_counts.get(kind, 0)
@@ -364,6 +404,16 @@ class StreamChecker:
             self._flag("content_index", f"{key} expected {expected}, got {idx}", t)
             return
         chunks = cur.texts.setdefault((kind, idx), [])
+        if t == "response.output_text.annotation.added":
+            added = cur.annotations.setdefault(idx, [])
+            if ev.get("annotation_index") != len(added):
+                self._flag(
+                    "content_index",
+                    f"annotation_index expected {len(added)}, got {ev.get('annotation_index')}",
+                    t,
+                )
+            added.append(ev.get("annotation"))
+            return
         if t.endswith(".delta"):
             chunks.append(ev.get("delta", ""))
         elif t in _DONE_TEXT_FIELD:
@@ -374,6 +424,9 @@ class StreamChecker:
             text = part.get("refusal") if part.get("type") == "refusal" else part.get("text")
             if text != "".join(chunks):
                 self._flag("delta_concat", f"{t} part text differs from its deltas", t)
+            annotated = t.endswith("part.done") and part.get("type") == "output_text"
+            if annotated and part.get("annotations") != cur.annotations.get(idx, []):
+                self._flag("delta_concat", f"{t} annotations differ from those added", t)
 
 
 _DONE_TEXT_FIELD = {done: fieldname for _, done, fieldname in PART_EVENTS.values()}

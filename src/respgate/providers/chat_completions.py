@@ -19,6 +19,7 @@ from ..protocol.signals import (
     ReasoningDelta,
     RefusalDelta,
     Signal,
+    TextDelta,
     Usage,
 )
 from . import faults
@@ -182,7 +183,33 @@ def request_body(call: ModelCall, provider: str, warnings: list[str]) -> dict[st
     user = req.safety_identifier or req.user
     if user:
         body["user"] = user
+    if LOGPROBS in (req.include or ()):
+        body["logprobs"] = True
+        if req.top_logprobs:
+            body["top_logprobs"] = req.top_logprobs
     return body
+
+
+LOGPROBS = "message.output_text.logprobs"  # the `include` value that asks for them
+
+
+def logprobs_of(choice_logprobs: Any) -> tuple[dict[str, Any], ...]:
+    """A chunk's `logprobs.content` in the Responses shape (`bytes` filled in where null)."""
+    content = choice_logprobs.get("content") if isinstance(choice_logprobs, dict) else None
+    if not content:
+        return ()
+
+    def entry(e: dict[str, Any]) -> dict[str, Any]:
+        raw = e.get("bytes")
+        token = e.get("token") or ""
+        return {"token": token, "logprob": e.get("logprob", 0.0),
+                "bytes": raw if isinstance(raw, list) else list(token.encode())}  # fmt: skip
+
+    return tuple(
+        {**entry(e), "top_logprobs": [entry(t) for t in e.get("top_logprobs") or ()]}
+        for e in content
+        if isinstance(e, dict)
+    )
 
 
 # ---------------------------------------------------------------- stream in
@@ -221,6 +248,7 @@ class _Choice(msgspec.Struct):
     index: int = 0
     delta: _Delta | None = None
     finish_reason: str | None = None
+    logprobs: Any = None
 
 
 class _Chunk(msgspec.Struct):
@@ -262,7 +290,7 @@ class ChatTranslator:
                 delta = choice.delta
                 if delta is not None:
                     self._delta(delta.reasoning_content or delta.reasoning, delta.content,
-                                delta.refusal, delta.tool_calls, out)  # fmt: skip
+                                delta.refusal, delta.tool_calls, out, choice.logprobs)  # fmt: skip
                 if choice.finish_reason:
                     self._finish = FINISH_REASONS.get(choice.finish_reason, "stop")
         if chunk.usage:
@@ -289,19 +317,36 @@ class ChatTranslator:
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         self._delta(
-            reasoning, delta.get("content"), delta.get("refusal"), delta.get("tool_calls"), out
+            reasoning,
+            delta.get("content"),
+            delta.get("refusal"),
+            delta.get("tool_calls"),
+            out,
+            choice.get("logprobs"),
         )
         reason = choice.get("finish_reason")
         if reason:
             self._finish = FINISH_REASONS.get(reason, "stop")
 
     def _delta(
-        self, reasoning: Any, content: Any, refusal: Any, tool_calls: Any, out: list[Signal]
+        self,
+        reasoning: Any,
+        content: Any,
+        refusal: Any,
+        tool_calls: Any,
+        out: list[Signal],
+        logprobs: Any = None,
     ) -> None:
         if reasoning and isinstance(reasoning, str):
             out.append(ReasoningDelta(reasoning, "raw"))
         if content:
-            out.extend(self._think.feed(content))
+            signals = self._think.feed(content)
+            lps = logprobs_of(logprobs) if logprobs else ()
+            if lps:  # on the chunk's first answer text (none there: they were for reasoning)
+                first = next((n for n, s in enumerate(signals) if isinstance(s, TextDelta)), None)
+                if first is not None:
+                    signals[first] = TextDelta(signals[first].text, lps)  # type: ignore[union-attr]
+            out.extend(signals)
         if refusal:
             out.append(RefusalDelta(refusal))
         for position, call in enumerate(tool_calls or ()):

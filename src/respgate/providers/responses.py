@@ -5,6 +5,12 @@ resolves `previous_response_id` itself, so the upstream gets none, and
 `store: false`). The upstream's event stream is parsed back into signals and
 re-emitted by our `ResponseBuilder`, so our ids, `sequence_number` and
 lifecycle guarantees hold whatever the upstream does.
+
+Items of tools the upstream runs itself (web search, file search, code
+interpreter, image generation, MCP) pass through as `HostedItem` signals with
+their progress events, keeping the upstream's item id: they go back to the
+upstream as they came, in later turns' input. Annotations and logprobs on the
+answer text pass through too.
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from ..protocol.lifecycle import HOSTED_EVENTS, HOSTED_ITEM_EVENTS
 from ..protocol.signals import (
+    Annotation,
     Failure,
     Finish,
     FinishReason,
+    HostedItem,
     ReasoningDelta,
     ReasoningOpaque,
     RefusalDelta,
@@ -46,11 +55,18 @@ INCOMPLETE_REASONS: dict[str, FinishReason] = {
 }
 
 
+# Fields of an event that place it; the builder sets its own.
+PLACEMENT = frozenset({"type", "item_id", "output_index", "sequence_number"})
+
+
 def upstream_item(item: dict[str, Any]) -> dict[str, Any] | None:
     """An input item as the upstream gets it: our ids stripped (the upstream never
-    stored them); reasoning without `encrypted_content` dropped (useless unstored)."""
+    stored them), hosted-tool items whole (their ids are the upstream's own);
+    reasoning without `encrypted_content` dropped (useless unstored)."""
     if item["type"] == "reasoning" and not item.get("encrypted_content"):
         return None
+    if item["type"] in HOSTED_EVENTS:
+        return item
     return {k: v for k, v in item.items() if k != "id"}
 
 
@@ -94,11 +110,22 @@ class ResponsesTranslator:
         simple = _DELTAS.get(kind)
         if simple is not None:
             return [simple(ev["delta"])] if ev.get("delta") else []
+        if kind in HOSTED_ITEM_EVENTS:
+            data = {k: v for k, v in ev.items() if k not in PLACEMENT}
+            return [HostedItem(ev.get("output_index", 0), event=kind, data=data)]
         handler = self._handlers.get(kind)
         return handler(self, ev) if handler is not None else []
 
+    def _text(self, ev: dict[str, Any]) -> list[Signal]:
+        return [TextDelta(ev["delta"], tuple(ev.get("logprobs") or ()))] if ev.get("delta") else []
+
+    def _annotation(self, ev: dict[str, Any]) -> list[Signal]:
+        return [Annotation(ev["annotation"])] if ev.get("annotation") else []
+
     def _item_added(self, ev: dict[str, Any]) -> list[Signal]:
         item = ev.get("item") or {}
+        if item.get("type") in HOSTED_EVENTS:
+            return [HostedItem(ev.get("output_index", 0), item)]
         kind = CALL_ITEMS.get(item.get("type", ""))
         if kind is None:
             return []
@@ -120,6 +147,8 @@ class ResponsesTranslator:
 
     def _item_done(self, ev: dict[str, Any]) -> list[Signal]:
         item, index = ev.get("item") or {}, ev.get("output_index", 0)
+        if item.get("type") in HOSTED_EVENTS:
+            return [HostedItem(index, item, done=True)]
         kind = CALL_ITEMS.get(item.get("type", ""))
         if kind is not None and self._streamed.get(index) is False:  # arguments arrived whole
             whole = item.get("arguments" if kind == "function" else "input") or ""
@@ -153,6 +182,8 @@ class ResponsesTranslator:
         return [faults.truncated(self.provider, "its terminal event")]
 
     _handlers: ClassVar[dict[str, Any]] = {
+        "response.output_text.delta": _text,
+        "response.output_text.annotation.added": _annotation,
         "response.output_item.added": _item_added,
         "response.function_call_arguments.delta": _call_delta,
         "response.custom_tool_call_input.delta": _call_delta,
@@ -165,7 +196,6 @@ class ResponsesTranslator:
 
 
 _DELTAS: dict[str, Any] = {
-    "response.output_text.delta": TextDelta,
     "response.refusal.delta": RefusalDelta,
     "response.reasoning_summary_text.delta": ReasoningDelta,
     "response.reasoning_text.delta": lambda text: ReasoningDelta(text, "raw"),
