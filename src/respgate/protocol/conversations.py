@@ -21,11 +21,11 @@ MAX_ITEMS = 20
 
 class ConversationCreate(msgspec.Struct, kw_only=True):
     items: list[dict[str, Any]] | None = None
-    metadata: dict[str, str] | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class ConversationUpdate(msgspec.Struct, kw_only=True):
-    metadata: dict[str, str] | None
+    metadata: dict[str, Any] | None
 
 
 class ItemsCreate(msgspec.Struct, kw_only=True):

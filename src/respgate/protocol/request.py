@@ -570,14 +570,16 @@ def normalize_item(raw: dict[str, Any], param: str) -> dict[str, Any]:
     return out
 
 
-def check_metadata(metadata: dict[str, str] | None) -> None:
-    """OpenAI's metadata limits: at most 16 pairs, keys up to 64 and values up to 512
-    characters (400 naming the offending key)."""
+def check_metadata(metadata: dict[str, Any] | None) -> None:
+    """OpenAI's metadata rules: string values, at most 16 pairs, keys up to 64 and values
+    up to 512 characters (400 naming the offending key)."""
     if metadata is None:
         return
     if len(metadata) > 16:
         raise invalid("`metadata` may hold at most 16 pairs.", "metadata")
     for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise invalid("`metadata` values must be strings.", path_param([key], "metadata"))
         if len(key) > 64 or len(value) > 512:
             raise invalid(
                 "`metadata` keys are at most 64 and values at most 512 characters.",
