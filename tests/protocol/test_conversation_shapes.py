@@ -51,9 +51,11 @@ def test_bad_conversation_values_name_the_param(fields: dict[str, Any], param: s
     assert err.value.status == 400 and err.value.param == param
 
 
-def test_a_body_sent_by_a_client_cannot_set_the_derived_id() -> None:
-    req = parse_create_request(body(model="m", input="x", conversation_id="conv_sneaky"))
-    assert req.conversation_id is None
+def test_a_body_sent_by_a_client_cannot_set_derived_fields() -> None:
+    req = parse_create_request(
+        body(model="m", input="x", conversation_id="conv_sneaky", warnings=["in a header"])
+    )
+    assert req.conversation_id is None and req.warnings == []
 
 
 def test_conversation_bodies() -> None:

@@ -204,3 +204,13 @@ async def test_conversations_survive_reopening(open_store) -> None:
     reopened = await open_store()
     assert await reopened.get_conversation(conv["id"], "") == conv
     assert texts(await reopened.conversation_items(conv["id"], "")) == ["kept"]
+
+
+async def test_a_turn_with_more_items_than_one_lookup_holds(store: SqlStore) -> None:
+    conv = conversation()
+    await store.create_conversation(conv, messages("first"), "")
+    many = messages(*(str(i) for i in range(1203)))
+    many[1100]["id"] = (await store.conversation_items(conv["id"], ""))[0]["id"]
+    added = await store.add_conversation_items(conv["id"], "", many, skip_known=True)
+    assert len(added) == 1202 and "1100" not in texts(added)
+    assert len(await store.conversation_items(conv["id"], "")) == 1203

@@ -593,6 +593,7 @@ def _check_range(value: float | None, lo: float, hi: float, param: str) -> None:
 
 
 def _validate(req: CreateRequest) -> None:
+    req.warnings = []  # derived, never the body's
     if not req.model:
         raise invalid(
             "Missing required parameter: 'model'.", "model", code="missing_required_parameter"

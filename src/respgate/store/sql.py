@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 INPUT, OUTPUT = 0, 1
 _ACTIVE = "('queued', 'in_progress')"
 _EVENT_BATCH = 500
+_ID_BATCH = 500  # item ids looked up per statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -710,13 +711,14 @@ class SqlStore:
             return None
         start = rows[0][0] - len(items)
         known: set[str] = set()
-        if items:
+        for chunk in range(0, len(items), _ID_BATCH):  # bound the statement's parameters
+            ids = [item["id"] for item in items[chunk : chunk + _ID_BATCH]]
             found = yield Query(
                 "SELECT item_id FROM conversation_items WHERE conversation_id = ?"
-                f" AND item_id IN ({', '.join('?' * len(items))})",
-                (conversation_id, *(item["id"] for item in items)),
+                f" AND item_id IN ({', '.join('?' * len(ids))})",
+                (conversation_id, *ids),
             )
-            known = {item_id for (item_id,) in found}
+            known.update(item_id for (item_id,) in found)
         added: list[dict[str, Any]] = []
         for index, item in enumerate(items):
             if item["id"] in known:
