@@ -214,3 +214,37 @@ async def test_a_turn_with_more_items_than_one_lookup_holds(store: SqlStore) -> 
     added = await store.add_conversation_items(conv["id"], "", many, skip_known=True)
     assert len(added) == 1202 and "1100" not in texts(added)
     assert len(await store.conversation_items(conv["id"], "")) == 1203
+
+
+async def test_item_references_find_conversation_items_of_the_tenant(store: SqlStore) -> None:
+    conv = conversation()
+    items = messages("referenced")
+    await store.create_conversation(conv, items, "a")
+    assert await store.get_item(items[0]["id"], "a") == items[0]
+    assert await store.get_item(items[0]["id"], "b") is None
+
+
+async def test_a_store_of_the_previous_schema_is_migrated_keeping_its_responses(open_store) -> None:
+    from respgate.store.sql import MIGRATIONS, Query
+
+    store = await open_store()
+    record = completed("before conversations", tenant="t")
+    await store.save(record)
+
+    version = next(
+        v for v, m in enumerate(MIGRATIONS) if any("TABLE conversations " in q for q in m)
+    )
+    tables = [q.split()[2] for m in MIGRATIONS[version:] for q in m if q.startswith("CREATE TABLE")]
+
+    def downgrade():  # the schema as the version before conversations left it
+        for table in reversed(tables):
+            yield Query(f"DROP TABLE {table}")
+        yield Query("UPDATE respgate_schema SET version = ?", (version,))
+
+    await store._driver.write(downgrade())
+    await store.close()
+    store = await open_store()
+    assert (await store.get(record.response["id"], "t"))["status"] == "completed"
+    conv = conversation()
+    await store.create_conversation(conv, messages("after"), "t")
+    assert texts(await store.conversation_items(conv["id"], "t")) == ["after"]

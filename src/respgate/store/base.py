@@ -112,7 +112,8 @@ class ResponseStore(Protocol):
         deleted, expired or another tenant's."""
 
     async def get_item(self, item_id: str, tenant: str) -> dict[str, Any] | None:
-        """The most recently stored input or output item with this id (`item_reference`)."""
+        """The most recently stored input or output item with this id, else a conversation's
+        item with this id (`item_reference`)."""
 
     async def input_items(
         self,

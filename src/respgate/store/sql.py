@@ -153,8 +153,9 @@ MIGRATIONS: list[list[str]] = [
         " item_id TEXT NOT NULL,"
         " data TEXT NOT NULL,"
         " PRIMARY KEY (conversation_id, position))",
+        # unique per conversation; item_id first so `item_reference` finds it by id alone
         "CREATE UNIQUE INDEX conversation_items_item_id"
-        " ON conversation_items (conversation_id, item_id)",
+        " ON conversation_items (item_id, conversation_id)",
     ],
 ]
 
@@ -835,6 +836,12 @@ class SqlStore:
             " WHERE i.item_id = ? AND r.tenant = ? ORDER BY r.created_at DESC, i.kind DESC LIMIT 1",
             (item_id, tenant),
         )
+        if not rows:  # an item added through the Conversations API only
+            rows = yield Query(
+                "SELECT i.data FROM conversation_items i JOIN conversations c"
+                " ON c.id = i.conversation_id WHERE i.item_id = ? AND c.tenant = ? LIMIT 1",
+                (item_id, tenant),
+            )
         return loads(rows[0][0]) if rows else None
 
     def _input_items(
