@@ -392,6 +392,15 @@ async def test_websocket_turns_use_the_conversation(server: LiveServer) -> None:
                                   "conversation": "conv_" + "0" * 32}))  # fmt: skip
         envelope = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert envelope["status"] == 404 and envelope["error"]["param"] == "conversation"
+    other_tenant = {"authorization": f"Bearer {KEY_B}"}
+    async with connect(server.ws_url, additional_headers=other_tenant) as ws:
+        await ws.send(json.dumps({"type": "response.create", "model": "echo", "input": "x",
+                                  "conversation": conv.id}))  # fmt: skip
+        theirs = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert theirs["error"] == {
+            **envelope["error"],
+            "message": envelope["error"]["message"].replace("conv_" + "0" * 32, conv.id),
+        }
     page = await client.conversations.items.list(conv.id, order="asc")
     assert [(i.role, i.content[0].text) for i in page.data] == [
         ("user", "zero"), ("user", "one"), ("assistant", "Echo: one"),
@@ -415,3 +424,16 @@ def test_deleting_a_conversation_keeps_its_responses(client: openai.OpenAI) -> N
     client.responses.delete(response.id)
     items = client.conversations.items.list(conv.id, order="asc").data
     assert [t for _, t in texts(items)] == ["copied", "Echo: copied"]
+
+
+def test_without_a_store_conversations_are_refused_and_unknown() -> None:
+    with LiveServer(Engine(ProviderRegistry())) as live:
+        client = openai.OpenAI(base_url=f"{live.url}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.BadRequestError):
+            client.conversations.create()
+        with pytest.raises(openai.NotFoundError) as err:
+            client.conversations.retrieve("conv_1")
+        assert err.value.code == "conversation_not_found"
+        with pytest.raises(openai.NotFoundError) as err:
+            client.responses.create(model="echo", input="x", conversation="conv_1")
+        assert err.value.body["param"] == "conversation"
