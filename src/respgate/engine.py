@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .conversations import Conversations
 from .limits import Grant, Limits
 from .observe import Observer, Observers, RunInfo
 from .protocol.builder import ResponseBuilder
@@ -324,6 +325,7 @@ class Engine:
         self.draining = False  # set on SIGTERM: /readyz says 503 so balancers stop sending
         self._tasks: set[asyncio.Task[None]] = set()  # background event-log writers
         self._expirer: asyncio.Task[None] | None = None
+        self.conversations = Conversations(lambda: self.store, clock)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -448,6 +450,7 @@ class Engine:
             # byte), so a response cut short by a crash is found and failed at restart.
             record = StoredResponse(builder.snapshot(), list(req.items), tenant)
             persist = self._persist_for(req, tenant, asyncio.create_task(self.store.save(record)))
+        persist = self._then_append(req, tenant, persist)
         run = Run(
             builder, signals, _then_finish(persist, grant), info=info, observers=self.observers
         )
@@ -494,7 +497,7 @@ class Engine:
         run = Run(
             builder,
             self._open_signals(info, call),
-            _then_finish(None, grant),
+            _then_finish(self._then_append(req, tenant, None), grant),
             info=info,
             observers=self.observers,
         )
@@ -538,8 +541,12 @@ class Engine:
         """The model context: the previous chain, then this request's input with every
         `item_reference` replaced by the item it names (`req.items` is updated too).
         `chain`: the previous response's items already in hand (a WebSocket connection's
-        cache); otherwise the chain is loaded from the store."""
-        req.items = [await self._resolve(item, i, tenant) for i, item in enumerate(req.items)]
+        cache); otherwise the chain is loaded from the store. With `conversation`, its
+        items come first instead (and `req.items` get their ids)."""
+        req.items = await self.resolve_items(req.items, tenant)
+        if req.conversation_id is not None:
+            held = await self.conversations.context(req.conversation_id, tenant, req.items)
+            return [*held, *req.items]
         if req.previous_response_id is None:
             return list(req.items)
         if chain is not None:
@@ -561,7 +568,14 @@ class Engine:
             raise missing
         return [*chain, *req.items]
 
-    async def _resolve(self, item: dict[str, Any], index: int, tenant: str) -> dict[str, Any]:
+    async def resolve_items(
+        self, items: list[dict[str, Any]], tenant: str, param: str = "input"
+    ) -> list[dict[str, Any]]:
+        """`items` with every `item_reference` replaced by the stored item it names
+        (404 naming `{param}[i].id` for an unknown one)."""
+        return [await self._resolve(item, f"{param}[{i}]", tenant) for i, item in enumerate(items)]
+
+    async def _resolve(self, item: dict[str, Any], where: str, tenant: str) -> dict[str, Any]:
         if item["type"] != "item_reference":
             return item
         found = None if self.store is None else await self.store.get_item(item["id"], tenant)
@@ -569,7 +583,7 @@ class Engine:
             raise not_found(
                 f"Item with id {quote(item['id'])} not found.",
                 "item_not_found",
-                f"input[{index}].id",
+                f"{where}.id",
             )
         return found
 
@@ -585,6 +599,25 @@ class Engine:
             await self.store.save(StoredResponse(run.response, list(req.items), tenant))
 
         return persist
+
+    def _then_append(
+        self, req: CreateRequest, tenant: str, persist: Callable[[Run], Awaitable[None]] | None
+    ) -> Callable[[Run], Awaitable[None]] | None:
+        """The final save, then the turn appended to the request's `conversation`."""
+        conversation_id = req.conversation_id
+        if conversation_id is None:
+            return persist
+
+        async def step(run: Run) -> None:
+            try:
+                if persist is not None:
+                    await persist(run)
+            finally:
+                await self.conversations.append_turn(
+                    conversation_id, tenant, req.items, run.response
+                )
+
+        return step
 
     # ------------------------------------------------------------ stored responses
 

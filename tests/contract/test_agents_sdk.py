@@ -13,7 +13,7 @@ import pytest
 
 agents = pytest.importorskip("agents")
 
-from openai import AsyncOpenAI  # noqa: E402
+from openai import AsyncOpenAI, NotFoundError  # noqa: E402
 
 from tests.support.live import LiveServer  # noqa: E402
 from tests.support.stores import sqlite_engine  # noqa: E402
@@ -58,3 +58,43 @@ async def test_streamed_tool_loop(server: LiveServer) -> None:
     assert streamed.final_output == "Tool output: sunny in Lima"
     assert "response.function_call_arguments.delta" in raw_types
     assert raw_types.count("response.completed") == 2  # the tool call turn, then the answer
+
+
+async def test_openai_conversations_session_keeps_two_turns(server: LiveServer) -> None:
+    """`OpenAIConversationsSession` keeps the history in respgate's Conversations API: the
+    session creates a conversation, lists it before each turn and appends each turn."""
+    calls: list[str] = []
+    client = AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    session = agents.OpenAIConversationsSession(openai_client=client)
+    agent = weather_agent(server.url, calls)
+
+    first = await agents.Runner.run(agent, "Paris", session=session)
+    assert first.final_output == "Tool output: sunny in Paris" and calls == ["Paris"]
+    conversation_id = session.session_id
+    assert conversation_id.startswith("conv_")
+    turn_one = await session.get_items()
+    assert [i["type"] for i in turn_one] == [
+        "message", "function_call", "function_call_output", "message",
+    ]  # fmt: skip
+
+    second = await agents.Runner.run(agent, "Lima", session=session)
+    assert second.final_output == "Tool output: sunny in Lima" and calls == ["Paris", "Lima"]
+    items = await session.get_items()
+    assert [i["type"] for i in items] == [i["type"] for i in turn_one] * 2
+    assert items[4]["content"][0]["text"] == "Lima"
+    assert items[-1]["content"][0]["text"] == "Tool output: sunny in Lima"
+    # the model was given the first turn as history
+    response_id = second.raw_responses[-1].response_id
+    sent = [i async for i in client.responses.input_items.list(response_id, order="asc")]
+    assert [i.type for i in sent] == [i["type"] for i in turn_one] + [
+        "message", "function_call", "function_call_output",
+    ]  # fmt: skip
+    assert sent[0].content[0].text == "Paris"
+    listed = await client.conversations.items.list(conversation_id, order="asc")
+    assert [i.id for i in listed.data] == [i["id"] for i in items]
+
+    assert await session.pop_item() is not None
+    assert len(await session.get_items()) == len(items) - 1
+    await session.clear_session()
+    with pytest.raises(NotFoundError):
+        await client.conversations.retrieve(conversation_id)

@@ -6,6 +6,7 @@ import secrets
 
 PREFIXES = {
     "response": "resp",
+    "conversation": "conv",
     "message": "msg",
     "function_call": "fc",
     "custom_tool_call": "ctc",

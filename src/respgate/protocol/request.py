@@ -199,6 +199,12 @@ class ReasoningConfig(msgspec.Struct, kw_only=True):
 # ---------------------------------------------------------------- the request
 
 
+class ConversationParam(msgspec.Struct, kw_only=True):
+    """`conversation` as an object: `{"id": "conv_..."}`."""
+
+    id: str
+
+
 class CreateRequest(msgspec.Struct, kw_only=True):
     model: str | None = None
     input: str | list[dict[str, Any]] | None = None
@@ -227,8 +233,10 @@ class CreateRequest(msgspec.Struct, kw_only=True):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     user: str | None = None
+    conversation: str | ConversationParam | None = None
     # Filled in by parse_create_request; not read from the body.
     items: list[dict[str, Any]] = []
+    conversation_id: str | None = None
     warnings: list[str] = []
 
 
@@ -562,17 +570,36 @@ def normalize_item(raw: dict[str, Any], param: str) -> dict[str, Any]:
     return out
 
 
+def check_metadata(metadata: dict[str, Any] | None) -> None:
+    """OpenAI's metadata rules: string values, at most 16 pairs, keys up to 64 and values
+    up to 512 characters (400 naming the offending key)."""
+    if metadata is None:
+        return
+    if len(metadata) > 16:
+        raise invalid("`metadata` may hold at most 16 pairs.", "metadata")
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise invalid("`metadata` values must be strings.", path_param([key], "metadata"))
+        if len(key) > 64 or len(value) > 512:
+            raise invalid(
+                "`metadata` keys are at most 64 and values at most 512 characters.",
+                path_param([key], "metadata"),
+            )
+
+
 def _check_range(value: float | None, lo: float, hi: float, param: str) -> None:
     if value is not None and not lo <= value <= hi:
         raise invalid(f"`{param}` must be between {lo} and {hi}, got {value}.", param)
 
 
 def _validate(req: CreateRequest) -> None:
+    req.warnings = []  # derived, never the body's
     if not req.model:
         raise invalid(
             "Missing required parameter: 'model'.", "model", code="missing_required_parameter"
         )
-    if req.input is None and req.previous_response_id is None:
+    _validate_conversation(req)
+    if req.input is None and req.previous_response_id is None and req.conversation_id is None:
         raise invalid(
             "Missing required parameter: 'input'.", "input", code="missing_required_parameter"
         )
@@ -586,15 +613,7 @@ def _validate(req: CreateRequest) -> None:
         raise invalid("`max_output_tokens` must be at least 1.", "max_output_tokens")
     if req.max_tool_calls is not None and req.max_tool_calls < 1:
         raise invalid("`max_tool_calls` must be at least 1.", "max_tool_calls")
-    if req.metadata is not None:
-        if len(req.metadata) > 16:
-            raise invalid("`metadata` may hold at most 16 pairs.", "metadata")
-        for key, value in req.metadata.items():
-            if len(key) > 64 or len(value) > 512:
-                raise invalid(
-                    "`metadata` keys are at most 64 and values at most 512 characters.",
-                    path_param([key], "metadata"),
-                )
+    check_metadata(req.metadata)
     if req.background and req.store is False:
         raise invalid("Background responses need `store: true`.", "background")
     req.tools = [_normalize_tool(tool, i, req.warnings) for i, tool in enumerate(req.tools or [])]
@@ -604,6 +623,27 @@ def _validate(req: CreateRequest) -> None:
         if not fmt.name or fmt.schema is None:
             raise invalid("A `json_schema` text format needs `name` and `schema`.", "text.format")
         _check_schema(fmt.schema, f"text format {quote(fmt.name)}", "text.format.schema")
+
+
+def _validate_conversation(req: CreateRequest) -> None:
+    """`conversation` (an id or `{"id": ...}`) as `req.conversation_id`; it and
+    `previous_response_id` exclude each other."""
+    conversation = req.conversation
+    req.conversation_id = None
+    if conversation is None:
+        return
+    param = "conversation" if isinstance(conversation, str) else "conversation.id"
+    conversation_id = conversation if isinstance(conversation, str) else conversation.id
+    if not conversation_id:
+        raise invalid("`conversation` must name a conversation id.", param)
+    if req.previous_response_id is not None:
+        raise invalid(
+            "Mutually exclusive parameters: send either `previous_response_id` or "
+            "`conversation`, not both.",
+            "conversation",
+            code="mutually_exclusive_parameters",
+        )
+    req.conversation_id = conversation_id
 
 
 # Non-function tool types that name what the model calls (hosted tools such as

@@ -27,7 +27,7 @@ def new_response(
         if req.text.verbosity:
             text["verbosity"] = req.text.verbosity
     reasoning = req.reasoning
-    return {
+    response = {
         "id": response_id,
         "object": "response",
         "created_at": created_at,
@@ -64,6 +64,9 @@ def new_response(
         "user": req.user,
         "metadata": dict(req.metadata or {}),
     }
+    if req.conversation_id is not None:
+        response["conversation"] = {"id": req.conversation_id}
+    return response
 
 
 def usage_object(

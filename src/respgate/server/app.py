@@ -18,7 +18,13 @@ from starlette.routing import Route, WebSocketRoute
 
 from ..engine import Engine, EventSource
 from ..metrics import CONTENT_TYPE, Metrics
+from ..protocol.conversations import (
+    parse_conversation_create,
+    parse_conversation_update,
+    parse_items_create,
+)
 from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
+from ..protocol.items import parse_include
 from ..protocol.request import parse_create_request
 from ..store.keys import ApiKey, ApiKeys
 from .request_id import RequestIds
@@ -96,6 +102,12 @@ def query_int(request: Request, name: str, default: int | None) -> int | None:
         return int(raw)
     except ValueError:
         raise invalid(f"`{name}` must be an integer.", name) from None
+
+
+def query_include(request: Request) -> frozenset[str]:
+    """`include` from the query (`include=a&include=b`, or `include[]=a` as some clients send)."""
+    values = request.query_params.getlist("include") + request.query_params.getlist("include[]")
+    return parse_include(values)
 
 
 def create_app(
@@ -189,6 +201,76 @@ def create_app(
         )
         return JSON(page)
 
+    # ------------------------------------------------------------ conversations
+    conversations = engine.conversations
+
+    async def json_body(request: Request) -> bytes:
+        require_json(request)
+        return await read_body(request, max_body_bytes)
+
+    async def create_conversation(request: Request) -> Response:
+        tenant = tenant_of(request)
+        if request.headers.get("content-type") is None and request.headers.get(
+            "content-length", "0"
+        ) in ("", "0"):
+            body = b""  # `POST /v1/conversations` with no body at all: an empty conversation
+        else:
+            body = await json_body(request)
+        items, metadata = parse_conversation_create(body)
+        request_items = await engine.resolve_items(items, tenant, "items")
+        return JSON(await conversations.create(request_items, metadata, tenant))
+
+    async def retrieve_conversation(request: Request) -> Response:
+        tenant = tenant_of(request)
+        return JSON(await conversations.retrieve(request.path_params["conversation_id"], tenant))
+
+    async def update_conversation(request: Request) -> Response:
+        tenant = tenant_of(request)
+        metadata = parse_conversation_update(await json_body(request))
+        conversation_id = request.path_params["conversation_id"]
+        return JSON(await conversations.update(conversation_id, tenant, metadata))
+
+    async def delete_conversation(request: Request) -> Response:
+        tenant = tenant_of(request)
+        return JSON(await conversations.delete(request.path_params["conversation_id"], tenant))
+
+    async def create_conversation_items(request: Request) -> Response:
+        tenant = tenant_of(request)
+        include = query_include(request)
+        items = parse_items_create(await json_body(request))
+        items = await engine.resolve_items(items, tenant, "items")
+        conversation_id = request.path_params["conversation_id"]
+        return JSON(await conversations.add_items(conversation_id, tenant, items, include))
+
+    async def list_conversation_items(request: Request) -> Response:
+        tenant = tenant_of(request)
+        page = await conversations.list_items(
+            request.path_params["conversation_id"],
+            tenant,
+            limit=query_int(request, "limit", 20),  # type: ignore[arg-type]
+            order=request.query_params.get("order", "desc"),
+            after=request.query_params.get("after") or None,
+            include=query_include(request),
+        )
+        return JSON(page)
+
+    async def retrieve_conversation_item(request: Request) -> Response:
+        tenant = tenant_of(request)
+        item = await conversations.retrieve_item(
+            request.path_params["conversation_id"],
+            request.path_params["item_id"],
+            tenant,
+            query_include(request),
+        )
+        return JSON(item)
+
+    async def delete_conversation_item(request: Request) -> Response:
+        tenant = tenant_of(request)
+        conversation = await conversations.delete_item(
+            request.path_params["conversation_id"], request.path_params["item_id"], tenant
+        )
+        return JSON(conversation)
+
     async def list_models(request: Request) -> Response:
         tenant_of(request)
         data = [
@@ -274,6 +356,30 @@ def create_app(
             Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
             Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
             Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+            Route("/v1/conversations", create_conversation, methods=["POST"]),
+            Route("/v1/conversations/{conversation_id}", retrieve_conversation, methods=["GET"]),
+            Route("/v1/conversations/{conversation_id}", update_conversation, methods=["POST"]),
+            Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
+            Route(
+                "/v1/conversations/{conversation_id}/items",
+                create_conversation_items,
+                methods=["POST"],
+            ),
+            Route(
+                "/v1/conversations/{conversation_id}/items",
+                list_conversation_items,
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/conversations/{conversation_id}/items/{item_id}",
+                retrieve_conversation_item,
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/conversations/{conversation_id}/items/{item_id}",
+                delete_conversation_item,
+                methods=["DELETE"],
+            ),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

@@ -77,7 +77,8 @@ class UsageTotal:
 
 @dataclass(slots=True)
 class ItemPage:
-    """One page of `GET /v1/responses/{id}/input_items` (an `ItemListResource`)."""
+    """One page of items (`GET /v1/responses/{id}/input_items`, an `ItemListResource`;
+    `GET /v1/conversations/{id}/items`, a `ConversationItemList`)."""
 
     data: list[dict[str, Any]]
     first_id: str | None
@@ -111,7 +112,8 @@ class ResponseStore(Protocol):
         deleted, expired or another tenant's."""
 
     async def get_item(self, item_id: str, tenant: str) -> dict[str, Any] | None:
-        """The most recently stored input or output item with this id (`item_reference`)."""
+        """The most recently stored input or output item with this id, else a conversation's
+        item with this id (`item_reference`)."""
 
     async def input_items(
         self,
@@ -157,6 +159,65 @@ class ResponseStore(Protocol):
 
     async def usage(self, since: int | None = None, tenant: str | None = None) -> list[UsageTotal]:
         """Usage per tenant and model of responses finished at or after `since`."""
+
+    # Conversations (the Conversations API). Another tenant's conversation is one that
+    # never existed; a conversation's items are its own copies (deleting a response
+    # leaves them, deleting the conversation leaves its responses).
+
+    async def create_conversation(
+        self, conversation: dict[str, Any], items: Sequence[dict[str, Any]], tenant: str
+    ) -> None:
+        """Store a new Conversation object (`id`, `created_at`, `metadata`) with its first
+        items (each with its `id`; a duplicate id is a 400 naming `items[i].id`)."""
+
+    async def get_conversation(self, conversation_id: str, tenant: str) -> dict[str, Any] | None:
+        """The Conversation object, or None."""
+
+    async def update_conversation(
+        self, conversation_id: str, tenant: str, metadata: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """Replace the metadata; the updated Conversation object, or None."""
+
+    async def delete_conversation(self, conversation_id: str, tenant: str) -> bool:
+        """Delete the conversation and its items. False if there was none."""
+
+    async def add_conversation_items(
+        self,
+        conversation_id: str,
+        tenant: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        skip_known: bool = False,
+    ) -> list[dict[str, Any]] | None:
+        """Append items (each with its `id`) in one transaction; the items added, or None
+        for an unknown conversation. An id the conversation already holds is a 400 naming
+        `items[i].id`, or with `skip_known` that item is left out."""
+
+    async def conversation_items(
+        self, conversation_id: str, tenant: str
+    ) -> list[dict[str, Any]] | None:
+        """Every item of the conversation, oldest first, or None for an unknown one."""
+
+    async def list_conversation_items(
+        self,
+        conversation_id: str,
+        tenant: str,
+        *,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "desc",
+        after: str | None = None,
+    ) -> ItemPage | None:
+        """A page of the conversation's items, or None for an unknown conversation."""
+
+    async def get_conversation_item(
+        self, conversation_id: str, item_id: str, tenant: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(the Conversation object or None, the item or None)."""
+
+    async def delete_conversation_item(
+        self, conversation_id: str, item_id: str, tenant: str
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """(the Conversation object or None, whether the item was there and is deleted)."""
 
     async def close(self) -> None: ...
 

@@ -18,8 +18,15 @@ Tables (see the migrations in `sqlite.py` / `postgres.py`):
 - `events`: the background event log, `(response_id, sequence_number)`.
 - `usage_records`: one row per finished response (stored or not) with its
   tokens and cost; kept when the response is deleted or expires (accounting).
+- `conversations`: one row per conversation (Conversations API), its metadata,
+  and `next_position`, the position its next item gets (updating it locks the row,
+  so concurrent appends to one conversation take turns).
+- `conversation_items`: a conversation's items in order, each with its unique id.
 
-`items` and `events` rows are deleted with their response (ON DELETE CASCADE).
+`items` and `events` rows are deleted with their response (ON DELETE CASCADE), and
+`conversation_items` rows with their conversation. A conversation's items are its
+own copies: deleting a response leaves them, deleting a conversation leaves its
+responses.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import orjson
 
 from ..protocol.builder import ResponseBuilder
-from ..protocol.errors import invalid
+from ..protocol.errors import invalid, quote
 from ..protocol.lifecycle import TERMINAL_EVENTS
 from ..protocol.signals import Failure
 from .base import (
@@ -56,6 +63,7 @@ log = logging.getLogger(__name__)
 INPUT, OUTPUT = 0, 1
 _ACTIVE = "('queued', 'in_progress')"
 _EVENT_BATCH = 500
+_ID_BATCH = 500  # item ids looked up per statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,24 @@ MIGRATIONS: list[list[str]] = [
         " reasoning_tokens BIGINT NOT NULL,"
         " cost DOUBLE PRECISION)",
         "CREATE INDEX usage_records_created ON usage_records (created_at)",
+    ],
+    [
+        "CREATE TABLE conversations ("
+        " id TEXT PRIMARY KEY,"
+        " tenant TEXT NOT NULL,"
+        " metadata TEXT NOT NULL,"
+        " created_at BIGINT NOT NULL,"
+        " updated_at BIGINT NOT NULL,"
+        " next_position BIGINT NOT NULL)",
+        "CREATE TABLE conversation_items ("
+        " conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,"
+        " position BIGINT NOT NULL,"
+        " item_id TEXT NOT NULL,"
+        " data TEXT NOT NULL,"
+        " PRIMARY KEY (conversation_id, position))",
+        # unique per conversation; item_id first so `item_reference` finds it by id alone
+        "CREATE UNIQUE INDEX conversation_items_item_id"
+        " ON conversation_items (item_id, conversation_id)",
     ],
 ]
 
@@ -259,10 +285,7 @@ class SqlStore:
         order: Literal["asc", "desc"] = "desc",
         after: str | None = None,
     ) -> ItemPage | None:
-        if not 1 <= limit <= 100:
-            raise invalid("`limit` must be between 1 and 100.", "limit")
-        if order not in ("asc", "desc"):
-            raise invalid("`order` must be 'asc' or 'desc'.", "order")
+        _check_page(limit, order)
         return await self._driver.read(self._input_items(response_id, tenant, limit, order, after))
 
     async def delete(self, response_id: str, tenant: str) -> bool:
@@ -323,6 +346,70 @@ class SqlStore:
 
     async def usage(self, since: int | None = None, tenant: str | None = None) -> list[UsageTotal]:
         return await self._driver.read(usage_totals(since, tenant))
+
+    # ------------------------------------------------------------ conversations
+
+    async def create_conversation(
+        self, conversation: dict[str, Any], items: Sequence[dict[str, Any]], tenant: str
+    ) -> None:
+        program = self._create_conversation(_copy(conversation), _copy(list(items)), tenant)
+        await self._driver.write(program)
+
+    async def get_conversation(self, conversation_id: str, tenant: str) -> dict[str, Any] | None:
+        return await self._driver.read(self._get_conversation(conversation_id, tenant))
+
+    async def update_conversation(
+        self, conversation_id: str, tenant: str, metadata: dict[str, str]
+    ) -> dict[str, Any] | None:
+        program = self._update_conversation(conversation_id, tenant, dict(metadata))
+        return await self._driver.write(program)
+
+    async def delete_conversation(self, conversation_id: str, tenant: str) -> bool:
+        return await self._driver.write(self._delete_conversation(conversation_id, tenant))
+
+    async def add_conversation_items(
+        self,
+        conversation_id: str,
+        tenant: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        skip_known: bool = False,
+    ) -> list[dict[str, Any]] | None:
+        program = self._add_conversation_items(
+            conversation_id, tenant, _copy(list(items)), skip_known
+        )
+        return await self._driver.write(program)
+
+    async def conversation_items(
+        self, conversation_id: str, tenant: str
+    ) -> list[dict[str, Any]] | None:
+        return await self._driver.read(self._conversation_items(conversation_id, tenant))
+
+    async def list_conversation_items(
+        self,
+        conversation_id: str,
+        tenant: str,
+        *,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "desc",
+        after: str | None = None,
+    ) -> ItemPage | None:
+        _check_page(limit, order)
+        program = self._list_conversation_items(conversation_id, tenant, limit, order, after)
+        return await self._driver.read(program)
+
+    async def get_conversation_item(
+        self, conversation_id: str, item_id: str, tenant: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        return await self._driver.read(
+            self._get_conversation_item(conversation_id, item_id, tenant)
+        )
+
+    async def delete_conversation_item(
+        self, conversation_id: str, item_id: str, tenant: str
+    ) -> tuple[dict[str, Any] | None, bool]:
+        program = self._delete_conversation_item(conversation_id, item_id, tenant)
+        return await self._driver.write(program)
 
     async def close(self) -> None:
         if not self._closed:
@@ -537,6 +624,151 @@ class SqlStore:
         )
         return len(rows)
 
+    # ------------------------------------------------------------ programs: conversations
+
+    def _create_conversation(
+        self, conversation: dict[str, Any], items: list[dict[str, Any]], tenant: str
+    ) -> Program[None]:
+        yield Query(
+            "INSERT INTO conversations (id, tenant, metadata, created_at, updated_at,"
+            " next_position) VALUES (?, ?, ?, ?, ?, 0)",
+            (
+                conversation["id"],
+                tenant,
+                dumps(conversation["metadata"]),
+                conversation["created_at"],
+                self._now(),
+            ),
+        )
+        yield from self._add_conversation_items(conversation["id"], tenant, items, False)
+
+    def _get_conversation(self, conversation_id: str, tenant: str) -> Program[dict | None]:
+        rows = yield Query(
+            "SELECT id, created_at, metadata FROM conversations WHERE id = ? AND tenant = ?",
+            (conversation_id, tenant),
+        )
+        return _conversation(rows[0]) if rows else None
+
+    def _update_conversation(
+        self, conversation_id: str, tenant: str, metadata: dict[str, str]
+    ) -> Program[dict | None]:
+        rows = yield Query(
+            "UPDATE conversations SET metadata = ?, updated_at = ? WHERE id = ? AND tenant = ?"
+            " RETURNING id, created_at, metadata",
+            (dumps(metadata), self._now(), conversation_id, tenant),
+        )
+        return _conversation(rows[0]) if rows else None
+
+    def _delete_conversation(self, conversation_id: str, tenant: str) -> Program[bool]:
+        rows = yield Query(
+            "DELETE FROM conversations WHERE id = ? AND tenant = ? RETURNING id",
+            (conversation_id, tenant),
+        )
+        return bool(rows)
+
+    def _add_conversation_items(
+        self, conversation_id: str, tenant: str, items: list[dict[str, Any]], skip_known: bool
+    ) -> Program[list[dict[str, Any]] | None]:
+        """Append `items` (each with its id); None if there is no such conversation. An id
+        the conversation already holds (or twice in `items`) is a 400 naming it, or, with
+        `skip_known` (a response's turn), that item is left out."""
+        rows = yield Query(
+            "UPDATE conversations SET next_position = next_position + ?, updated_at = ?"
+            " WHERE id = ? AND tenant = ? RETURNING next_position",
+            (len(items), self._now(), conversation_id, tenant),
+        )
+        if not rows:
+            return None
+        start = rows[0][0] - len(items)
+        known: set[str] = set()
+        for chunk in range(0, len(items), _ID_BATCH):  # bound the statement's parameters
+            ids = [item["id"] for item in items[chunk : chunk + _ID_BATCH]]
+            found = yield Query(
+                "SELECT item_id FROM conversation_items WHERE conversation_id = ?"
+                f" AND item_id IN ({', '.join('?' * len(ids))})",
+                (conversation_id, *ids),
+            )
+            known.update(item_id for (item_id,) in found)
+        added: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            if item["id"] in known:
+                if skip_known:
+                    continue
+                raise invalid(
+                    f"Duplicate item found with id {quote(item['id'])}.", f"items[{index}].id"
+                )
+            known.add(item["id"])
+            added.append(item)
+        if added:
+            yield Query(
+                "INSERT INTO conversation_items (conversation_id, position, item_id, data)"
+                " VALUES (?, ?, ?, ?)",
+                many=[
+                    (conversation_id, start + i, item["id"], dumps(item))
+                    for i, item in enumerate(added)
+                ],
+            )
+        return added
+
+    def _conversation_items(
+        self, conversation_id: str, tenant: str
+    ) -> Program[list[dict[str, Any]] | None]:
+        rows = yield Query(
+            "SELECT i.data FROM conversations c"
+            " LEFT JOIN conversation_items i ON i.conversation_id = c.id"
+            " WHERE c.id = ? AND c.tenant = ? ORDER BY i.position",
+            (conversation_id, tenant),
+        )
+        if not rows:
+            return None
+        return [loads(data) for (data,) in rows if data is not None]
+
+    def _list_conversation_items(
+        self, conversation_id: str, tenant: str, limit: int, order: str, after: str | None
+    ) -> Program[ItemPage | None]:
+        if not (
+            yield Query(
+                "SELECT 1 FROM conversations WHERE id = ? AND tenant = ?", (conversation_id, tenant)
+            )
+        ):
+            return None
+        sql = "SELECT item_id, data FROM conversation_items WHERE conversation_id = ?"
+        args: list[Any] = [conversation_id]
+        if after is not None:
+            sql += (
+                f" AND position {'>' if order == 'asc' else '<'} (SELECT position FROM"
+                " conversation_items WHERE conversation_id = ? AND item_id = ?)"
+            )
+            args += [conversation_id, after]
+        sql += f" ORDER BY position {order.upper()} LIMIT ?"
+        rows = yield Query(sql, (*args, limit + 1))
+        return _page(rows, limit)
+
+    def _get_conversation_item(
+        self, conversation_id: str, item_id: str, tenant: str
+    ) -> Program[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+        conversation = yield from self._get_conversation(conversation_id, tenant)
+        if conversation is None:
+            return None, None
+        rows = yield Query(
+            "SELECT data FROM conversation_items WHERE conversation_id = ? AND item_id = ?",
+            (conversation_id, item_id),
+        )
+        return conversation, loads(rows[0][0]) if rows else None
+
+    def _delete_conversation_item(
+        self, conversation_id: str, item_id: str, tenant: str
+    ) -> Program[tuple[dict[str, Any] | None, bool]]:
+        conversation = yield from self._get_conversation(conversation_id, tenant)
+        if conversation is None:
+            return None, False
+        rows = yield Query(
+            "DELETE FROM conversation_items WHERE conversation_id = ? AND item_id = ?"
+            " RETURNING item_id",
+            (conversation_id, item_id),
+        )
+        return conversation, bool(rows)
+
     # ------------------------------------------------------------ programs: reads
 
     def _get(self, response_id: str, tenant: str) -> Program[dict[str, Any] | None]:
@@ -573,6 +805,12 @@ class SqlStore:
             " WHERE i.item_id = ? AND r.tenant = ? ORDER BY r.created_at DESC, i.kind DESC LIMIT 1",
             (item_id, tenant),
         )
+        if not rows:  # an item added through the Conversations API only
+            rows = yield Query(
+                "SELECT i.data FROM conversation_items i JOIN conversations c"
+                " ON c.id = i.conversation_id WHERE i.item_id = ? AND c.tenant = ? LIMIT 1",
+                (item_id, tenant),
+            )
         return loads(rows[0][0]) if rows else None
 
     def _input_items(
@@ -594,13 +832,7 @@ class SqlStore:
             args += [response_id, INPUT, after]
         sql += f" ORDER BY position {order.upper()} LIMIT ?"
         rows = yield Query(sql, (*args, limit + 1))
-        data = [loads(d) for _, d in rows[:limit]]
-        return ItemPage(
-            data=data,
-            first_id=rows[0][0] if data else None,
-            last_id=rows[len(data) - 1][0] if data else None,
-            has_more=len(rows) > limit,
-        )
+        return _page(rows, limit)
 
     def _read_events(
         self, response_id: str, tenant: str, after: int
@@ -657,6 +889,35 @@ def usage_totals(since: int | None, tenant: str | None) -> Program[list[UsageTot
 
 ORPHANED = Failure(ORPHANED_ERROR["code"], ORPHANED_ERROR["message"])
 CANCELLED = Failure("cancelled", "The response was cancelled.")
+
+
+def _check_page(limit: int, order: str) -> None:
+    if not 1 <= limit <= 100:
+        raise invalid("`limit` must be between 1 and 100.", "limit")
+    if order not in ("asc", "desc"):
+        raise invalid("`order` must be 'asc' or 'desc'.", "order")
+
+
+def _page(rows: list[Row], limit: int) -> ItemPage:
+    """A page from up to `limit + 1` rows of `(item_id, data)` (one more: there is more)."""
+    data = [loads(d) for _, d in rows[:limit]]
+    return ItemPage(
+        data=data,
+        first_id=rows[0][0] if data else None,
+        last_id=rows[len(data) - 1][0] if data else None,
+        has_more=len(rows) > limit,
+    )
+
+
+def _conversation(row: Row) -> dict[str, Any]:
+    """The Conversation object from `(id, created_at, metadata)`."""
+    conversation_id, created_at, metadata = row
+    return {
+        "id": conversation_id,
+        "object": "conversation",
+        "created_at": int(created_at),
+        "metadata": loads(metadata),
+    }
 
 
 def _copy(obj: T) -> T:

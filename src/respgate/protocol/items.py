@@ -1,0 +1,85 @@
+"""Items as OpenAI returns them once stored (the canonical form).
+
+A client may send `{"role": "user", "content": "hi"}`; what a stored-item endpoint
+answers is the item as OpenAI keeps it: content as parts (`input_text` for user,
+system and developer messages, `output_text` with `annotations` for assistant
+ones), and a `status` on messages and tool calls and their outputs. `include`
+(the `ResponseIncludable` values) decides whether reasoning `encrypted_content`
+and output-text `logprobs` are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import invalid, quote
+
+# OpenAI's `ResponseIncludable` values (accepted; the two below change what is shown).
+INCLUDABLE = frozenset(
+    {
+        "file_search_call.results",
+        "web_search_call.results",
+        "web_search_call.action.sources",
+        "message.input_image.image_url",
+        "computer_call_output.output.image_url",
+        "code_interpreter_call.outputs",
+        "reasoning.encrypted_content",
+        "message.output_text.logprobs",
+    }
+)
+ENCRYPTED_CONTENT = "reasoning.encrypted_content"
+LOGPROBS = "message.output_text.logprobs"
+
+# Item types whose stored form always carries a `status`.
+WITH_STATUS = frozenset(
+    {"message", "function_call", "function_call_output", "custom_tool_call",
+     "custom_tool_call_output"}
+)  # fmt: skip
+
+
+def canonical(item: dict[str, Any]) -> dict[str, Any]:
+    """`item` (normalised by `protocol.request`) in the form OpenAI stores it (a copy)."""
+    out = dict(item)
+    if out["type"] == "message":
+        content = out["content"]
+        if isinstance(content, str):
+            kind = "output_text" if out["role"] == "assistant" else "input_text"
+            content = [{"type": kind, "text": content}]
+        out["content"] = [
+            {**part, "annotations": part.get("annotations") or []}
+            if part["type"] == "output_text"
+            else part
+            for part in content
+        ]
+    if out["type"] in WITH_STATUS and not out.get("status"):
+        out["status"] = "completed"
+    return out
+
+
+def parse_include(values: Iterable[str], param: str = "include") -> frozenset[str]:
+    """The `include` values of a request; 400 naming the first unknown one."""
+    for index, value in enumerate(values):
+        if value not in INCLUDABLE:
+            raise invalid(
+                f"Invalid value {quote(value)} for `include`; supported: "
+                f"{', '.join(sorted(INCLUDABLE))}.",
+                f"{param}[{index}]",
+            )
+    return frozenset(values)
+
+
+def shown(item: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
+    """A stored item as a listing shows it: reasoning `encrypted_content` and output-text
+    `logprobs` only when `include` asks for them."""
+    if item["type"] == "reasoning" and ENCRYPTED_CONTENT not in include:
+        if "encrypted_content" in item:
+            item = {k: v for k, v in item.items() if k != "encrypted_content"}
+    elif item["type"] == "message" and LOGPROBS not in include:
+        parts = item.get("content")
+        if isinstance(parts, list) and any("logprobs" in p for p in parts):
+            item = {
+                **item,
+                "content": [{k: v for k, v in p.items() if k != "logprobs"} for p in parts],
+            }
+    return item
