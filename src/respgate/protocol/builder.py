@@ -25,6 +25,7 @@ from .ids import new_id
 from .lifecycle import CALL_EVENTS, ITEM_EVENTS, PART_EVENTS, item_key, step_item, step_response
 from .response import usage_object
 from .signals import (
+    Compaction,
     Failure,
     Finish,
     ReasoningDelta,
@@ -119,6 +120,13 @@ class _Item:
             if call.namespace:
                 wire["namespace"] = call.namespace
             return wire
+        if self.type == "compaction":
+            return {
+                "id": self.id,
+                "type": "compaction",
+                "status": status,
+                "encrypted_content": self.encrypted_content or "",
+            }
         item: dict[str, Any] = {
             "id": self.id,
             "type": "reasoning",
@@ -172,8 +180,16 @@ class ResponseBuilder:
         *,
         clock: Callable[[], int],
         mint: Callable[[str], str] = new_id,
+        carry: Callable[[dict[str, Any]], str] | None = None,
+        expose_carried: bool = True,
     ) -> None:
+        """`carry`: seals a finished reasoning item into the `encrypted_content` it carries
+        (kept in `carried` by item id for the store; on the wire only with `expose_carried`,
+        i.e. when the request's `include` asks for `reasoning.encrypted_content`)."""
         self.response = response
+        self._carry = carry
+        self._expose_carried = expose_carried
+        self.carried: dict[str, str] = {}
         self.sequence_number = 0
         self.state = "start"
         self._clock = clock
@@ -187,6 +203,7 @@ class ResponseBuilder:
             RefusalDelta: self._on_refusal,
             ReasoningDelta: self._on_reasoning,
             ReasoningOpaque: self._on_opaque,
+            Compaction: self._on_compaction,
             ToolCallDelta: self._on_tool,
             Usage: self._on_usage,
             Finish: self._on_finish,
@@ -251,6 +268,20 @@ class ResponseBuilder:
         out: list[Event] = []
         self._dispatch[type(signal)](signal, out)
         return out
+
+    def stored(self) -> dict[str, Any]:
+        """The Response as it is kept: reasoning items with the `encrypted_content` they
+        carry even when the wire left it out."""
+        if not self.carried:
+            return self.response
+        snap = copy.copy(self.response)
+        snap["output"] = [
+            {**item, "encrypted_content": self.carried[item["id"]]}
+            if item.get("id") in self.carried
+            else item
+            for item in self.response["output"]
+        ]
+        return snap
 
     def snapshot(self) -> dict[str, Any]:
         """The Response as of now, open items included with status `in_progress`."""
@@ -317,9 +348,16 @@ class ResponseBuilder:
 
     # ------------------------------------------------------------ items
 
-    def _open_item(self, out: list[Event], item_type: str, call: _Call | None = None) -> _Item:
+    def _open_item(
+        self,
+        out: list[Event],
+        item_type: str,
+        call: _Call | None = None,
+        encrypted_content: str | None = None,
+    ) -> _Item:
         item = _Item(item_type, self._mint(item_type), len(self.response["output"]))
         item.call = call
+        item.encrypted_content = encrypted_content
         self._live = item
         added = item.wire("in_progress")
         if call is not None:
@@ -353,6 +391,12 @@ class ResponseBuilder:
                 },
             )
         final = item.wire(status)
+        if item.type == "reasoning" and self._carry is not None:
+            blob = self._carry(final)
+            self.carried[item.id] = blob
+            final.pop("encrypted_content", None)
+            if self._expose_carried:
+                final["encrypted_content"] = blob
         self.response["output"].append(final)
         self._emit(
             out,
@@ -517,6 +561,11 @@ class ResponseBuilder:
             live = self._open_item(out, "reasoning")
         live.encrypted_content = sig.encrypted_content
         self._close_open(out)
+
+    def _on_compaction(self, sig: Compaction, out: list[Event]) -> None:
+        self._close_open(out)
+        self._open_item(out, "compaction", encrypted_content=sig.encrypted_content)
+        self._close_item(out)
 
     def _on_tool(self, sig: ToolCallDelta, out: list[Event]) -> None:
         item = self._calls.get(sig.index)

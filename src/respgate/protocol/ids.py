@@ -10,6 +10,7 @@ PREFIXES = {
     "function_call": "fc",
     "custom_tool_call": "ctc",
     "reasoning": "rs",
+    "compaction": "cmp",
     "call": "call",
     "function_call_output": "fco",
 }

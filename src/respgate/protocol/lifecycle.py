@@ -93,6 +93,7 @@ OPEN_RESPONSES_NAMES = {
 ITEM_PARTS: dict[str, tuple[str, ...]] = {
     "message": ("output_text", "refusal"),
     "reasoning": ("reasoning_text",),
+    "compaction": (),  # added and done whole, nothing streamed between
     **{call_type: () for call_type in CALL_EVENTS},
 }
 

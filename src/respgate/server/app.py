@@ -19,7 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 from ..engine import Engine, EventSource
 from ..metrics import CONTENT_TYPE, Metrics
 from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
-from ..protocol.request import parse_create_request
+from ..protocol.request import parse_compact_request, parse_create_request
 from ..store.keys import ApiKey, ApiKeys
 from .request_id import RequestIds
 from .transport import Gauge, SSEResponse, fold
@@ -161,6 +161,16 @@ def create_app(
             run.release()
         return JSON(response, headers=headers)
 
+    async def compact_response(request: Request) -> Response:
+        key = key_of(request)
+        require_json(request)
+        body = parse_compact_request(await read_body(request, max_body_bytes))
+        request.state.model = body.model
+        compacted = await engine.compact(
+            body, tenant=key.tenant, key=key, request_id=request.state.request_id
+        )
+        return JSON(compacted)
+
     async def retrieve_response(request: Request) -> Response:
         tenant = tenant_of(request)
         response_id = request.path_params["response_id"]
@@ -270,6 +280,7 @@ def create_app(
                     engine, api_keys, max_seconds=websocket_max_seconds, streams=streams
                 ),
             ),
+            Route("/v1/responses/compact", compact_response, methods=["POST"]),
             Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
             Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
             Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),

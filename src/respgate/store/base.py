@@ -158,6 +158,10 @@ class ResponseStore(Protocol):
     async def usage(self, since: int | None = None, tenant: str | None = None) -> list[UsageTotal]:
         """Usage per tenant and model of responses finished at or after `since`."""
 
+    async def secret(self, name: str, candidate: str) -> str:
+        """The gateway secret `name` (the seal key); `candidate` is kept and returned
+        when there is none yet. Every process sharing the store gets the same value."""
+
     async def close(self) -> None: ...
 
 

@@ -131,6 +131,9 @@ MIGRATIONS: list[list[str]] = [
         " cost DOUBLE PRECISION)",
         "CREATE INDEX usage_records_created ON usage_records (created_at)",
     ],
+    [  # gateway secrets shared by every process on this store (the seal key)
+        "CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ],
 ]
 
 
@@ -249,6 +252,9 @@ class SqlStore:
 
     async def get_item(self, item_id: str, tenant: str) -> dict[str, Any] | None:
         return await self._driver.read(self._get_item(item_id, tenant))
+
+    async def secret(self, name: str, candidate: str) -> str:
+        return await self._driver.write(_secret(name, candidate))
 
     async def input_items(
         self,
@@ -684,6 +690,16 @@ def usage_totals(since: int | None, tenant: str | None) -> Program[list[UsageTot
         )
         for t, m, n, i, c, o, r, cost in rows
     ]
+
+
+def _secret(name: str, candidate: str) -> Program[str]:
+    """The secret `name`; `candidate` becomes it when none is kept yet (first writer wins)."""
+    yield Query(
+        "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        (name, candidate),
+    )
+    rows = yield Query("SELECT value FROM secrets WHERE name = ?", (name,))
+    return str(rows[0][0])
 
 
 def _copy(obj: T) -> T:
