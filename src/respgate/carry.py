@@ -31,6 +31,7 @@ COMPACTION_INSTRUCTIONS = (
     "results) and what remains to do. Write only the summary."
 )
 COMPACTION_REQUEST = "Summarise the conversation so far for continuation, as instructed."
+COMPACTION_TYPES = frozenset({"compaction", "compaction_summary", "context_compaction"})
 SUMMARY_PREFIX = "Summary of the earlier conversation (compacted):\n\n"
 
 
@@ -138,8 +139,9 @@ def open_context(
     out: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         kind = item["type"]
-        if kind == "compaction":
-            out.append(_summary_message(sealer, tenant, item, param(i)))
+        if kind in COMPACTION_TYPES:
+            if item.get("encrypted_content") is not None or kind != "context_compaction":
+                out.append(_summary_message(sealer, tenant, item, param(i)))
         elif kind == "reasoning":
             out.append(_unsealed_reasoning(sealer, tenant, item, warnings))
         elif kind != "compaction_trigger":

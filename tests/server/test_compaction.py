@@ -231,3 +231,23 @@ async def _read_turn(ws: Any) -> list[dict[str, Any]]:
         events.append(event)
         if event["type"] in ("response.completed", "response.failed", "error"):
             return events
+
+
+async def test_codex_aliases_of_the_compaction_item(echo: LiveServer) -> None:
+    """Codex also reads `compaction_summary` and `context_compaction` items: they open
+    the same way (a forged one is a 400), and one without content is left out."""
+    hi = {"role": "user", "content": "hi"}
+    async with httpx.AsyncClient(base_url=echo.url, headers=auth(), timeout=10) as c:
+        r = await c.post("/v1/responses/compact", json={"model": "echo", "input": HISTORY})
+        blob = r.json()["output"][-1]["encrypted_content"]
+        for kind in ("compaction_summary", "context_compaction"):
+            good = {"type": kind, "encrypted_content": blob}
+            forged = {"type": kind, "encrypted_content": "rg1.forged"}
+            ok = await c.post("/v1/responses", json={"model": "echo", "input": [good, hi]})
+            bad = await c.post("/v1/responses", json={"model": "echo", "input": [forged, hi]})
+            assert ok.status_code == 200, ok.text
+            assert bad.status_code == 400
+            assert bad.json()["error"]["param"] == "input[0].encrypted_content"
+        empty = {"type": "context_compaction"}
+        r = await c.post("/v1/responses", json={"model": "echo", "input": [empty, hi]})
+        assert r.status_code == 200, r.text

@@ -130,6 +130,12 @@ class Compaction(_Item):
     encrypted_content: str
 
 
+class ContextCompaction(_Item):
+    """Codex's newer name for a compaction item (its content may be absent)."""
+
+    encrypted_content: str | None = None
+
+
 class CompactionTrigger(_Item):
     """Codex's remote compaction (v2): this turn answers with one `compaction` item."""
 
@@ -141,6 +147,8 @@ ITEM_TYPES: dict[str, type[msgspec.Struct]] = {
     "reasoning": Reasoning,
     "item_reference": ItemReference,
     "compaction": Compaction,
+    "compaction_summary": Compaction,  # Codex's alias
+    "context_compaction": ContextCompaction,
     "compaction_trigger": CompactionTrigger,
 }
 
