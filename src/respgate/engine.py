@@ -684,6 +684,7 @@ class Engine:
             }
             await grant.finish(result["usage"])
         self.observers.finished(info, {**result, "status": "completed", "model": info.model})
+        self.observers.released(info)  # answered in one piece: nothing left to deliver
         return result
 
     async def context(
