@@ -26,6 +26,7 @@ from tests.providers.fake_upstream import FakeUpstream, Reply
 from tests.providers.support import provider
 from tests.support.live import LiveServer
 from tests.support.oracle import assert_valid_stream, parse_sse
+from tests.support.stores import sqlite_engine
 
 KEY_A, KEY_B = "sk-compact-tenant-a-0123456789", "sk-compact-tenant-b-0123456789"
 HISTORY = [
@@ -251,3 +252,22 @@ async def test_codex_aliases_of_the_compaction_item(echo: LiveServer) -> None:
         empty = {"type": "context_compaction"}
         r = await c.post("/v1/responses", json={"model": "echo", "input": [empty, hi]})
         assert r.status_code == 200, r.text
+
+
+async def test_the_key_kept_in_the_store_survives_a_restart(tmp_path) -> None:
+    """No key configured: the first start keeps one in the store, so an item made before
+    a restart still opens after it (as on every replica sharing a PostgreSQL store)."""
+    body = {"model": "echo", "input": HISTORY}
+    with LiveServer(sqlite_engine(tmp_path)) as first:
+        async with httpx.AsyncClient(timeout=10) as c:
+            output = (await c.post(f"{first.url}/v1/responses/compact", json=body)).json()["output"]
+    with LiveServer(sqlite_engine(tmp_path)) as second:
+        async with httpx.AsyncClient(timeout=10) as c:
+            r = await c.post(f"{second.url}/v1/responses", json={
+                "model": "echo", "input": [*output, {"role": "user", "content": "next"}]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    with LiveServer(Engine(ProviderRegistry())) as keyless:  # a process with its own key
+        async with httpx.AsyncClient(timeout=10) as c:
+            r = await c.post(f"{keyless.url}/v1/responses", json={"model": "echo", "input": output})
+    assert r.status_code == 400
+    assert "another key" in r.json()["error"]["message"]
