@@ -35,16 +35,9 @@ COMPACTION_TYPES = frozenset({"compaction", "compaction_summary", "context_compa
 SUMMARY_PREFIX = "Summary of the earlier conversation (compacted):\n\n"
 
 
-def compaction_item(sealer: Sealer, tenant: str, item_id: str, summary: str) -> dict[str, Any]:
-    blob = sealer.seal("compaction", tenant, {"summary": summary})
-    return {"id": item_id, "type": "compaction", "encrypted_content": blob}
-
-
 def compaction_call_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The items a compaction call sends: the context (its trigger left out), then the ask."""
-    kept = [i for i in items if i["type"] != "compaction_trigger"]
-    ask = {"type": "message", "role": "user", "content": COMPACTION_REQUEST}
-    return [*kept, ask]
+    """The items a compaction call sends: the (opened) context, then the summary request."""
+    return [*items, {"type": "message", "role": "user", "content": COMPACTION_REQUEST}]
 
 
 def retained(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

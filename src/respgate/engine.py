@@ -451,12 +451,7 @@ class Engine:
         call = self._call(req, [], info)
         compacting = carry.is_compaction_trigger(req.items)
         async with self._admitted(req, info, key) as grant:
-            await self._load_seal_key()
-            items = context if context is not None else await self.context(req, tenant)
-            items = self._open_context(items, tenant, call.warnings, len(items) - len(req.items))
-            call.items = items
-            if compacting:
-                self._compaction_call(call)
+            _, items = await self._prepare(req, tenant, call, context, compacting)
             signals = await self.registry.open(info.model, call)
         self._opened(info, call)
         if compacting:
@@ -508,14 +503,8 @@ class Engine:
             if self.store is None:
                 raise invalid("Background responses need a configured store.", "background")
             call = self._call(req, [], info)
-            await self._load_seal_key()
-            items = await self.context(req, tenant)
-            call.items = self._open_context(
-                items, tenant, call.warnings, len(items) - len(req.items)
-            )
             compacting = carry.is_compaction_trigger(req.items)
-            if compacting:
-                self._compaction_call(call)
+            await self._prepare(req, tenant, call, None, compacting)
             response = new_response(req, new_id("response"), self._now())
             builder = self._builder(req, response, tenant, info)
             queued = builder.open(queued=True)
@@ -587,16 +576,30 @@ class Engine:
         self.sealer = Sealer(key)
         self._seal_key_pending = False
 
-    def _open_context(
-        self, items: list[dict[str, Any]], tenant: str, warnings: list[str], chained: int
-    ) -> list[dict[str, Any]]:
-        """`items` with compaction items turned back into their summaries and reasoning
-        carriers opened (`carry.open_context`); the first `chained` came from the store."""
+    async def _prepare(
+        self,
+        req: CreateRequest,
+        tenant: str,
+        call: ModelCall,
+        context: list[dict[str, Any]] | None,
+        compacting: bool,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Fill in `call.items`: the model context (`context`, else loaded) with compaction
+        items turned back into their summaries and reasoning carriers opened
+        (`carry.open_context`); when `compacting`, the call becomes the summary call.
+        Returns the context as the client named it and as opened."""
+        await self._load_seal_key()
+        items = context if context is not None else await self.context(req, tenant)
+        chained = len(items) - len(req.items)  # the first ones came from the store
 
         def param(i: int) -> str:
             return "previous_response_id" if i < chained else f"input[{i - chained}]"
 
-        return carry.open_context(items, self.sealer, tenant, warnings, param)
+        call.items = carry.open_context(items, self.sealer, tenant, call.warnings, param)
+        opened = call.items
+        if compacting:
+            self._compaction_call(call)
+        return items, opened
 
     def _builder(
         self, req: CreateRequest, response: dict[str, Any], tenant: str, info: RunInfo
@@ -624,7 +627,7 @@ class Engine:
             text for text in (call.instructions, carry.COMPACTION_INSTRUCTIONS) if text
         )
         call.request = msgspec.structs.replace(
-            call.request, tool_choice="none" if call.request.tools else None, stream=True
+            call.request, tool_choice="none" if call.request.tools else None, text=None
         )
 
     async def compact(
@@ -642,12 +645,7 @@ class Engine:
         info = self._accept(req, tenant, "compact", request_id)
         call = self._call(req, [], info)
         async with self._admitted(req, info, key) as grant:
-            await self._load_seal_key()
-            items = await self.context(req, tenant)
-            call.items = self._open_context(
-                items, tenant, call.warnings, len(items) - len(req.items)
-            )
-            self._compaction_call(call)
+            items, _ = await self._prepare(req, tenant, call, None, True)
             signals = await self.registry.open(info.model, call)
             self._opened(info, call)
             summary: str | None = None
