@@ -455,6 +455,7 @@ class Engine:
             signals = await self.registry.open(info.model, call)
         self._opened(info, call)
         if compacting:
+            call.warnings += getattr(signals, "warnings", ())  # the wrapper has none of its own
             signals = carry.compacting(signals, lambda summary: self._seal_summary(tenant, summary))
         response = new_response(req, new_id("response"), self._now())
         builder = self._builder(req, response, tenant, info)
