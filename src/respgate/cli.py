@@ -37,6 +37,7 @@ from .metrics import Metrics
 from .observe import Observer
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
+from .seal import decode_key
 from .server.app import create_app
 from .server.edge import EdgeLimits, server_config
 from .store import StoreError, UsageTotal, is_database_url, open_store, read_usage
@@ -58,6 +59,17 @@ def store_location(config: Config, environ: Mapping[str, str] = os.environ) -> s
         or config.store.data_dir
         or DEFAULT_DATA_DIR
     )
+
+
+def seal_key(config: Config, environ: Mapping[str, str] = os.environ) -> bytes | None:
+    """`RESPGATE_SEAL_KEY`, else `[server] seal_key` (base64), else None (the store's)."""
+    text = environ.get("RESPGATE_SEAL_KEY") or config.server.seal_key
+    if not text:
+        return None
+    try:
+        return decode_key(text)
+    except ValueError as exc:
+        raise ConfigError(f"RESPGATE_SEAL_KEY: {exc}") from None
 
 
 def retention_seconds(config: Config) -> float | None:
@@ -94,6 +106,7 @@ def build_engine(
         limits=limits,
         prices=prices,
         observers=observers,
+        seal_key=seal_key(config),
     )
 
 

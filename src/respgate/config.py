@@ -34,6 +34,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from .seal import decode_key
+
 ProviderKind = Literal["chat_completions", "anthropic", "responses"]
 PROVIDER_KINDS: tuple[str, ...] = typing.get_args(ProviderKind)
 
@@ -72,6 +74,9 @@ class ServerConfig(Section):
     body_timeout: Seconds = 60.0  # to receive the whole body -> 408
     max_connections: NonNegative = 0  # 0: derived from the descriptor limit
     keepalive_interval: Seconds = 15.0  # between SSE keep-alive comments
+    # Key of sealed `encrypted_content` (compaction, reasoning): 32 bytes, base64.
+    # "" -> RESPGATE_SEAL_KEY, else one generated once and kept in the store.
+    seal_key: str = ""
 
 
 class StoreConfig(Section):
@@ -135,6 +140,7 @@ class ProviderTable(Section):
     headers: dict[str, str] = {}
     max_retries: NonNegative = 2
     stream_idle_timeout: Seconds = 60.0  # 0: no limit
+    send_reasoning: bool = False  # chat_completions: prior reasoning as `reasoning_content`
 
 
 class Target(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -184,6 +190,7 @@ class ProviderConfig:
     timeout: float | None = None  # None: no whole-request limit
     headers: dict[str, str] = field(default_factory=dict)
     max_retries: int = 2
+    send_reasoning: bool = False
 
 
 @dataclass(slots=True)
@@ -362,6 +369,7 @@ def _provider(name: str, table: ProviderTable, env: Mapping[str, str]) -> Provid
         headers=dict(table.headers),
         max_retries=table.max_retries,
         stream_idle_timeout=table.stream_idle_timeout or None,
+        send_reasoning=table.send_reasoning,
     )
 
 
@@ -381,6 +389,11 @@ def _route(index: int, route: RouteConfig, providers: Mapping[str, ProviderConfi
 
 
 def _server(server: ServerConfig) -> None:
+    if server.seal_key:
+        try:
+            decode_key(server.seal_key)
+        except ValueError as exc:
+            raise ConfigError(f"server.seal_key: {exc}") from None
     for i, origin in enumerate(server.cors_origins):
         if origin != "*":
             _url(origin, f"server.cors_origins[{i}]", ("http", "https"))

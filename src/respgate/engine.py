@@ -14,22 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
+from . import carry
 from .conversations import Conversations
 from .limits import Grant, Limits
 from .observe import Observer, Observers, RunInfo
 from .protocol.builder import ResponseBuilder
 from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found, quote
 from .protocol.ids import new_id
-from .protocol.request import CreateRequest
-from .protocol.response import new_response
-from .protocol.signals import Failure, Signal
+from .protocol.request import CompactRequest, CreateRequest
+from .protocol.response import new_response, usage_object
+from .protocol.signals import Compaction, Failure, Signal, Usage
 from .providers.base import ModelCall
 from .providers.registry import ProviderRegistry
+from .seal import Sealer, decode_key, new_key
 from .store.base import ACTIVE_STATUSES, ResponseStore, StoredResponse
 from .store.keys import ApiKey
 from .usage import Prices, UsageLog
@@ -307,8 +312,14 @@ class Engine:
         observers: Iterable[Observer] = (),
         limits: Limits | None = None,
         prices: Prices | None = None,
+        seal_key: bytes | None = None,
     ) -> None:
         self.registry = registry
+        # Seals compaction items and reasoning carriers (`carry.py`). Without `seal_key`,
+        # `start()` takes the store's key (made by the first process); without a store the
+        # key is this process's own.
+        self.sealer = Sealer(seal_key or os.urandom(32))
+        self._seal_key_pending = seal_key is None  # the store's key is still to be read
         self.limits = limits
         # Every finished response's usage and cost, written to the store off the hot path.
         self.usage = UsageLog(lambda: self.store)
@@ -334,6 +345,10 @@ class Engine:
         """Open the store, fail what a dead process left in flight, and expire old records."""
         if self._open_store is not None:
             self.store = await self._open_store()
+        try:
+            await self._load_seal_key()
+        except ApiError:
+            log.warning("the seal key could not be read from the store yet")
         if self.store is not None:
             failed = await self.store.recover()
             if failed:
@@ -436,13 +451,16 @@ class Engine:
         "json", "websocket") are for the observers."""
         info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
         call = self._call(req, [], info)
+        compacting = carry.is_compaction_trigger(req.items)
         async with self._admitted(req, info, key) as grant:
-            call.items = context if context is not None else await self.context(req, tenant)
+            _, items = await self._prepare(req, tenant, call, context, compacting)
             signals = await self.registry.open(info.model, call)
         self._opened(info, call)
-        items = call.items
+        if compacting:
+            call.warnings += getattr(signals, "warnings", ())  # the wrapper has none of its own
+            signals = carry.compacting(signals, lambda summary: self._seal_summary(tenant, summary))
         response = new_response(req, new_id("response"), self._now())
-        builder = ResponseBuilder(response, clock=self._now)
+        builder = self._builder(req, response, tenant, info)
         opening = builder.open()
         persist = None
         if req.store is not False and self.store is not None:
@@ -456,6 +474,7 @@ class Engine:
         )
         run.context = items
         run.warnings[:0] = req.warnings
+        run.warnings += [w for w in call.warnings if w not in run.warnings]
         run.headers = grant.headers
         run.push(opening)
         self._track(run, grant)
@@ -487,16 +506,21 @@ class Engine:
         async with self._admitted(req, info, key) as grant:
             if self.store is None:
                 raise invalid("Background responses need a configured store.", "background")
-            call = self._call(req, await self.context(req, tenant), info)
+            call = self._call(req, [], info)
+            compacting = carry.is_compaction_trigger(req.items)
+            await self._prepare(req, tenant, call, None, compacting)
             response = new_response(req, new_id("response"), self._now())
-            builder = ResponseBuilder(response, clock=self._now)
+            builder = self._builder(req, response, tenant, info)
             queued = builder.open(queued=True)
             await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
             await self.store.append_events(response["id"], queued)
         snapshot = builder.snapshot()
+        signals = self._open_signals(info, call)
+        if compacting:
+            signals = carry.compacting(signals, lambda summary: self._seal_summary(tenant, summary))
         run = Run(
             builder,
-            self._open_signals(info, call),
+            signals,
             _then_finish(self._then_append(req, tenant, None), grant),
             info=info,
             observers=self.observers,
@@ -534,6 +558,136 @@ class Engine:
             run.abort("server_error", "The response's event log could not be written.")
         finally:
             self.background.pop(run.response_id, None)
+
+    # ------------------------------------------------------------ sealed items
+
+    async def _load_seal_key(self) -> None:
+        """Take the store's seal key (made by whichever process came first) unless one
+        was configured; a 503 while the store cannot be read."""
+        if not self._seal_key_pending:
+            return
+        secret = getattr(self.store, "secret", None)
+        if secret is None:
+            self._seal_key_pending = False
+            log.warning("no seal key and no store: sealed items are valid in this process only")
+            return
+        try:
+            key = decode_key(await secret("seal_key", new_key()))
+        except Exception as exc:
+            log.warning("reading the seal key from the store failed: %s", exc)
+            raise ApiError(503, "The store is unavailable; try again.",
+                           code="store_unavailable") from None  # fmt: skip
+        self.sealer = Sealer(key)
+        self._seal_key_pending = False
+
+    async def _prepare(
+        self,
+        req: CreateRequest,
+        tenant: str,
+        call: ModelCall,
+        context: list[dict[str, Any]] | None,
+        compacting: bool,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Fill in `call.items`: the model context (`context`, else loaded) with compaction
+        items turned back into their summaries and reasoning carriers opened
+        (`carry.open_context`); when `compacting`, the call becomes the summary call.
+        Returns the context as the client named it and as opened."""
+        await self._load_seal_key()
+        items = context if context is not None else await self.context(req, tenant)
+        chained = len(items) - len(req.items)  # the first ones came from the store
+
+        def param(i: int) -> str:
+            return "previous_response_id" if i < chained else f"input[{i - chained}]"
+
+        call.items = carry.open_context(items, self.sealer, tenant, call.warnings, param)
+        opened = call.items
+        if compacting:
+            self._compaction_call(call)
+        return items, opened
+
+    def _builder(
+        self, req: CreateRequest, response: dict[str, Any], tenant: str, info: RunInfo
+    ) -> ResponseBuilder:
+        """The response's builder; its reasoning items carry what the provider that made
+        them (`info.provider`, known once the call is open) needs to see them again."""
+
+        def seal(item: dict[str, Any]) -> str:
+            payload = {"provider": info.provider, **carry.reasoning_payload(item)}
+            return self.sealer.seal("reasoning", tenant, payload)
+
+        expose = "reasoning.encrypted_content" in (req.include or ())
+        return ResponseBuilder(response, clock=self._now, carry=seal, expose_carried=expose)
+
+    def _seal_summary(self, tenant: str, summary: str) -> str:
+        return self.sealer.seal("compaction", tenant, {"summary": summary})
+
+    @staticmethod
+    def _compaction_call(call: ModelCall) -> None:
+        """Turn `call` into the call that writes a compaction summary of its items: the
+        summary request appended, the compaction instructions added, tools kept (the
+        prompt prefix stays cacheable) but not callable."""
+        call.items = carry.compaction_call_items(call.items)
+        call.instructions = "\n\n".join(
+            text for text in (call.instructions, carry.COMPACTION_INSTRUCTIONS) if text
+        )
+        call.request = msgspec.structs.replace(
+            call.request, tool_choice="none" if call.request.tools else None, text=None
+        )
+
+    async def compact(
+        self,
+        body: CompactRequest,
+        *,
+        tenant: str = "",
+        key: ApiKey | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """`POST /v1/responses/compact`: the context (previous chain + input) compacted
+        into a window to start a new chain from: its user messages, then one compaction
+        item holding the routed model's summary of the whole."""
+        req = body.as_create_request()
+        info = self._accept(req, tenant, "compact", request_id)
+        call = self._call(req, [], info)
+        async with self._admitted(req, info, key) as grant:
+            items, _ = await self._prepare(req, tenant, call, None, True)
+            signals = await self.registry.open(info.model, call)
+            self._opened(info, call)
+            summary: str | None = None
+            usage: dict[str, Any] | None = None
+            compacted = carry.compacting(signals, lambda text: self._seal_summary(tenant, text))
+            async with contextlib.aclosing(compacted):
+                async for signal in compacted:
+                    if isinstance(signal, Compaction):
+                        summary = signal.encrypted_content
+                    elif isinstance(signal, Usage):
+                        usage = usage_object(
+                            signal.input_tokens,
+                            signal.output_tokens,
+                            signal.cached_tokens,
+                            signal.reasoning_tokens,
+                            signal.cache_write_tokens,
+                        )
+                    elif isinstance(signal, Failure):
+                        raise carry.compaction_failure(signal)
+            if summary is None:
+                raise carry.compaction_failure(
+                    Failure("upstream_truncated", "the upstream stream ended early")
+                )
+            kept = carry.retained(items)
+            compaction = {"id": new_id("compaction"), "type": "compaction",
+                          "encrypted_content": summary}  # fmt: skip
+            info.response_id = new_id("response")
+            result = {
+                "id": info.response_id,
+                "object": "response.compaction",
+                "created_at": self._now(),
+                "output": [*kept, compaction],
+                "usage": usage or usage_object(0, 0),
+            }
+            await grant.finish(result["usage"])
+        self.observers.finished(info, {**result, "status": "completed", "model": info.model})
+        self.observers.released(info)  # answered in one piece: nothing left to deliver
+        return result
 
     async def context(
         self, req: CreateRequest, tenant: str = "", *, chain: list[dict[str, Any]] | None = None
@@ -596,7 +750,7 @@ class Engine:
             assert self.store is not None
             with contextlib.suppress(Exception):
                 await started
-            await self.store.save(StoredResponse(run.response, list(req.items), tenant))
+            await self.store.save(StoredResponse(run.builder.stored(), list(req.items), tenant))
 
         return persist
 

@@ -39,6 +39,7 @@ from .lifecycle import (
 from .response import usage_object
 from .signals import (
     Annotation,
+    Compaction,
     Failure,
     Finish,
     HostedItem,
@@ -154,6 +155,13 @@ class _Item:
             if call.namespace:
                 wire["namespace"] = call.namespace
             return wire
+        if self.type == "compaction":
+            return {
+                "id": self.id,
+                "type": "compaction",
+                "status": status,
+                "encrypted_content": self.encrypted_content or "",
+            }
         item: dict[str, Any] = {
             "id": self.id,
             "type": "reasoning",
@@ -212,8 +220,16 @@ class ResponseBuilder:
         *,
         clock: Callable[[], int],
         mint: Callable[[str], str] = new_id,
+        carry: Callable[[dict[str, Any]], str] | None = None,
+        expose_carried: bool = True,
     ) -> None:
+        """`carry`: seals a finished reasoning item into the `encrypted_content` it carries
+        (kept in `carried` by item id for the store; on the wire only with `expose_carried`,
+        i.e. when the request's `include` asks for `reasoning.encrypted_content`)."""
         self.response = response
+        self._carry = carry
+        self._expose_carried = expose_carried
+        self.carried: dict[str, str] = {}
         self.sequence_number = 0
         self.state = "start"
         self._clock = clock
@@ -230,6 +246,7 @@ class ResponseBuilder:
             RefusalDelta: self._on_refusal,
             ReasoningDelta: self._on_reasoning,
             ReasoningOpaque: self._on_opaque,
+            Compaction: self._on_compaction,
             ToolCallDelta: self._on_tool,
             Usage: self._on_usage,
             Finish: self._on_finish,
@@ -294,6 +311,20 @@ class ResponseBuilder:
         out: list[Event] = []
         self._dispatch[type(signal)](signal, out)
         return out
+
+    def stored(self) -> dict[str, Any]:
+        """The Response as it is kept: reasoning items with the `encrypted_content` they
+        carry even when the wire left it out."""
+        if not self.carried:
+            return self.response
+        snap = copy.copy(self.response)
+        snap["output"] = [
+            {**item, "encrypted_content": self.carried[item["id"]]}
+            if item.get("id") in self.carried
+            else item
+            for item in self.response["output"]
+        ]
+        return snap
 
     def snapshot(self) -> dict[str, Any]:
         """The Response as of now, open items included with status `in_progress`."""
@@ -376,11 +407,13 @@ class ResponseBuilder:
         item_type: str,
         call: _Call | None = None,
         hosted: dict[str, Any] | None = None,
+        encrypted_content: str | None = None,
     ) -> _Item:
         item_id = (hosted or {}).get("id") or self._mint(item_type)
         item = _Item(item_type, item_id, len(self.response["output"]))
         item.call = call
         item.hosted = None if hosted is None else dict(hosted)
+        item.encrypted_content = encrypted_content
         self._live = item
         added = item.wire("in_progress")
         if call is not None:
@@ -416,6 +449,12 @@ class ResponseBuilder:
                 },
             )
         final = item.wire(status)
+        if item.type == "reasoning" and self._carry is not None:
+            blob = self._carry(final)
+            self.carried[item.id] = blob
+            final.pop("encrypted_content", None)
+            if self._expose_carried:
+                final["encrypted_content"] = blob
         self.response["output"].append(final)
         self._emit(
             out,
@@ -677,6 +716,11 @@ class ResponseBuilder:
             live = self._open_item(out, "reasoning")
         live.encrypted_content = sig.encrypted_content
         self._close_open(out)
+
+    def _on_compaction(self, sig: Compaction, out: list[Event]) -> None:
+        self._close_open(out)
+        self._open_item(out, "compaction", encrypted_content=sig.encrypted_content)
+        self._close_item(out)
 
     def _on_tool(self, sig: ToolCallDelta, out: list[Event]) -> None:
         item = self._calls.get(sig.index)

@@ -11,6 +11,7 @@ PREFIXES = {
     "function_call": "fc",
     "custom_tool_call": "ctc",
     "reasoning": "rs",
+    "compaction": "cmp",
     "call": "call",
     "function_call_output": "fco",
     # hosted-tool items normally keep the upstream's id; these name one it left out

@@ -176,6 +176,7 @@ OPEN_RESPONSES_NAMES = {
 ITEM_PARTS: dict[str, tuple[str, ...]] = {
     "message": ("output_text", "refusal"),
     "reasoning": ("reasoning_text",),
+    "compaction": (),  # added and done whole, nothing streamed between
     **{call_type: () for call_type in CALL_EVENTS},
 }
 ITEM_PARTS.update((hosted_type, ()) for hosted_type in HOSTED_EVENTS)

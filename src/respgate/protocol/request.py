@@ -130,6 +130,16 @@ class Compaction(_Item):
     encrypted_content: str
 
 
+class ContextCompaction(_Item):
+    """Codex's newer name for a compaction item (its content may be absent)."""
+
+    encrypted_content: str | None = None
+
+
+class CompactionTrigger(_Item):
+    """Codex's remote compaction (v2): this turn answers with one `compaction` item."""
+
+
 ITEM_TYPES: dict[str, type[msgspec.Struct]] = {
     "message": Message,
     "function_call": FunctionCall,
@@ -137,6 +147,9 @@ ITEM_TYPES: dict[str, type[msgspec.Struct]] = {
     "reasoning": Reasoning,
     "item_reference": ItemReference,
     "compaction": Compaction,
+    "compaction_summary": Compaction,  # Codex's alias
+    "context_compaction": ContextCompaction,
+    "compaction_trigger": CompactionTrigger,
 }
 
 # OpenAI item types that real clients send back in their history (Codex CLI,
@@ -531,6 +544,48 @@ def parse_create_request(body: bytes) -> CreateRequest:
     req = _decode(_decoder, body)
     _check_request(req)
     _validate(req)
+    return req
+
+
+class CompactRequest(msgspec.Struct, kw_only=True):
+    """A `POST /v1/responses/compact` body."""
+
+    model: str | None = None
+    input: str | list[dict[str, Any]] | None = None
+    previous_response_id: str | None = None
+    instructions: str | None = None
+    prompt_cache_key: str | None = None
+
+    def as_create_request(self) -> CreateRequest:
+        """The request whose context is compacted (never stored)."""
+        req = CreateRequest(
+            model=self.model,
+            input=self.input,
+            previous_response_id=self.previous_response_id,
+            instructions=self.instructions,
+            prompt_cache_key=self.prompt_cache_key,
+            store=False,
+        )
+        req.items = normalize_input(self.input)
+        return req
+
+
+_compact_decoder = msgspec.json.Decoder(CompactRequest)
+
+
+def parse_compact_request(body: bytes) -> CompactRequest:
+    """Decode and validate a `POST /v1/responses/compact` body."""
+    req = _decode(_compact_decoder, body)
+    _check(msgspec.to_builtins(req))
+    if not req.model:
+        raise invalid(
+            "Missing required parameter: 'model'.", "model", code="missing_required_parameter"
+        )
+    if req.input is None and req.previous_response_id is None:
+        raise invalid(
+            "Missing required parameter: 'input'.", "input", code="missing_required_parameter"
+        )
+    normalize_input(req.input)  # a 400 naming the item now, not later
     return req
 
 

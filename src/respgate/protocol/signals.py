@@ -69,6 +69,13 @@ class ReasoningOpaque:
 
 
 @dataclass(frozen=True, slots=True)
+class Compaction:
+    """A compaction item, whole: the summary of the context, sealed by the engine."""
+
+    encrypted_content: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallDelta:
     """A fragment of tool call number `index` (the upstream's own numbering).
 
@@ -115,6 +122,7 @@ Signal = (
     | RefusalDelta
     | ReasoningDelta
     | ReasoningOpaque
+    | Compaction
     | ToolCallDelta
     | Usage
     | Finish

@@ -19,6 +19,7 @@ as hosted tools dropped), which the server returns in `x-respgate-warning`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,6 +27,10 @@ from typing import Any, Protocol
 from ..protocol.errors import ApiError
 from ..protocol.request import CreateRequest
 from ..protocol.signals import Signal
+
+# Key of a reasoning carrier the engine opened (`carry.py`): {"provider", and what that
+# provider needs}. `for_provider` consumes it; it never goes upstream.
+CARRIER = "_respgate_carrier"
 
 
 @dataclass(slots=True)
@@ -55,6 +60,39 @@ class ModelCall:
     instructions: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
+    # Notes for `x-respgate-warning` made while preparing the call (carriers dropped).
+    warnings: list[str] = field(default_factory=list)
+
+
+def for_provider(call: ModelCall, provider: str) -> ModelCall:
+    """`call` as `provider` gets it: every reasoning carrier opened by the engine
+    (`carry.CARRIER`) restored when `provider` sealed it, else left out with a warning
+    (another provider's signature or encrypted content must never reach this one)."""
+    if not any(CARRIER in item for item in call.items):
+        return call
+    items = []
+    for item in call.items:
+        payload = item.get(CARRIER)
+        if payload is None:
+            items.append(item)
+            continue
+        out = {k: v for k, v in item.items() if k != CARRIER}
+        if payload.get("provider") != provider:
+            note = (
+                f"the encrypted_content of reasoning item {item.get('id') or '(no id)'} was "
+                f"made by provider {payload.get('provider')!r} and was not sent to {provider!r}"
+            )
+            if note not in call.warnings:
+                call.warnings.append(note)
+        else:
+            if "opaque" in payload:
+                out["encrypted_content"] = payload["opaque"]
+            if "summary" in payload:
+                out["summary"] = [{"type": "summary_text", "text": payload["summary"]}]
+            if "raw" in payload:
+                out["content"] = [{"type": "reasoning_text", "text": payload["raw"]}]
+        items.append(out)
+    return dataclasses.replace(call, items=items)
 
 
 class UpstreamError(ApiError):

@@ -85,9 +85,20 @@ def _assistant_message(item: dict[str, Any]) -> dict[str, Any]:
     return msg
 
 
-def messages(call: ModelCall, table: ToolTable) -> list[dict[str, Any]]:
-    """The Chat Completions `messages` for a call's instructions and items."""
+def _reasoning_text(item: dict[str, Any]) -> str:
+    """A reasoning item's raw text (its summary when it has none)."""
+    parts = item.get("content") or item.get("summary") or []
+    return "".join(p.get("text", "") for p in parts)
+
+
+def messages(
+    call: ModelCall, table: ToolTable, send_reasoning: bool = False
+) -> list[dict[str, Any]]:
+    """The Chat Completions `messages` for a call's instructions and items. With
+    `send_reasoning`, earlier reasoning goes back as the `reasoning_content` of the
+    assistant message that follows it (DeepSeek, vLLM); otherwise it is left out."""
     out: list[dict[str, Any]] = []
+    reasoning: list[str] = []  # reasoning items waiting for their assistant message
     if call.instructions:
         out.append({"role": "system", "content": call.instructions})
     assistant: dict[str, Any] | None = None  # the assistant message a following tool call joins
@@ -97,9 +108,13 @@ def messages(call: ModelCall, table: ToolTable) -> list[dict[str, Any]]:
             role = item["role"]
             if role == "assistant":
                 assistant = _assistant_message(item)
+                if reasoning:
+                    assistant["reasoning_content"] = "".join(reasoning)
+                    reasoning = []
                 out.append(assistant)
                 continue
             assistant = None
+            reasoning = []
             if role in ("system", "developer"):
                 out.append({"role": "system", "content": text_of(item["content"])})
             else:
@@ -107,6 +122,9 @@ def messages(call: ModelCall, table: ToolTable) -> list[dict[str, Any]]:
         elif kind in ("function_call", "custom_tool_call"):
             if assistant is None:
                 assistant = {"role": "assistant", "content": None}
+                if reasoning:
+                    assistant["reasoning_content"] = "".join(reasoning)
+                    reasoning = []
                 out.append(assistant)
             name, arguments = call_arguments(item)
             assistant.setdefault("tool_calls", []).append(
@@ -118,6 +136,7 @@ def messages(call: ModelCall, table: ToolTable) -> list[dict[str, Any]]:
             )
         elif kind in ("function_call_output", "custom_tool_call_output"):
             assistant = None
+            reasoning = []
             output = item.get("output", "")
             if isinstance(output, list) and any(
                 p.get("type") not in ("input_text", "output_text") for p in output
@@ -126,9 +145,11 @@ def messages(call: ModelCall, table: ToolTable) -> list[dict[str, Any]]:
             out.append(
                 {"role": "tool", "tool_call_id": item["call_id"], "content": text_of(output)}
             )
-        elif (
-            kind != "reasoning"
-        ):  # reasoning from earlier turns is not sent back to these upstreams
+        elif kind == "reasoning":
+            if send_reasoning and (text := _reasoning_text(item)):
+                reasoning.append(text)
+                assistant = None  # the reasoning opens the next assistant message
+        else:
             table.warn(f"input item type {quote(kind)} is not supported and was dropped")
     return out
 
@@ -142,13 +163,15 @@ def _tool(tool: FlatTool) -> dict[str, Any]:
     return {"type": "function", "function": fn}
 
 
-def request_body(call: ModelCall, provider: str, warnings: list[str]) -> dict[str, Any]:
+def request_body(
+    call: ModelCall, provider: str, warnings: list[str], send_reasoning: bool = False
+) -> dict[str, Any]:
     req = call.request
     table = ToolTable(req.tools, provider, warnings)
     choice = table.choice(req.tool_choice)
     body: dict[str, Any] = {
         "model": call.model,
-        "messages": messages(call, table),
+        "messages": messages(call, table, send_reasoning),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -385,7 +408,7 @@ class ChatCompletionsProvider(HttpProvider):
     path: ClassVar[str] = "/chat/completions"
 
     def request_body(self, call: ModelCall, warnings: list[str]) -> dict[str, Any]:
-        return request_body(call, self.name, warnings)
+        return request_body(call, self.name, warnings, self.config.send_reasoning)
 
     def translator(self, call: ModelCall) -> ChatTranslator:
         return ChatTranslator(ToolTable(call.request.tools, self.name, []), self.name)

@@ -9,8 +9,10 @@ from typing import Any, Protocol
 from ..protocol.errors import not_found, quote
 from ..protocol.request import CreateRequest
 from ..protocol.signals import Signal
-from .base import ModelCall
+from .base import ModelCall, for_provider
 from .builtin import EchoProvider
+
+BUILTIN = "builtin"  # the provider name of the built-in models
 
 
 class Upstreams(Protocol):
@@ -64,7 +66,7 @@ class ProviderRegistry:
     async def open(self, model: str, call: ModelCall) -> AsyncIterator[Signal]:
         provider = self.builtin.get(model)
         if provider is not None:
-            return await provider.open(call)
+            return await provider.open(for_provider(call, BUILTIN))
         self.check(model)
         assert self.upstreams is not None
         return await self.upstreams.open(model, call)

@@ -77,6 +77,12 @@ def request_body(call: ModelCall) -> dict[str, Any]:
     body["instructions"] = call.instructions
     body["stream"] = True
     body["store"] = False
+    # Unstored upstream reasoning survives only as its encrypted content, which respgate
+    # carries sealed in its own (README "Conversation state"): always ask for it.
+    include = list(body.get("include") or [])
+    if "reasoning.encrypted_content" not in include:
+        include.append("reasoning.encrypted_content")
+    body["include"] = include
     return {k: v for k, v in body.items() if v is not None}
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ..config import Config, ProviderConfig, RouteConfig, Target
 from ..protocol.errors import not_found, quote
 from .anthropic import AnthropicProvider
-from .base import Attempt, ModelCall, UpstreamError
+from .base import Attempt, ModelCall, UpstreamError, for_provider
 from .chat_completions import ChatCompletionsProvider
 from .http import HttpProvider, SignalStream, UpstreamClient
 from .responses import ResponsesProvider
@@ -105,7 +105,9 @@ class Router:
         last: UpstreamError | None = None
         for target in route.targets:
             provider = self.providers[target.provider]
-            target_call = dataclasses.replace(call, model=target.upstream_model)
+            target_call = for_provider(
+                dataclasses.replace(call, model=target.upstream_model), provider.name
+            )
             for attempt in range(provider.config.max_retries + 1):
                 tried = Attempt(provider.name, target.upstream_model)
                 call.attempts.append(tried)

@@ -25,7 +25,7 @@ from ..protocol.conversations import (
 )
 from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
 from ..protocol.items import parse_include
-from ..protocol.request import parse_create_request
+from ..protocol.request import parse_compact_request, parse_create_request
 from ..store.keys import ApiKey, ApiKeys
 from .request_id import RequestIds
 from .transport import Gauge, SSEResponse, fold
@@ -172,6 +172,16 @@ def create_app(
         finally:
             run.release()
         return JSON(response, headers=headers)
+
+    async def compact_response(request: Request) -> Response:
+        key = key_of(request)
+        require_json(request)
+        body = parse_compact_request(await read_body(request, max_body_bytes))
+        request.state.model = body.model
+        compacted = await engine.compact(
+            body, tenant=key.tenant, key=key, request_id=request.state.request_id
+        )
+        return JSON(compacted)
 
     async def retrieve_response(request: Request) -> Response:
         tenant = tenant_of(request)
@@ -352,6 +362,7 @@ def create_app(
                     engine, api_keys, max_seconds=websocket_max_seconds, streams=streams
                 ),
             ),
+            Route("/v1/responses/compact", compact_response, methods=["POST"]),
             Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
             Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
             Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),

@@ -213,7 +213,7 @@ class Connection:
         if run.response["status"] == "failed":
             self._evict(previous)
         else:
-            self.cache = (run.response_id, [*run.context, *run.response["output"]])
+            self.cache = (run.response_id, [*run.context, *run.builder.stored()["output"]])
 
     async def _stream(self, run: Run) -> None:
         """Send the run's events until its terminal one (a cancelled send aborts the run)."""

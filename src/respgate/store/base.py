@@ -219,6 +219,10 @@ class ResponseStore(Protocol):
     ) -> tuple[dict[str, Any] | None, bool]:
         """(the Conversation object or None, whether the item was there and is deleted)."""
 
+    async def secret(self, name: str, candidate: str) -> str:
+        """The gateway secret `name` (the seal key); `candidate` is kept and returned
+        when there is none yet. Every process sharing the store gets the same value."""
+
     async def close(self) -> None: ...
 
 

@@ -157,6 +157,9 @@ MIGRATIONS: list[list[str]] = [
         "CREATE UNIQUE INDEX conversation_items_item_id"
         " ON conversation_items (item_id, conversation_id)",
     ],
+    [  # gateway secrets shared by every process on this store (the seal key)
+        "CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ],
 ]
 
 
@@ -275,6 +278,9 @@ class SqlStore:
 
     async def get_item(self, item_id: str, tenant: str) -> dict[str, Any] | None:
         return await self._driver.read(self._get_item(item_id, tenant))
+
+    async def secret(self, name: str, candidate: str) -> str:
+        return await self._driver.write(_secret(name, candidate))
 
     async def input_items(
         self,
@@ -918,6 +924,16 @@ def _conversation(row: Row) -> dict[str, Any]:
         "created_at": int(created_at),
         "metadata": loads(metadata),
     }
+
+
+def _secret(name: str, candidate: str) -> Program[str]:
+    """The secret `name`; `candidate` becomes it when none is kept yet (first writer wins)."""
+    yield Query(
+        "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        (name, candidate),
+    )
+    rows = yield Query("SELECT value FROM secrets WHERE name = ?", (name,))
+    return str(rows[0][0])
 
 
 def _copy(obj: T) -> T:
