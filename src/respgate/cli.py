@@ -94,6 +94,7 @@ def build_engine(
         limits=limits,
         prices=prices,
         observers=observers,
+        reasoning_events=config.server.reasoning_events,
     )
 
 

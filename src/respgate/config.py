@@ -72,6 +72,9 @@ class ServerConfig(Section):
     body_timeout: Seconds = 60.0  # to receive the whole body -> 408
     max_connections: NonNegative = 0  # 0: derived from the descriptor limit
     keepalive_interval: Seconds = 15.0  # between SSE keep-alive comments
+    # raw reasoning event names: OpenAI's `response.reasoning_text.*` or Open Responses'
+    # `response.reasoning.*` (a request's x-respgate-reasoning-events header overrides)
+    reasoning_events: Literal["openai", "open_responses"] = "openai"
 
 
 class StoreConfig(Section):

@@ -24,9 +24,10 @@ from .observe import Observer, Observers, RunInfo
 from .protocol.builder import ResponseBuilder
 from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found, quote
 from .protocol.ids import new_id
+from .protocol.lifecycle import ReasoningEvents
 from .protocol.request import CreateRequest
 from .protocol.response import new_response
-from .protocol.signals import Failure, Signal
+from .protocol.signals import Failure, Finish, Signal, Usage
 from .providers.base import ModelCall
 from .providers.registry import ProviderRegistry
 from .store.base import ACTIVE_STATUSES, ResponseStore, StoredResponse
@@ -270,6 +271,14 @@ def _then_finish(
     return terminal
 
 
+async def prewarm() -> AsyncIterator[Signal]:
+    """The signals of a `generate: false` request (Codex's prewarm): no model is called and
+    the response completes with no output, so it records its context for the next turn
+    (`previous_response_id`) and holds nothing a client could take as an answer."""
+    yield Usage(0, 0)
+    yield Finish()
+
+
 def _as_api_error(exc: Exception) -> ApiError:
     """What the client is answered for `exc` (an unexpected exception is a 500)."""
     if isinstance(exc, ApiError):
@@ -306,8 +315,10 @@ class Engine:
         observers: Iterable[Observer] = (),
         limits: Limits | None = None,
         prices: Prices | None = None,
+        reasoning_events: ReasoningEvents = "openai",
     ) -> None:
         self.registry = registry
+        self.reasoning_events = reasoning_events  # unless a request names its own
         self.limits = limits
         # Every finished response's usage and cost, written to the store off the hot path.
         self.usage = UsageLog(lambda: self.store)
@@ -427,20 +438,27 @@ class Engine:
         context: list[dict[str, Any]] | None = None,
         request_id: str | None = None,
         transport: str | None = None,
+        reasoning_events: ReasoningEvents | None = None,
     ) -> Run:
         """Start a response; raises `ApiError` for anything that fails before the first byte.
         `key`: the caller's API key (its rate limits). `context`: the model context already
         resolved by `context()` (WebSocket mode). `request_id` and `transport` ("sse",
-        "json", "websocket") are for the observers."""
+        "json", "websocket") are for the observers. `reasoning_events`: the raw reasoning
+        event names (None: the engine's)."""
         info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
         call = self._call(req, [], info)
         async with self._admitted(req, info, key) as grant:
             call.items = context if context is not None else await self.context(req, tenant)
-            signals = await self.registry.open(info.model, call)
+            if req.generate is False:
+                signals = prewarm()
+            else:
+                signals = await self.registry.open(info.model, call)
         self._opened(info, call)
         items = call.items
         response = new_response(req, new_id("response"), self._now())
-        builder = ResponseBuilder(response, clock=self._now)
+        builder = ResponseBuilder(
+            response, clock=self._now, reasoning_events=reasoning_events or self.reasoning_events
+        )
         opening = builder.open()
         persist = None
         if req.store is not False and self.store is not None:
@@ -477,6 +495,7 @@ class Engine:
         tenant: str = "",
         key: ApiKey | None = None,
         request_id: str | None = None,
+        reasoning_events: ReasoningEvents | None = None,
     ) -> Queued:
         """Queue a background response and return it (status `queued`); generation runs in
         a task whose every event is appended to the response's log."""
@@ -486,7 +505,11 @@ class Engine:
                 raise invalid("Background responses need a configured store.", "background")
             call = self._call(req, await self.context(req, tenant), info)
             response = new_response(req, new_id("response"), self._now())
-            builder = ResponseBuilder(response, clock=self._now)
+            builder = ResponseBuilder(
+                response,
+                clock=self._now,
+                reasoning_events=reasoning_events or self.reasoning_events,
+            )
             queued = builder.open(queued=True)
             await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
             await self.store.append_events(response["id"], queued)
@@ -506,6 +529,10 @@ class Engine:
 
     async def _open_signals(self, info: RunInfo, call: ModelCall) -> AsyncIterator[Signal]:
         """The provider's signals, with an error while opening it as a `Failure`."""
+        if call.request.generate is False:
+            async for signal in prewarm():
+                yield signal
+            return
         try:
             signals = await self.registry.open(info.model, call)
         except ApiError as err:

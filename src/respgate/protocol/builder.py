@@ -22,7 +22,16 @@ from typing import Any
 
 from .errors import response_error
 from .ids import new_id
-from .lifecycle import CALL_EVENTS, ITEM_EVENTS, PART_EVENTS, item_key, step_item, step_response
+from .lifecycle import (
+    CALL_EVENTS,
+    EVENT_NAMES,
+    ITEM_EVENTS,
+    PART_EVENTS,
+    ReasoningEvents,
+    item_key,
+    step_item,
+    step_response,
+)
 from .response import usage_object
 from .signals import (
     Failure,
@@ -172,8 +181,11 @@ class ResponseBuilder:
         *,
         clock: Callable[[], int],
         mint: Callable[[str], str] = new_id,
+        reasoning_events: ReasoningEvents = "openai",
     ) -> None:
         self.response = response
+        # Raw reasoning event names: OpenAI's or Open Responses' (lifecycle.EVENT_NAMES).
+        self._renames = EVENT_NAMES[reasoning_events]
         self.sequence_number = 0
         self.state = "start"
         self._clock = clock
@@ -300,6 +312,8 @@ class ResponseBuilder:
 
     def _emit(self, out: list[Event], event: Event) -> None:
         event_type = event["type"]
+        if event_type in self._renames:
+            event["type"] = event_type = self._renames[event_type]
         if event_type in ITEM_EVENTS:
             live = self._live
             assert live is not None

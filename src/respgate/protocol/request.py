@@ -227,6 +227,8 @@ class CreateRequest(msgspec.Struct, kw_only=True):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     user: str | None = None
+    # `false`: a prewarm (Codex) that records the context and calls no model.
+    generate: bool | None = None
     # Filled in by parse_create_request; not read from the body.
     items: list[dict[str, Any]] = []
     warnings: list[str] = []
