@@ -35,10 +35,10 @@ async def server() -> AsyncIterator[LiveServer]:
 
 
 async def test_the_openai_sdk_accumulates_raw_reasoning_by_default(server: LiveServer) -> None:
-    async with openai.AsyncOpenAI(api_key="k", base_url=f"{server.url}/v1") as client:
-        async with client.responses.stream(model="m", input="6 * 7?") as stream:
-            deltas = [e async for e in stream if e.type == "response.reasoning_text.delta"]
-            final = await stream.get_final_response()
+    client = openai.AsyncOpenAI(api_key="k", base_url=f"{server.url}/v1")
+    async with client, client.responses.stream(model="m", input="6 * 7?") as stream:
+        deltas = [e async for e in stream if e.type == "response.reasoning_text.delta"]
+        final = await stream.get_final_response()
     assert "".join(e.delta for e in deltas) == THOUGHT
     assert all(type(e).__name__ == "ResponseReasoningTextDeltaEvent" for e in deltas)
     reasoning = final.output[0]
