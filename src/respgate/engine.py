@@ -26,7 +26,7 @@ from .protocol.errors import ApiError, invalid, not_found, previous_response_not
 from .protocol.ids import new_id
 from .protocol.lifecycle import ReasoningEvents
 from .protocol.request import CreateRequest
-from .protocol.response import new_response
+from .protocol.response import input_item_wire, new_response
 from .protocol.signals import Failure, Finish, Signal, Usage
 from .providers.base import ModelCall
 from .providers.registry import ProviderRegistry
@@ -655,12 +655,16 @@ class Engine:
         limit: int = 20,
         order: str = "desc",
         after: str | None = None,
+        include: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
+        """A page of a stored response's input items, as OpenAI lists them (`include`:
+        the values of `protocol.response.INCLUDABLE` asked for)."""
         page = await self._stored().input_items(
             response_id, tenant, limit=limit, order=order, after=after
         )  # type: ignore[arg-type]
         if page is None:
             raise self._missing(response_id)
+        page.data = [input_item_wire(item, include) for item in page.data]
         return page.wire()
 
     async def cancel(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:

@@ -83,3 +83,56 @@ def usage_object(
         "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
     }
+
+
+# What `include` may name (OpenAI's `ResponseIncludable`); GET .../input_items honours the
+# ones that concern input items and accepts the rest.
+INCLUDABLE = frozenset(
+    {
+        "file_search_call.results",
+        "web_search_call.results",
+        "web_search_call.action.sources",
+        "message.input_image.image_url",
+        "computer_call_output.output.image_url",
+        "code_interpreter_call.outputs",
+        "reasoning.encrypted_content",
+        "message.output_text.logprobs",
+    }
+)
+# Item types that carry a `status` when OpenAI lists them.
+STATUS_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output"})
+
+
+def input_item_wire(item: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
+    """A stored input item as OpenAI lists it (`GET /v1/responses/{id}/input_items`): a
+    message's content as parts (`input_text`, or `output_text` with `annotations` for an
+    assistant), a `status` on messages and function calls and outputs, an image's `detail`.
+    Some values only with `include`: the `image_url` of an input image
+    (`message.input_image.image_url`), a reasoning item's `encrypted_content`
+    (`reasoning.encrypted_content`), output text `logprobs` (`message.output_text.logprobs`)."""
+    out = dict(item)
+    kind = item.get("type")
+    if kind in STATUS_ITEM_TYPES and not out.get("status"):
+        out["status"] = "completed"
+    if kind == "message":
+        content = item.get("content")
+        if isinstance(content, str):
+            text_type = "output_text" if item.get("role") == "assistant" else "input_text"
+            content = [{"type": text_type, "text": content}]
+        out["content"] = [_part_wire(part, include) for part in content or []]
+    elif kind == "reasoning" and "reasoning.encrypted_content" not in include:
+        out.pop("encrypted_content", None)
+    return out
+
+
+def _part_wire(part: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
+    kind = part.get("type")
+    if kind == "output_text":
+        part = {**part, "annotations": part.get("annotations") or []}
+        if "message.output_text.logprobs" not in include:
+            part.pop("logprobs", None)
+    elif kind == "input_image":
+        part = {**part, "detail": part.get("detail") or "auto"}
+        if "message.input_image.image_url" not in include:
+            part.pop("image_url", None)
+    return part

@@ -18,8 +18,9 @@ from starlette.routing import Route, WebSocketRoute
 
 from ..engine import Engine, EventSource
 from ..metrics import CONTENT_TYPE, Metrics
-from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
+from ..protocol.errors import ApiError, invalid, invalid_api_key, quote, shorten
 from ..protocol.request import parse_create_request
+from ..protocol.response import INCLUDABLE
 from ..store.keys import ApiKey, ApiKeys
 from .request_id import RequestIds
 from .transport import Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
@@ -96,6 +97,19 @@ def query_int(request: Request, name: str, default: int | None) -> int | None:
         return int(raw)
     except ValueError:
         raise invalid(f"`{name}` must be an integer.", name) from None
+
+
+def query_include(request: Request) -> frozenset[str]:
+    """`include` of a query string (`include=a&include=b` or the SDKs' `include[]=a`)."""
+    values = [*request.query_params.getlist("include"), *request.query_params.getlist("include[]")]
+    for value in values:
+        if value not in INCLUDABLE:
+            raise invalid(
+                f"Unknown `include` value {quote(value)}; one of: {', '.join(sorted(INCLUDABLE))}.",
+                "include",
+                code="invalid_value",
+            )
+    return frozenset(values)
 
 
 def create_app(
@@ -194,6 +208,7 @@ def create_app(
             limit=query_int(request, "limit", 20),  # type: ignore[arg-type]
             order=request.query_params.get("order", "desc"),
             after=request.query_params.get("after") or None,
+            include=query_include(request),
         )
         return JSON(page)
 
