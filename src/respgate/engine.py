@@ -421,10 +421,13 @@ class Engine:
         return call
 
     def _opened(self, info: RunInfo, call: ModelCall) -> None:
-        """Record who serves the call (the last attempt, or a built-in model)."""
+        """Record who serves the call (the last attempt, a built-in model, or no one for a
+        prewarm: logs and traces say `provider=prewarm`)."""
         if call.attempts:
             info.provider = call.attempts[-1].provider
             info.upstream_model = call.attempts[-1].upstream_model
+        elif call.request.generate is False:
+            info.provider, info.upstream_model = "prewarm", None
         else:
             info.provider, info.upstream_model = "builtin", call.model
         self.observers.upstream_opened(info)
