@@ -1,6 +1,8 @@
 """A Chat Completions upstream that thinks aloud, like DeepSeek or vLLM with a reasoning parser:
-every streamed answer starts with `reasoning_content` chunks, then either calls the first
-function tool it was given (arguments `{}`) or answers `Echo: <last user text>`.
+every streamed answer starts with `reasoning_content` chunks; then, when the last message is
+the user's and tools are offered, it calls the first function tool (its required string
+arguments set to the user's text, like `echo`), otherwise it answers `Echo: <last text>`
+(after a tool result: that result).
 
     python -m tests.compliance.reasoning_upstream --port 9002
 
@@ -25,14 +27,18 @@ from starlette.routing import Route
 REASONING = ["Let me ", "think ", "about ", "this."]
 
 
-def last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            return " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
-    return ""
+def text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
+
+
+def arguments(tool: dict[str, Any], text: str) -> str:
+    schema = tool["function"].get("parameters") or {}
+    props = schema.get("properties") or {}
+    required = [n for n in schema.get("required") or [] if props.get(n, {}).get("type") == "string"]
+    return orjson.dumps({name: text for name in required}).decode()
 
 
 def chunks(body: dict[str, Any]) -> Iterator[bytes]:
@@ -45,14 +51,20 @@ def chunks(body: dict[str, Any]) -> Iterator[bytes]:
     yield frame({"role": "assistant", "content": ""})
     for piece in REASONING:
         yield frame({"reasoning_content": piece})
+    messages = body.get("messages") or [{}]
+    last = messages[-1]
     tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
-    if tools:
+    if tools and last.get("role") == "user":
         call = {"index": 0, "id": "call_r1", "type": "function"}
-        call["function"] = {"name": tools[0]["function"]["name"], "arguments": "{}"}
+        tool = tools[0]
+        call["function"] = {
+            "name": tool["function"]["name"],
+            "arguments": arguments(tool, text_of(last)),
+        }
         yield frame({"tool_calls": [call]})
         yield frame({}, "tool_calls")
     else:
-        for word in f"Echo: {last_user_text(body.get('messages') or [])}".split(" "):
+        for word in f"Echo: {text_of(last)}".split(" "):
             yield frame({"content": word + " "})
         yield frame({}, "stop")
     usage = {"prompt_tokens": 10, "completion_tokens": 8, "total_tokens": 18}
@@ -61,20 +73,26 @@ def chunks(body: dict[str, Any]) -> Iterator[bytes]:
     yield b"data: [DONE]\n\n"
 
 
-async def completions(request: Request) -> Response:
-    body = orjson.loads(await request.body())
-    return StreamingResponse(chunks(body), media_type="text/event-stream")
+def make_app(seen: list[dict[str, Any]] | None = None) -> Starlette:
+    """The app; every request body is appended to `seen`."""
 
+    async def completions(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        if seen is not None:
+            seen.append(body)
+        return StreamingResponse(chunks(body), media_type="text/event-stream")
 
-def make_app() -> Starlette:
     return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
 
 
 class UpstreamThread:
-    """The upstream served by uvicorn in a thread: `with UpstreamThread() as up: up.url`."""
+    """The upstream served by uvicorn in a thread: `with UpstreamThread() as up: up.url`;
+    `up.requests`: the request bodies it got."""
 
     def __init__(self) -> None:
-        config = uvicorn.Config(make_app(), host="127.0.0.1", port=0, log_level="warning")
+        self.requests: list[dict[str, Any]] = []
+        app = make_app(self.requests)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = ""

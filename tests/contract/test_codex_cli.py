@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.compliance.reasoning_upstream import UpstreamThread
 from tests.support.live import running
 
 CODEX = Path(__file__).resolve().parent / "codex" / "node_modules" / ".bin" / "codex"
@@ -40,43 +41,70 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def responses_by_transport(base_url: str) -> dict[str, float]:
+def responses_by_transport(base_url: str, model: str) -> dict[str, float]:
     metrics = httpx.get(f"{base_url}/metrics", timeout=10).text
     counts: dict[str, float] = {}
-    pattern = r'respgate_responses_total\{model="echo",status="(\w+)",transport="(\w+)"\} (\S+)'
+    pattern = (
+        rf'respgate_responses_total\{{model="{model}",status="(\w+)",transport="(\w+)"\}} (\S+)'
+    )
     for status, transport, value in re.findall(pattern, metrics):
         counts[f"{transport}:{status}"] = float(value)
     return counts
 
 
-@pytest.mark.parametrize("websocket", [False, True], ids=["http", "websocket"])
-def test_codex_exec_tool_loop_through_echo(tmp_path: Path, websocket: bool) -> None:
+def codex_exec(tmp_path: Path, base_url: str, model: str, websocket: bool, marker: str) -> str:
+    """`codex exec "echo MARKER"` against respgate; its output (asserting it succeeded)."""
     home, work = tmp_path / "codex-home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
-    with running({"RESPGATE_DATA_DIR": str(tmp_path / "data")}) as server:
-        (home / "config.toml").write_text(
-            'model = "echo"\nmodel_provider = "respgate"\n\n'
-            "[model_providers.respgate]\n"
-            f'name = "respgate"\nbase_url = "{server.url}/v1"\nwire_api = "responses"\n'
-            f"supports_websockets = {str(websocket).lower()}\n\n"
-            "[features]\ngoals = false\n"
-        )
-        marker = f"through-respgate-{'ws' if websocket else 'http'}"
-        done = subprocess.run(
-            [str(CODEX), "exec", "--skip-git-repo-check",
-             "--dangerously-bypass-approvals-and-sandbox", f"echo {marker}"],
-            cwd=work, env={**os.environ, "CODEX_HOME": str(home)},
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
-        counts = responses_by_transport(server.url)
+    (home / "config.toml").write_text(
+        f'model = "{model}"\nmodel_provider = "respgate"\n\n'
+        "[model_providers.respgate]\n"
+        f'name = "respgate"\nbase_url = "{base_url}/v1"\nwire_api = "responses"\n'
+        f"supports_websockets = {str(websocket).lower()}\n\n"
+        "[features]\ngoals = false\n"
+    )
+    done = subprocess.run(
+        [str(CODEX), "exec", "--skip-git-repo-check",
+         "--dangerously-bypass-approvals-and-sandbox", f"echo {marker}"],
+        cwd=work, env={**os.environ, "CODEX_HOME": str(home)},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    # The command ran (exec_command's arguments were accepted) and the loop came back to echo.
+    # The command ran (exec_command's arguments were accepted) and the loop came back.
     assert f"/bin/bash -lc 'echo {marker}'" in out, out[-3000:]
     assert "succeeded" in out
-    assert done.stdout.strip().startswith("Tool output:"), out[-3000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("websocket", [False, True], ids=["http", "websocket"])
+def test_codex_exec_tool_loop_through_echo(tmp_path: Path, websocket: bool) -> None:
+    with running({"RESPGATE_DATA_DIR": str(tmp_path / "data")}) as server:
+        marker = f"through-respgate-{'ws' if websocket else 'http'}"
+        stdout = codex_exec(tmp_path, server.url, "echo", websocket, marker)
+        counts = responses_by_transport(server.url, "echo")
+    assert stdout.strip().startswith("Tool output:"), stdout[-3000:]
     if websocket:  # prewarm, the call turn, the answer turn; nothing over HTTP
         assert counts == {"websocket:completed": 3.0}, counts
     else:
         assert counts == {"sse:completed": 2.0}, counts
+
+
+def test_codex_over_websocket_through_a_reasoning_chat_upstream(tmp_path: Path) -> None:
+    """The same loop with a Chat Completions upstream that streams `reasoning_content`
+    (default event names): the prewarm costs no upstream call."""
+    with UpstreamThread() as upstream:
+        config = tmp_path / "respgate.toml"
+        config.write_text(
+            f'[providers.thinker]\nkind = "chat_completions"\nbase_url = "{upstream.url}"\n'
+            '[[routes]]\nmodel = "reasoner"\nprovider = "thinker"\n'
+        )
+        env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
+        with running(env, "--config", str(config)) as server:
+            stdout = codex_exec(tmp_path, server.url, "reasoner", True, "via-chat-upstream")
+            counts = responses_by_transport(server.url, "reasoner")
+    assert counts == {"websocket:completed": 3.0}, counts
+    assert len(upstream.requests) == 2  # the call turn and the answer turn
+    assert upstream.requests[1]["messages"][-1]["role"] == "tool"
+    assert "via-chat-upstream" in stdout
