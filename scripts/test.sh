@@ -22,12 +22,19 @@ venv() {
 step "install: .venv-test (the project with its test dependencies)"
 venv .venv-test -e '.[test]'
 
-# JavaScript clients for tests/contract/test_js_clients.py.
+# JavaScript clients for tests/contract/test_js_clients.py, and the runner of the Open
+# Responses compliance suite for tests/compliance/test_compliance.py (both pinned by their
+# package-lock.json; `npm ci` reuses npm's cache when offline).
 if command -v npm >/dev/null && command -v node >/dev/null; then
-    step "install: JavaScript clients (npm ci in tests/contract/js)"
-    (cd tests/contract/js && npm ci --no-audit --no-fund --loglevel=error)
+    step "install: JavaScript clients and the compliance suite (npm ci)"
+    (cd tests/contract/js && npm ci --no-audit --no-fund --prefer-offline --loglevel=error)
+    (cd tests/compliance/suite && npm ci --no-audit --no-fund --prefer-offline --loglevel=error)
+    # Codex CLI for tests/contract/test_codex_cli.py: a native binary in an optional package,
+    # so a platform without one (or no registry) skips that test instead of failing the run.
+    (cd tests/contract/codex && npm ci --no-audit --no-fund --prefer-offline --loglevel=error) ||
+        echo "SKIPPING the Codex CLI test: @openai/codex could not be installed"
 else
-    step "SKIPPING the JavaScript client tests: Node.js/npm not found (tests/contract/test_js_clients.py)"
+    step "SKIPPING the JavaScript client tests and the compliance suite: Node.js/npm not found"
 fi
 
 step "ruff: lint and format"

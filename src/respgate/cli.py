@@ -107,6 +107,7 @@ def build_engine(
         prices=prices,
         observers=observers,
         seal_key=seal_key(config),
+        reasoning_events=config.server.reasoning_events,
     )
 
 

@@ -77,6 +77,9 @@ class ServerConfig(Section):
     # Key of sealed `encrypted_content` (compaction, reasoning): 32 bytes, base64.
     # "" -> RESPGATE_SEAL_KEY, else one generated once and kept in the store.
     seal_key: str = ""
+    # raw reasoning event names: OpenAI's `response.reasoning_text.*` or Open Responses'
+    # `response.reasoning.*` (a request's x-respgate-reasoning-events header overrides)
+    reasoning_events: Literal["openai", "open_responses"] = "openai"
 
 
 class StoreConfig(Section):

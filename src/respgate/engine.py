@@ -29,9 +29,11 @@ from .observe import Observer, Observers, RunInfo
 from .protocol.builder import ResponseBuilder
 from .protocol.errors import ApiError, invalid, not_found, previous_response_not_found, quote
 from .protocol.ids import new_id
+from .protocol.items import canonical, shown
+from .protocol.lifecycle import ReasoningEvents
 from .protocol.request import CompactRequest, CreateRequest
 from .protocol.response import new_response, usage_object
-from .protocol.signals import Compaction, Failure, Signal, Usage
+from .protocol.signals import Compaction, Failure, Finish, Signal, Usage
 from .providers.base import ModelCall
 from .providers.registry import ProviderRegistry
 from .seal import Sealer, decode_key, new_key
@@ -276,6 +278,14 @@ def _then_finish(
     return terminal
 
 
+async def prewarm() -> AsyncIterator[Signal]:
+    """The signals of a `generate: false` request (Codex's prewarm): no model is called and
+    the response completes with no output, so it records its context for the next turn
+    (`previous_response_id`) and holds nothing a client could take as an answer."""
+    yield Usage(0, 0)
+    yield Finish()
+
+
 def _as_api_error(exc: Exception) -> ApiError:
     """What the client is answered for `exc` (an unexpected exception is a 500)."""
     if isinstance(exc, ApiError):
@@ -313,8 +323,10 @@ class Engine:
         limits: Limits | None = None,
         prices: Prices | None = None,
         seal_key: bytes | None = None,
+        reasoning_events: ReasoningEvents = "openai",
     ) -> None:
         self.registry = registry
+        self.reasoning_events = reasoning_events  # unless a request names its own
         # Seals compaction items and reasoning carriers (`carry.py`). Without `seal_key`,
         # `start()` takes the store's key (made by the first process); without a store the
         # key is this process's own.
@@ -427,10 +439,13 @@ class Engine:
         return call
 
     def _opened(self, info: RunInfo, call: ModelCall) -> None:
-        """Record who serves the call (the last attempt, or a built-in model)."""
+        """Record who serves the call (the last attempt, a built-in model, or no one for a
+        prewarm: logs and traces say `provider=prewarm`)."""
         if call.attempts:
             info.provider = call.attempts[-1].provider
             info.upstream_model = call.attempts[-1].upstream_model
+        elif call.request.generate is False:
+            info.provider, info.upstream_model = "prewarm", None
         else:
             info.provider, info.upstream_model = "builtin", call.model
         self.observers.upstream_opened(info)
@@ -444,23 +459,28 @@ class Engine:
         context: list[dict[str, Any]] | None = None,
         request_id: str | None = None,
         transport: str | None = None,
+        reasoning_events: ReasoningEvents | None = None,
     ) -> Run:
         """Start a response; raises `ApiError` for anything that fails before the first byte.
         `key`: the caller's API key (its rate limits). `context`: the model context already
         resolved by `context()` (WebSocket mode). `request_id` and `transport` ("sse",
-        "json", "websocket") are for the observers."""
+        "json", "websocket") are for the observers. `reasoning_events`: the raw reasoning
+        event names (None: the engine's)."""
         info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
         call = self._call(req, [], info)
         compacting = carry.is_compaction_trigger(req.items)
         async with self._admitted(req, info, key) as grant:
             _, items = await self._prepare(req, tenant, call, context, compacting)
-            signals = await self.registry.open(info.model, call)
+            if req.generate is False:
+                signals = prewarm()
+            else:
+                signals = await self.registry.open(info.model, call)
         self._opened(info, call)
         if compacting:
             call.warnings += getattr(signals, "warnings", ())  # the wrapper has none of its own
             signals = carry.compacting(signals, lambda summary: self._seal_summary(tenant, summary))
         response = new_response(req, new_id("response"), self._now())
-        builder = self._builder(req, response, tenant, info)
+        builder = self._builder(req, response, tenant, info, reasoning_events)
         opening = builder.open()
         persist = None
         if req.store is not False and self.store is not None:
@@ -499,6 +519,7 @@ class Engine:
         tenant: str = "",
         key: ApiKey | None = None,
         request_id: str | None = None,
+        reasoning_events: ReasoningEvents | None = None,
     ) -> Queued:
         """Queue a background response and return it (status `queued`); generation runs in
         a task whose every event is appended to the response's log."""
@@ -510,7 +531,7 @@ class Engine:
             compacting = carry.is_compaction_trigger(req.items)
             await self._prepare(req, tenant, call, None, compacting)
             response = new_response(req, new_id("response"), self._now())
-            builder = self._builder(req, response, tenant, info)
+            builder = self._builder(req, response, tenant, info, reasoning_events)
             queued = builder.open(queued=True)
             await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
             await self.store.append_events(response["id"], queued)
@@ -533,6 +554,10 @@ class Engine:
 
     async def _open_signals(self, info: RunInfo, call: ModelCall) -> AsyncIterator[Signal]:
         """The provider's signals, with an error while opening it as a `Failure`."""
+        if call.request.generate is False:
+            async for signal in prewarm():
+                yield signal
+            return
         try:
             signals = await self.registry.open(info.model, call)
         except ApiError as err:
@@ -606,17 +631,29 @@ class Engine:
         return items, opened
 
     def _builder(
-        self, req: CreateRequest, response: dict[str, Any], tenant: str, info: RunInfo
+        self,
+        req: CreateRequest,
+        response: dict[str, Any],
+        tenant: str,
+        info: RunInfo,
+        reasoning_events: ReasoningEvents | None,
     ) -> ResponseBuilder:
         """The response's builder; its reasoning items carry what the provider that made
-        them (`info.provider`, known once the call is open) needs to see them again."""
+        them (`info.provider`, known once the call is open) needs to see them again.
+        `reasoning_events`: the raw reasoning event names (None: the engine's)."""
 
         def seal(item: dict[str, Any]) -> str:
             payload = {"provider": info.provider, **carry.reasoning_payload(item)}
             return self.sealer.seal("reasoning", tenant, payload)
 
         expose = "reasoning.encrypted_content" in (req.include or ())
-        return ResponseBuilder(response, clock=self._now, carry=seal, expose_carried=expose)
+        return ResponseBuilder(
+            response,
+            clock=self._now,
+            carry=seal,
+            expose_carried=expose,
+            reasoning_events=reasoning_events or self.reasoning_events,
+        )
 
     def _seal_summary(self, tenant: str, summary: str) -> str:
         return self.sealer.seal("compaction", tenant, {"summary": summary})
@@ -815,12 +852,16 @@ class Engine:
         limit: int = 20,
         order: str = "desc",
         after: str | None = None,
+        include: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
+        """A page of a stored response's input items, as OpenAI lists them (canonical, and
+        shown as `include` asks: `protocol.items`)."""
         page = await self._stored().input_items(
             response_id, tenant, limit=limit, order=order, after=after
         )  # type: ignore[arg-type]
         if page is None:
             raise self._missing(response_id)
+        page.data = [shown(canonical(item), include) for item in page.data]
         return page.wire()
 
     async def cancel(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:

@@ -51,7 +51,7 @@ class RunInfo:
     response_id: str | None = None
     # Every upstream attempt in order (retries and fallbacks); empty for built-in models.
     attempts: list[Attempt] = field(default_factory=list)
-    provider: str | None = None  # who served it ("builtin" for echo)
+    provider: str | None = None  # who served it ("builtin" for echo, "prewarm": no one)
     upstream_model: str | None = None
     accepted_at: float = field(default_factory=time.perf_counter)
     upstream_opened_at: float | None = None

@@ -136,7 +136,7 @@ def test_values_at_the_limits_render_stream_and_store(http: httpx.Client) -> Non
     deep = nested(MAX_DEPTH - 4)
     params = (
         '{"type":"object","properties":{"n":{"type":"integer","minimum":18446744073709551615},'
-        f'"m":{{"type":"integer","minimum":{-(2**63)}}}}},"default":{deep}}}'
+        f'"m":{{"type":"integer","minimum":{-(2**63)}}}}},"required":["n","m"],"default":{deep}}}'
     )
     body = f'{{"model":"echo","input":"hi",{tool(params)},"max_output_tokens":{2**64 - 1}}}'
     r = post(http, body)
@@ -154,7 +154,7 @@ def test_values_at_the_limits_render_stream_and_store(http: httpx.Client) -> Non
 
 
 def test_a_float_minimum_for_an_integer_gives_a_valid_value(http: httpx.Client) -> None:
-    schema = '{"type":"object","properties":{"n":{"type":"integer","minimum":1e300},"k":{"type":"integer","minimum":2.5},"b":true,"no":false}}'
+    schema = '{"type":"object","properties":{"n":{"type":"integer","minimum":1e300},"k":{"type":"integer","minimum":2.5},"b":true,"no":false},"required":["n","k","b","no"]}'
     r = post(http, f'{{"model":"echo","input":"hi",{tool(schema)}}}')
     assert r.status_code == 200, r.text[:300]
     arguments = orjson.loads(r.json()["output"][0]["arguments"])

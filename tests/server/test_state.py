@@ -139,7 +139,7 @@ async def test_an_immediate_follow_up_continues_the_chain_without_old_instructio
     stored = (await a.get(f"/v1/responses/{second['id']}")).json()
     assert stored == second
     items = (await a.get(f"/v1/responses/{second['id']}/input_items")).json()
-    assert [i["content"] for i in items["data"]] == ["two"]
+    assert [i["content"] for i in items["data"]] == [[{"type": "input_text", "text": "two"}]]
 
 
 async def test_item_reference_is_resolved_and_stored_resolved(a: httpx.AsyncClient) -> None:
@@ -148,9 +148,9 @@ async def test_item_reference_is_resolved_and_stored_resolved(a: httpx.AsyncClie
     second = await create(
         a, input=[{"type": "item_reference", "id": output_id}, {"role": "user", "content": "and?"}]
     )
-    items = (
-        await a.get(f"/v1/responses/{second['id']}/input_items", params={"order": "asc"})
-    ).json()["data"]
+    url = f"/v1/responses/{second['id']}/input_items"
+    params = {"order": "asc", "include[]": "message.output_text.logprobs"}
+    items = (await a.get(url, params=params)).json()["data"]
     assert items[0] == first["output"][0]
     r = await a.post(
         "/v1/responses",

@@ -24,12 +24,14 @@ from .errors import response_error
 from .ids import new_id
 from .lifecycle import (
     CALL_EVENTS,
+    EVENT_NAMES,
     HOSTED_EVENTS,
     HOSTED_ITEM_EVENTS,
     HOSTED_STREAMS,
     ITEM_EVENTS,
     ITEM_TRANSITIONS,
     PART_EVENTS,
+    ReasoningEvents,
     hosted_last,
     hosted_state,
     item_key,
@@ -222,6 +224,7 @@ class ResponseBuilder:
         mint: Callable[[str], str] = new_id,
         carry: Callable[[dict[str, Any]], str] | None = None,
         expose_carried: bool = True,
+        reasoning_events: ReasoningEvents = "openai",
     ) -> None:
         """`carry`: seals a finished reasoning item into the `encrypted_content` it carries
         (kept in `carried` by item id for the store; on the wire only with `expose_carried`,
@@ -230,6 +233,8 @@ class ResponseBuilder:
         self._carry = carry
         self._expose_carried = expose_carried
         self.carried: dict[str, str] = {}
+        # Raw reasoning event names: OpenAI's or Open Responses' (lifecycle.EVENT_NAMES).
+        self._renames = EVENT_NAMES[reasoning_events]
         self.sequence_number = 0
         self.state = "start"
         self._clock = clock
@@ -384,6 +389,8 @@ class ResponseBuilder:
 
     def _emit(self, out: list[Event], event: Event) -> None:
         event_type = event["type"]
+        if event_type in self._renames:
+            event["type"] = event_type = self._renames[event_type]
         if event_type in ITEM_EVENTS:
             live = self._live
             assert live is not None

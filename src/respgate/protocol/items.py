@@ -1,11 +1,12 @@
 """Items as OpenAI returns them once stored (the canonical form).
 
 A client may send `{"role": "user", "content": "hi"}`; what a stored-item endpoint
-answers is the item as OpenAI keeps it: content as parts (`input_text` for user,
-system and developer messages, `output_text` with `annotations` for assistant
-ones), and a `status` on messages and tool calls and their outputs. `include`
-(the `ResponseIncludable` values) decides whether reasoning `encrypted_content`
-and output-text `logprobs` are shown.
+(`GET /v1/responses/{id}/input_items`, the Conversations items) answers is the item as
+OpenAI keeps it: content as parts (`input_text` for user, system and developer messages,
+`output_text` with `annotations` for assistant ones), an input image's `detail`, and a
+`status` on messages and tool calls and their outputs. `include` (the
+`ResponseIncludable` values) decides whether an input image's `image_url`, reasoning
+`encrypted_content` and output-text `logprobs` are shown.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ INCLUDABLE = frozenset(
 )
 ENCRYPTED_CONTENT = "reasoning.encrypted_content"
 LOGPROBS = "message.output_text.logprobs"
+IMAGE_URL = "message.input_image.image_url"
 
 # Item types whose stored form always carries a `status`.
 WITH_STATUS = frozenset(
@@ -46,15 +48,18 @@ def canonical(item: dict[str, Any]) -> dict[str, Any]:
         if isinstance(content, str):
             kind = "output_text" if out["role"] == "assistant" else "input_text"
             content = [{"type": kind, "text": content}]
-        out["content"] = [
-            {**part, "annotations": part.get("annotations") or []}
-            if part["type"] == "output_text"
-            else part
-            for part in content
-        ]
+        out["content"] = [_canonical_part(part) for part in content]
     if out["type"] in WITH_STATUS and not out.get("status"):
         out["status"] = "completed"
     return out
+
+
+def _canonical_part(part: dict[str, Any]) -> dict[str, Any]:
+    if part["type"] == "output_text":
+        return {**part, "annotations": part.get("annotations") or []}
+    if part["type"] == "input_image":
+        return {**part, "detail": part.get("detail") or "auto"}
+    return part
 
 
 def parse_include(values: Iterable[str], param: str = "include") -> frozenset[str]:
@@ -69,17 +74,26 @@ def parse_include(values: Iterable[str], param: str = "include") -> frozenset[st
     return frozenset(values)
 
 
+# Part type -> (the field `include` must ask for to show, the `include` value).
+HIDDEN_PART_FIELDS = {
+    "output_text": ("logprobs", LOGPROBS),
+    "input_image": ("image_url", IMAGE_URL),
+}
+
+
 def shown(item: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
-    """A stored item as a listing shows it: reasoning `encrypted_content` and output-text
-    `logprobs` only when `include` asks for them."""
+    """A stored item as a listing shows it: an input image's `image_url`, reasoning
+    `encrypted_content` and output-text `logprobs` only when `include` asks for them."""
     if item["type"] == "reasoning" and ENCRYPTED_CONTENT not in include:
         if "encrypted_content" in item:
             item = {k: v for k, v in item.items() if k != "encrypted_content"}
-    elif item["type"] == "message" and LOGPROBS not in include:
-        parts = item.get("content")
-        if isinstance(parts, list) and any("logprobs" in p for p in parts):
-            item = {
-                **item,
-                "content": [{k: v for k, v in p.items() if k != "logprobs"} for p in parts],
-            }
+    elif item["type"] == "message" and isinstance(item.get("content"), list):
+        item = {**item, "content": [_shown_part(part, include) for part in item["content"]]}
     return item
+
+
+def _shown_part(part: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
+    field, needs = HIDDEN_PART_FIELDS.get(part.get("type", ""), ("", ""))
+    if field in part and needs not in include:
+        return {k: v for k, v in part.items() if k != field}
+    return part

@@ -15,6 +15,8 @@ Two machines:
 
 from __future__ import annotations
 
+from typing import Literal
+
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 # (response state, event type) -> next response state
@@ -47,6 +49,8 @@ ITEM_EVENTS = frozenset(
         "response.refusal.done",
         "response.reasoning_text.delta",
         "response.reasoning_text.done",
+        "response.reasoning.delta",
+        "response.reasoning.done",
         "response.reasoning_summary_part.added",
         "response.reasoning_summary_part.done",
         "response.reasoning_summary_text.delta",
@@ -167,9 +171,20 @@ ITEM_EVENTS |= HOSTED_ITEM_EVENTS
 
 # Open Responses names raw reasoning text `response.reasoning.delta/.done`; OpenAI (and
 # respgate) name the same events `response.reasoning_text.*`. Readers accept both.
+
+# Open Responses names raw reasoning text `response.reasoning.delta/.done`; OpenAI names
+# the same events `response.reasoning_text.*`. Readers accept both; the builder writes the
+# names of the run's `ReasoningEvents` mode (README "Raw reasoning event names").
 OPEN_RESPONSES_NAMES = {
     "response.reasoning.delta": "response.reasoning_text.delta",
     "response.reasoning.done": "response.reasoning_text.done",
+}
+ReasoningEvents = Literal["openai", "open_responses"]
+REASONING_EVENTS: tuple[ReasoningEvents, ...] = ("openai", "open_responses")
+# Mode -> the renames the builder applies to the events it writes (OpenAI's names are its own).
+EVENT_NAMES: dict[str, dict[str, str]] = {
+    "openai": {},
+    "open_responses": {ours: theirs for theirs, ours in OPEN_RESPONSES_NAMES.items()},
 }
 
 # Item type -> content part types it may hold in `content`.
@@ -248,9 +263,10 @@ class LifecycleError(Exception):
 
 def item_key(event: dict) -> str:
     """The event name the item table is keyed by (part-typed for content_part.added)."""
-    if event["type"] == "response.content_part.added":
+    event_type = event["type"]
+    if event_type == "response.content_part.added":
         return f"response.content_part.added:{event['part']['type']}"
-    return event["type"]
+    return OPEN_RESPONSES_NAMES.get(event_type, event_type)
 
 
 def step_response(state: str, event_type: str) -> str:

@@ -247,6 +247,8 @@ class CreateRequest(msgspec.Struct, kw_only=True):
     prompt_cache_key: str | None = None
     user: str | None = None
     conversation: str | ConversationParam | None = None
+    # `false`: a prewarm (Codex) that records the context and calls no model.
+    generate: bool | None = None
     # Filled in by parse_create_request; not read from the body.
     items: list[dict[str, Any]] = []
     conversation_id: str | None = None

@@ -92,6 +92,10 @@ def item_text(item: dict[str, Any]) -> str:
     ).strip()
 
 
+# Schema keywords that name a property's value: such a property is filled even if optional.
+NAMED_VALUE = {"default", "enum", "const"}
+
+
 def value_for_schema(schema: dict[str, Any] | None, text: str) -> Any:
     """A value that validates against `schema`; strings are filled with `text`.
     (`schema` has the structure `protocol.request.schema_problem` checks.)"""
@@ -109,14 +113,24 @@ def value_for_schema(schema: dict[str, Any] | None, text: str) -> Any:
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
+        # Required properties, plus those whose schema names a value (default, enum, const):
+        # an optional field left out is what a model does, and a client may refuse a
+        # made-up value for it (Codex's `exec_command` with `yield_time_ms: 0`).
         props = schema.get("properties") or {}
-        return {name: value_for_schema(sub, text) for name, sub in props.items()}
+        required = set(schema.get("required") or ())
+        return {
+            name: sub["default"]
+            if isinstance(sub, dict) and "default" in sub
+            else value_for_schema(sub, text)
+            for name, sub in props.items()
+            if name in required or (isinstance(sub, dict) and sub.keys() & NAMED_VALUE)
+        }
     if kind == "array":
         return []
     if kind in ("integer", "number"):
         least = schema.get("minimum", 0)
-        if kind == "integer" and isinstance(least, float) and not least.is_integer():
-            least = math.ceil(least)  # a fraction: small enough to be an int
+        if kind == "integer" and isinstance(least, float) and abs(least) < 2**63:
+            least = math.ceil(least)  # an integer is written as one (`0`, never `0.0`)
         return max(0, least)  # a huge float minimum stays a float (still an integer)
     if kind == "boolean":
         return False

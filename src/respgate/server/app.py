@@ -28,7 +28,7 @@ from ..protocol.items import parse_include
 from ..protocol.request import parse_compact_request, parse_create_request
 from ..store.keys import ApiKey, ApiKeys
 from .request_id import RequestIds
-from .transport import Gauge, SSEResponse, fold
+from .transport import Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
 
 log = logging.getLogger("respgate.server")
@@ -153,17 +153,25 @@ def create_app(
         req = parse_create_request(body)
         request.state.model = req.model  # for the request counter's label
         request_id = request.state.request_id
+        reasoning_events = reasoning_events_of(request.headers)
+        echoed = echoed_headers(request.headers)
         if req.background:
             queued = await engine.create_background(
-                req, tenant=tenant, key=key, request_id=request_id
+                req,
+                tenant=tenant,
+                key=key,
+                request_id=request_id,
+                reasoning_events=reasoning_events,
             )
-            headers = {**warning_headers(req.warnings), **queued.headers}
+            headers = {**warning_headers(req.warnings), **queued.headers, **echoed}
             if req.stream:
                 replay = await engine.replay(queued.response["id"], tenant=tenant)
                 return sse(replay, headers)
             return JSON(queued.response, headers=headers)
-        run = await engine.create(req, tenant=tenant, key=key, request_id=request_id)
-        headers = {**warning_headers(run.warnings), **run.headers}
+        run = await engine.create(
+            req, tenant=tenant, key=key, request_id=request_id, reasoning_events=reasoning_events
+        )
+        headers = {**warning_headers(run.warnings), **run.headers, **echoed}
         if req.stream:
             return sse(run, headers)
         try:
@@ -208,6 +216,7 @@ def create_app(
             limit=query_int(request, "limit", 20),  # type: ignore[arg-type]
             order=request.query_params.get("order", "desc"),
             after=request.query_params.get("after") or None,
+            include=query_include(request),
         )
         return JSON(page)
 

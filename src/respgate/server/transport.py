@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from starlette.types import Receive, Scope, Send
 
 from ..engine import EventSource, Run
-from ..protocol.lifecycle import TERMINAL_EVENTS
+from ..protocol.errors import invalid, quote
+from ..protocol.lifecycle import REASONING_EVENTS, TERMINAL_EVENTS, ReasoningEvents
 from ..sse import DONE_FRAME, KEEPALIVE_FRAME, encode_event
 
 SSE_HEADERS = [
@@ -16,6 +18,34 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+# A request header that picks the raw reasoning event names for its responses (WebSocket:
+# on the upgrade request, for every turn of the connection); default: [server].
+REASONING_EVENTS_HEADER = "x-respgate-reasoning-events"
+# Codex's sticky-routing token: sent back as received (HTTP response, WebSocket upgrade).
+TURN_STATE_HEADER = "x-codex-turn-state"
+
+
+def reasoning_events_of(headers: Mapping[str, str]) -> ReasoningEvents | None:
+    """The `x-respgate-reasoning-events` header's mode, None without one (400 if unknown)."""
+    value = headers.get(REASONING_EVENTS_HEADER)
+    if value is None:
+        return None
+    if value not in REASONING_EVENTS:
+        raise invalid(
+            f"Unknown raw reasoning event names {quote(value)}; "
+            f"use one of {', '.join(REASONING_EVENTS)}.",
+            REASONING_EVENTS_HEADER,
+            code="invalid_value",
+        )
+    return cast(ReasoningEvents, value)
+
+
+def echoed_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Request headers a response sends back: Codex's `x-codex-turn-state`."""
+    value = headers.get(TURN_STATE_HEADER)
+    return {TURN_STATE_HEADER: value} if value is not None else {}
 
 
 class Gauge:

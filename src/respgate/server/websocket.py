@@ -41,10 +41,10 @@ from ..protocol.errors import (
     previous_response_not_found,
     quote,
 )
-from ..protocol.lifecycle import TERMINAL_EVENTS
+from ..protocol.lifecycle import TERMINAL_EVENTS, ReasoningEvents
 from ..protocol.request import CreateRequest, decode_json, parse_create_request
 from ..store.keys import ApiKey, ApiKeys
-from .transport import Gauge
+from .transport import Gauge, echoed_headers, reasoning_events_of
 
 log = logging.getLogger("respgate.server.websocket")
 
@@ -53,8 +53,11 @@ Event = dict[str, Any]
 CONNECTION_LIMIT_SECONDS = 3600.0
 # Messages read ahead while a turn runs (they wait their turn; reading stops beyond).
 INBOX_SIZE = 16
-# HTTP/SSE transport fields a WebSocket `response.create` must not carry.
-TRANSPORT_FIELDS = ("stream", "stream_options", "background")
+# HTTP/SSE transport fields a WebSocket `response.create` must not carry (a WebSocket turn
+# always streams, and a background response cannot be streamed on a socket).
+TRANSPORT_FIELDS = ("stream_options", "background")
+# Accepted and ignored: Codex sends `"stream": true` in every message; `false` is refused
+# (a turn's events are always sent).
 # Output-item types and the call types their `call_id` must match.
 CALL_OF = {"function_call_output": "function_call", "custom_tool_call_output": "custom_tool_call"}
 
@@ -98,6 +101,13 @@ def parse_message(frame: str | bytes) -> CreateRequest:
             "type",
             "invalid_value",
         )
+    if raw.get("stream", True) is not True:
+        raise invalid(
+            "A WebSocket turn always streams; send `stream: true` or leave it out.",
+            "stream",
+            code="unsupported_parameter",
+        )
+    raw.pop("stream", None)
     for name in TRANSPORT_FIELDS:
         if name in raw:
             raise invalid(
@@ -131,8 +141,10 @@ class Connection:
         key: ApiKey,
         max_seconds: float,
         streams: Gauge | None = None,
+        reasoning_events: ReasoningEvents | None = None,
     ) -> None:
         self.ws = websocket
+        self.reasoning_events = reasoning_events  # from the upgrade request's header
         self.streams = streams or Gauge()  # counts this connection's turn while it streams
         self.engine = engine
         self.key = key
@@ -201,6 +213,7 @@ class Connection:
                 context=context,
                 transport="websocket",
                 request_id=getattr(self.ws.state, "request_id", None),
+                reasoning_events=self.reasoning_events,
             )
         except ApiError as err:
             self._evict(previous)
@@ -271,14 +284,23 @@ def websocket_endpoint(
 
     async def endpoint(websocket: WebSocket) -> None:
         key = keys.lookup(websocket.headers.get("authorization"))
-        await websocket.accept()
+        echoed = echoed_headers(websocket.headers)
+        await websocket.accept(headers=[(k.encode(), v.encode()) for k, v in echoed.items()])
+        refused: tuple[ApiError, str] | None = None
+        try:
+            reasoning_events = reasoning_events_of(websocket.headers)
+        except ApiError as err:
+            refused = (err, "invalid header")
         if key is None:
+            refused = (invalid_api_key(), "invalid API key")
+        if key is None or refused is not None:
             with contextlib.suppress(*Gone):
-                await websocket.send_text(orjson.dumps(envelope(invalid_api_key())).decode())
-                await websocket.close(1008, "invalid API key")
+                assert refused is not None
+                await websocket.send_text(orjson.dumps(envelope(refused[0])).decode())
+                await websocket.close(1008, refused[1])
             return
         try:
-            await Connection(websocket, engine, key, max_seconds, streams).serve()
+            await Connection(websocket, engine, key, max_seconds, streams, reasoning_events).serve()
         except Exception:
             log.exception("WebSocket connection failed")
             with contextlib.suppress(*Gone, RuntimeError):
