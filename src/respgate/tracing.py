@@ -103,4 +103,5 @@ class Tracing(Observer):
         with self._closing:
             if not self._closed:
                 self._closed = True
+                self.provider.force_flush()  # shutdown alone can drop a queued span
                 self.provider.shutdown()
