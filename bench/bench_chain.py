@@ -2,9 +2,13 @@
 
     python bench/bench_chain.py [--turns 100] [--repeat 200] [--database-url postgresql://…]
 
-Stores `--others` unrelated responses, then builds a chain of `--turns` responses (each turn: a user message, a function
-call, its output and an assistant message, so 4 items per turn) and times
-`load_chain` on its newest response, then times single `save` calls. SQLite
+Stores `--others` unrelated responses, then builds a chain of `--turns` responses (each
+turn: a user message, a function call, its output and an assistant message, so 4 items per
+turn). Times, interleaved so the machine's drift cancels, what `previous_response_id` costs
+at turn 1 (naming the chain's first response: 4 items) and at turn `--turns` (naming its
+newest: 4 x turns items), both as the store call (`load_chain`) and through
+`Engine.context()` (what a request pays: status check, chain, errors), and prints the
+difference; then times single `save` calls. SQLite
 runs in a temporary data directory (with `synchronous` FULL and NORMAL);
 PostgreSQL runs when `--database-url` or `RESPGATE_DATABASE_URL` is given, in a
 throw-away schema. Prints numbers; asserts nothing.
@@ -20,13 +24,18 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import asyncpg
+import orjson
 
+from respgate.engine import Engine
 from respgate.protocol.ids import new_id
+from respgate.protocol.request import CreateRequest, parse_create_request
+from respgate.providers.registry import ProviderRegistry
 from respgate.store.base import StoredResponse
 from respgate.store.postgres import PostgresStore
 from respgate.store.sql import SqlStore
@@ -79,30 +88,56 @@ def ms(samples: list[float]) -> str:
     return f"median {statistics.median(samples) * 1e3:7.3f} ms   p95 {p95 * 1e3:7.3f} ms"
 
 
+def request(previous: str) -> CreateRequest:
+    body = {"model": "bench", "input": "next question", "previous_response_id": previous}
+    return parse_create_request(orjson.dumps(body))
+
+
+async def timed(call: Callable[[], Awaitable[object]]) -> float:
+    start = time.perf_counter()
+    await call()
+    return time.perf_counter() - start
+
+
+def load_chain(store: SqlStore, response_id: str) -> Callable[[], Awaitable[object]]:
+    return lambda: store.load_chain(response_id, "bench")
+
+
+def context(engine: Engine, response_id: str) -> Callable[[], Awaitable[object]]:
+    req = request(response_id)  # parsed before the clock starts
+    return lambda: engine.context(req, "bench")
+
+
 async def measure(name: str, store: SqlStore, turns: int, repeat: int, others: int) -> None:
     for n in range(others):  # unrelated one-turn conversations, so the planner sees a real table
         await store.save(turn(None, n))
-    previous = None
+    ids: list[str] = []
     for n in range(turns):
-        record = turn(previous, n)
+        record = turn(ids[-1] if ids else None, n)
         await store.save(record)
-        previous = record.response["id"]
-    chain = await store.load_chain(previous, "bench")
-    assert chain is not None and len(chain) == 4 * turns
-    loads = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        await store.load_chain(previous, "bench")
-        loads.append(time.perf_counter() - start)
-    saves = []
-    for n in range(repeat):
-        record = turn(None, n)
-        start = time.perf_counter()
-        await store.save(record)
-        saves.append(time.perf_counter() - start)
+        ids.append(record.response["id"])
+    first, last = ids[0], ids[-1]
+    engine = Engine(ProviderRegistry(), store)
+    items = len(await engine.context(request(last), "bench")) - 1
+    assert items == 4 * turns
+    ops: dict[str, Callable[[str], Callable[[], Awaitable[object]]]] = {
+        "load_chain": lambda rid: load_chain(store, rid),
+        "Engine.context()": lambda rid: context(engine, rid),
+    }
+    samples: dict[tuple[str, str], list[float]] = {}
+    for _ in range(repeat):  # interleaved: turn 1 and turn N see the same machine
+        for op, call in ops.items():
+            for at, rid in (("1", first), (str(turns), last)):
+                samples.setdefault((op, at), []).append(await timed(call(rid)))
+    saves = [await timed(lambda n=n: store.save(turn(None, n))) for n in range(repeat)]
     print(f"{name:<22} ({others} other responses stored)")
-    print(f"{'':<22} load_chain({turns} turns, {len(chain)} items): {ms(loads)}")
-    print(f"{'':<22} save (1 response, 4 items):          {ms(saves)}")
+    for op in ops:
+        one = statistics.median(samples[(op, "1")])
+        many = statistics.median(samples[(op, str(turns))])
+        print(f"{'':<22} {op:<17} turn 1 (4 items):   {ms(samples[(op, '1')])}")
+        print(f"{'':<22} {op:<17} turn {turns} ({items} items): {ms(samples[(op, str(turns))])}")
+        print(f"{'':<22} {op:<17} turn {turns} - turn 1: {(many - one) * 1e3:+7.3f} ms (medians)")
+    print(f"{'':<22} save (1 response, 4 items): {ms(saves)}")
 
 
 async def main() -> None:

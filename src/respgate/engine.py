@@ -744,20 +744,19 @@ class Engine:
             return [*chain, *req.items]
         previous_id = req.previous_response_id
         missing = previous_response_not_found(previous_id)
-        previous = None if self.store is None else await self.store.get(previous_id, tenant)
-        if previous is None or self.store is None:
+        found = None if self.store is None else await self.store.load_chain(previous_id, tenant)
+        if found is None:
             raise missing
-        if previous["status"] in ACTIVE_STATUSES:
+        if found.status in ACTIVE_STATUSES:
             raise invalid(
-                f"Previous response with id {quote(previous_id)} is still {previous['status']}; "
+                f"Previous response with id {quote(previous_id)} is still {found.status}; "
                 "continue it once it has finished.",
                 "previous_response_id",
                 code="previous_response_in_progress",
             )
-        chain = await self.store.load_chain(previous_id, tenant)
-        if chain is None:
+        if found.items is None:
             raise missing
-        return [*chain, *req.items]
+        return [*found.items, *req.items]
 
     async def resolve_items(
         self, items: list[dict[str, Any]], tenant: str, param: str = "input"

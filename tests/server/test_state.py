@@ -262,3 +262,25 @@ async def test_continuing_a_response_still_in_progress_is_refused(a: httpx.Async
         "previous_response_id",
     )
     await a.post(f"/v1/responses/{queued['id']}/cancel")
+
+
+async def test_a_chain_missing_a_link_is_not_found_and_a_running_one_still_in_progress(
+    a: httpx.AsyncClient,
+) -> None:
+    first = await create(a)
+    second = await create(a, previous_response_id=first["id"])
+    running = await create(a, background=True, metadata=SLOW, previous_response_id=second["id"])
+    await wait_status(a, running["id"], "in_progress")
+    assert (await a.delete(f"/v1/responses/{first['id']}")).status_code == 200
+    for previous, status, code in (
+        (second["id"], 404, "previous_response_not_found"),
+        (running["id"], 400, "previous_response_in_progress"),  # said first, as before the cut
+    ):
+        r = await a.post(
+            "/v1/responses",
+            json={"model": "echo", "input": "next", "previous_response_id": previous},
+        )
+        assert r.status_code == status
+        error = r.json()["error"]
+        assert (error["code"], error["param"]) == (code, "previous_response_id")
+    await a.post(f"/v1/responses/{running['id']}/cancel")

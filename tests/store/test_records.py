@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from respgate.protocol.errors import ApiError
+from respgate.store.base import Chain
 from respgate.store.sql import MIGRATIONS, Query, SqlStore, StoreError
-from tests.store.store_helpers import completed
+from tests.store.store_helpers import Background, completed
 
 TOOL_TURN = [
     {"type": "message", "role": "user", "content": "weather?"},
@@ -52,7 +53,7 @@ async def test_input_items_get_ids_once_and_keep_given_ones(store: SqlStore) -> 
     again = await store.input_items(record.response["id"], "", order="asc")
     assert [item["id"] for item in again.data] == ids
     chain = await store.load_chain(record.response["id"], "")
-    assert [item["id"] for item in chain[:5]] == ids
+    assert [item["id"] for item in chain.items[:5]] == ids
     assert "id" not in record.input_items[0]  # the caller's items are not mutated
 
 
@@ -72,9 +73,10 @@ async def test_chain_is_every_turn_inputs_then_outputs_in_order(store: SqlStore)
             item["role"],
             item["content"] if isinstance(item["content"], str) else item["content"][0]["text"],
         )
-        for item in chain
+        for item in chain.items
     ]
     assert texts == expected
+    assert chain.status == "completed"
     assert await store.load_chain(previous, "b") is None
 
 
@@ -87,9 +89,9 @@ async def test_chain_with_a_deleted_link_is_not_found_rather_than_truncated(
     for record in (first, second, third):
         await store.save(record)
     assert await store.delete(second.response["id"], "")
-    assert await store.load_chain(third.response["id"], "") is None
+    assert await store.load_chain(third.response["id"], "") == Chain("completed", None)
     assert await store.get(third.response["id"], "") is not None
-    assert len(await store.load_chain(first.response["id"], "")) == 2
+    assert len((await store.load_chain(first.response["id"], "")).items) == 2
 
 
 async def test_chain_never_crosses_tenants(store: SqlStore) -> None:
@@ -97,7 +99,38 @@ async def test_chain_never_crosses_tenants(store: SqlStore) -> None:
     ours = completed("ours", previous=theirs.response["id"], tenant="a")
     await store.save(theirs)
     await store.save(ours)
-    assert await store.load_chain(ours.response["id"], "a") is None
+    assert await store.load_chain(ours.response["id"], "a") == Chain("completed", None)
+    assert await store.load_chain(ours.response["id"], "b") is None
+
+
+async def test_chain_carries_the_status_of_the_response_it_ends_at(store: SqlStore) -> None:
+    first = completed("1")
+    await store.save(first)
+    bg = Background(previous_response_id=first.response["id"])
+    assert await store.save(bg.record)
+    assert await store.append_events(bg.id, bg.queued)
+    queued = await store.load_chain(bg.id, "")
+    assert queued.status == "queued"
+    assert await store.append_events(bg.id, bg.run())
+    assert (await store.load_chain(bg.id, "")).status == "in_progress"
+    assert await store.delete(first.response["id"], "")  # still running, and now cut off
+    assert await store.load_chain(bg.id, "") == Chain("in_progress", None)
+    assert await store.append_events(bg.id, bg.text("done") + bg.finish())
+    assert await store.load_chain(bg.id, "") == Chain("completed", None)
+
+
+async def test_chain_of_many_turns_is_its_own_items_once_in_order(store: SqlStore) -> None:
+    previous, expected = None, []
+    for turn in range(30):
+        record = completed(f"answer {turn}", input=f"question {turn}", previous=previous)
+        await store.save(record)
+        await store.save(completed(f"other {turn}", input=f"other {turn}"))  # stored between
+        previous = record.response["id"]
+        expected += [f"question {turn}", f"answer {turn}"]
+    chain = await store.load_chain(previous, "")
+    texts = [i["content"] if isinstance(i["content"], str) else i["content"][0]["text"]
+             for i in chain.items]  # fmt: skip
+    assert texts == expected
 
 
 async def test_input_items_pages_cover_every_item_once_in_order(store: SqlStore) -> None:

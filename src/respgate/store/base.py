@@ -41,6 +41,17 @@ class StoredResponse:
 
 
 @dataclass(slots=True)
+class Chain:
+    """What `previous_response_id` continues (`load_chain`): the `status` of the response
+    it names, and every input and output item of the chain ending there, oldest first;
+    `items` is None when a response before it is missing (deleted, expired, another
+    tenant's): the chain is not found rather than truncated."""
+
+    status: str
+    items: list[dict[str, Any]] | None
+
+
+@dataclass(slots=True)
 class UsageRecord:
     """One finished response's usage (`usage_records` table); `cost` in USD, None when
     the model has no price. `created_at`: when it finished (Unix seconds)."""
@@ -106,10 +117,9 @@ class ResponseStore(Protocol):
     async def get(self, response_id: str, tenant: str) -> dict[str, Any] | None:
         """The Response object, or None."""
 
-    async def load_chain(self, response_id: str, tenant: str) -> list[dict[str, Any]] | None:
-        """Every input and output item of the chain ending at `response_id`,
-        oldest first; None if the id, or any response of its chain, is unknown,
-        deleted, expired or another tenant's."""
+    async def load_chain(self, response_id: str, tenant: str) -> Chain | None:
+        """The chain ending at `response_id` with that response's status, in one read;
+        None if the id is unknown, deleted, expired or another tenant's."""
 
     async def get_item(self, item_id: str, tenant: str) -> dict[str, Any] | None:
         """The most recently stored input or output item with this id, else a conversation's
