@@ -55,6 +55,10 @@ snaps = []
 def diff(*_):
     snaps.append(tracemalloc.take_snapshot())
     if len(snaps) == 2:
+        stats = snaps[1].compare_to(snaps[0], "filename")
+        print("tracemalloc total", sum(s.size_diff for s in stats) // 1024, "KiB", flush=True)
+        for stat in stats[:12]:
+            print("tracemalloc", stat, flush=True)
         for stat in snaps[1].compare_to(snaps[0], "lineno")[:30]:
             print("tracemalloc", stat, flush=True)
 signal.signal(signal.SIGUSR1, diff)
