@@ -9,6 +9,8 @@ import contextlib
 import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -285,3 +287,36 @@ def test_respgate_serve_reads_the_server_table(tmp_path: Path) -> None:
                 sock.settimeout(10)
                 sock.sendall(request)
                 assert read_response(sock)[0] == status
+
+
+LIMIT_PROBE = """
+import logging, resource, sys
+from respgate.server.edge import EdgeLimits, server_config
+resource.setrlimit(resource.RLIMIT_NOFILE, (512, 1024))
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
+server_config(None, host="127.0.0.1", port=0, limits=EdgeLimits(max_connections=MAX))
+print("soft", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+"""
+
+
+@pytest.mark.parametrize(("max_connections", "wanted"), [(0, 1024), (400, 1024), (1000, 2064)])
+def test_descriptor_limit_fits_max_connections_or_says_how(
+    max_connections: int, wanted: int
+) -> None:
+    """The soft limit goes to the hard one; a max_connections needing more raises the hard
+    limit where the OS allows, else a warning names the `ulimit -n` to set."""
+    out = subprocess.run(
+        [sys.executable, "-c", LIMIT_PROBE.replace("MAX", str(max_connections))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    soft = int(out.rsplit("soft ", 1)[1])
+    if soft >= wanted:
+        assert "WARNING" not in out
+    else:
+        assert soft == 1024
+        assert f"WARNING open-file limit 1024 is below the {wanted}" in out
+        assert f"ulimit -n {wanted}" in out
+    assert f"INFO open-file limit {soft}, max_connections" in out

@@ -51,16 +51,27 @@ class EdgeLimits:
     max_connections: int = 0  # 0 = derived from the descriptor limit
 
 
-def raise_descriptor_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; return the soft limit now in force."""
+def raise_descriptor_limit(wanted: int = 0) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, or to `wanted` when that is higher and
+    the process may raise its hard limit (root / CAP_SYS_RESOURCE); return the soft limit now
+    in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
+    if hard == resource.RLIM_INFINITY:
+        return soft
+    for target in (max(hard, wanted), hard):
+        if soft >= target:
+            break
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(hard, target)))
+            return target
         except (ValueError, OSError):
-            pass
+            continue
     return soft
+
+
+def descriptors_for(max_connections: int) -> int:
+    """The descriptors `max_connections` clients need: one upstream socket each, plus the reserve."""
+    return 2 * max_connections + RESERVED_DESCRIPTORS
 
 
 def derive_max_connections(descriptors: int) -> int:
@@ -310,8 +321,20 @@ def server_config(
     app: Any, *, host: str, port: int, limits: EdgeLimits, **options: Any
 ) -> uvicorn.Config:
     """The uvicorn configuration respgate serves with (`respgate serve` and the tests)."""
-    descriptors = raise_descriptor_limit()
+    wanted = descriptors_for(limits.max_connections) if limits.max_connections else 0
+    descriptors = raise_descriptor_limit(wanted)
     cap = limits.max_connections or derive_max_connections(descriptors)
+    if descriptors < wanted:
+        log.warning(
+            "open-file limit %d is below the %d that max_connections = %d needs (a client and an "
+            "upstream socket each); raise it with `ulimit -n %d` or systemd LimitNOFILE=%d",
+            descriptors,
+            wanted,
+            cap,
+            wanted,
+            wanted,
+        )
+    log.info("open-file limit %d, max_connections %d", descriptors, cap)
     edge = Edge(limits, cap)
     return uvicorn.Config(
         app,
