@@ -471,14 +471,8 @@ class Engine:
         compacting = carry.is_compaction_trigger(req.items)
         async with self._admitted(req, info, key) as grant:
             _, items = await self._prepare(req, tenant, call, context, compacting)
-            if req.generate is False:
-                signals = prewarm()
-            else:
-                signals = await self.registry.open(info.model, call)
+            signals = await self._open(info, call, tenant, compacting)
         self._opened(info, call)
-        if compacting:
-            call.warnings += getattr(signals, "warnings", ())  # the wrapper has none of its own
-            signals = carry.compacting(signals, lambda summary: self._seal_summary(tenant, summary))
         response = new_response(req, new_id("response"), self._now())
         builder = self._builder(req, response, tenant, info, reasoning_events)
         opening = builder.open()
@@ -536,12 +530,9 @@ class Engine:
             await self.store.save(StoredResponse(builder.response, list(req.items), tenant))
             await self.store.append_events(response["id"], queued)
         snapshot = builder.snapshot()
-        signals = self._open_signals(info, call)
-        if compacting:
-            signals = carry.compacting(signals, lambda summary: self._seal_summary(tenant, summary))
         run = Run(
             builder,
-            signals,
+            self._open_signals(info, call, tenant, compacting),
             _then_finish(self._then_append(req, tenant, None), grant),
             info=info,
             observers=self.observers,
@@ -552,14 +543,28 @@ class Engine:
         self._spawn(self._log(run))
         return Queued(snapshot, grant.headers)
 
-    async def _open_signals(self, info: RunInfo, call: ModelCall) -> AsyncIterator[Signal]:
-        """The provider's signals, with an error while opening it as a `Failure`."""
+    async def _open(
+        self, info: RunInfo, call: ModelCall, tenant: str, compacting: bool
+    ) -> AsyncIterator[Signal]:
+        """The call's signals: none from a model for a prewarm (`generate: false`), else
+        the provider's; when `compacting`, folded into one `Compaction` (the summary
+        sealed for `tenant`). Raises `ApiError` when the provider cannot be opened."""
         if call.request.generate is False:
-            async for signal in prewarm():
-                yield signal
-            return
-        try:
+            signals = prewarm()
+        else:
             signals = await self.registry.open(info.model, call)
+        if not compacting:
+            return signals
+        call.warnings += getattr(signals, "warnings", ())  # the wrapper has none of its own
+        return carry.compacting(signals, lambda summary: self._seal_summary(tenant, summary))
+
+    async def _open_signals(
+        self, info: RunInfo, call: ModelCall, tenant: str, compacting: bool
+    ) -> AsyncIterator[Signal]:
+        """`_open`'s signals, with an error while opening the provider as a `Failure`
+        (a background run has already answered its request)."""
+        try:
+            signals = await self._open(info, call, tenant, compacting)
         except ApiError as err:
             yield Failure(err.code or "upstream_error", err.message)
             return
@@ -687,11 +692,10 @@ class Engine:
         call = self._call(req, [], info)
         async with self._admitted(req, info, key) as grant:
             items, _ = await self._prepare(req, tenant, call, None, True)
-            signals = await self.registry.open(info.model, call)
+            compacted = await self._open(info, call, tenant, compacting=True)
             self._opened(info, call)
             summary: str | None = None
             usage: dict[str, Any] | None = None
-            compacted = carry.compacting(signals, lambda text: self._seal_summary(tenant, text))
             async with contextlib.aclosing(compacted):
                 async for signal in compacted:
                     if isinstance(signal, Compaction):
