@@ -53,18 +53,17 @@ def error_response(err: ApiError) -> Response:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
+    too_large = ApiError(413, f"The request body exceeds {limit} bytes.", code="request_too_large")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"The request body exceeds {limit} bytes.", code="request_too_large")
+        raise too_large
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise ApiError(
-                    413, f"The request body exceeds {limit} bytes.", code="request_too_large"
-                )
+                raise too_large
             chunks.append(chunk)
     except ClientDisconnect:
         # the client left, or the edge answered 408 (server/edge.py): this answer goes nowhere
@@ -110,6 +109,16 @@ def query_include(request: Request) -> frozenset[str]:
     return parse_include(values)
 
 
+def page_query(request: Request) -> dict[str, Any]:
+    """A list endpoint's query: `limit`, `order`, `after` and `include`."""
+    return {
+        "limit": query_int(request, "limit", 20),
+        "order": request.query_params.get("order", "desc"),
+        "after": request.query_params.get("after") or None,
+        "include": query_include(request),
+    }
+
+
 def create_app(
     engine: Engine,
     *,
@@ -145,12 +154,14 @@ def create_app(
     def tenant_of(request: Request) -> str:
         return key_of(request).tenant
 
+    async def json_body(request: Request) -> bytes:
+        require_json(request)
+        return await read_body(request, max_body_bytes)
+
     async def create_response(request: Request) -> Response:
         key = key_of(request)
         tenant = key.tenant
-        require_json(request)
-        body = await read_body(request, max_body_bytes)
-        req = parse_create_request(body)
+        req = parse_create_request(await json_body(request))
         request.state.model = req.model  # for the request counter's label
         request_id = request.state.request_id
         reasoning_events = reasoning_events_of(request.headers)
@@ -183,8 +194,7 @@ def create_app(
 
     async def compact_response(request: Request) -> Response:
         key = key_of(request)
-        require_json(request)
-        body = parse_compact_request(await read_body(request, max_body_bytes))
+        body = parse_compact_request(await json_body(request))
         request.state.model = body.model
         compacted = await engine.compact(
             body, tenant=key.tenant, key=key, request_id=request.state.request_id
@@ -211,21 +221,12 @@ def create_app(
     async def list_input_items(request: Request) -> Response:
         tenant = tenant_of(request)
         page = await engine.input_items(
-            request.path_params["response_id"],
-            tenant=tenant,
-            limit=query_int(request, "limit", 20),  # type: ignore[arg-type]
-            order=request.query_params.get("order", "desc"),
-            after=request.query_params.get("after") or None,
-            include=query_include(request),
+            request.path_params["response_id"], tenant=tenant, **page_query(request)
         )
         return JSON(page)
 
     # ------------------------------------------------------------ conversations
     conversations = engine.conversations
-
-    async def json_body(request: Request) -> bytes:
-        require_json(request)
-        return await read_body(request, max_body_bytes)
 
     async def create_conversation(request: Request) -> Response:
         tenant = tenant_of(request)
@@ -264,12 +265,7 @@ def create_app(
     async def list_conversation_items(request: Request) -> Response:
         tenant = tenant_of(request)
         page = await conversations.list_items(
-            request.path_params["conversation_id"],
-            tenant,
-            limit=query_int(request, "limit", 20),  # type: ignore[arg-type]
-            order=request.query_params.get("order", "desc"),
-            after=request.query_params.get("after") or None,
-            include=query_include(request),
+            request.path_params["conversation_id"], tenant, **page_query(request)
         )
         return JSON(page)
 
