@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import asyncpg
+import stores  # the bench/ module; it puts src/ on the path
 
 from respgate.conversations import stored_items
 from respgate.protocol.ids import new_id
-from respgate.store.postgres import PostgresStore
 from respgate.store.sql import SqlStore
-from respgate.store.sqlite import SqliteStore
 
 TEXT = "lorem ipsum dolor sit amet " * 20  # ~540 characters per message
 
@@ -86,29 +81,13 @@ async def measure(name: str, store: SqlStore, turns: int, repeat: int, others: i
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--turns", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=200)
-    parser.add_argument("--others", type=int, default=2000)
-    parser.add_argument("--database-url", default=os.environ.get("RESPGATE_DATABASE_URL"))
+    stores.add_options(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as data_dir:
-        store = await SqliteStore.open(data_dir)
-        try:
-            await measure("sqlite sync=FULL", store, args.turns, args.repeat, args.others)
-        finally:
-            await store.close()
-    if not args.database_url:
-        print("postgresql: skipped (give --database-url or RESPGATE_DATABASE_URL)")
-        return
-    schema = f"respgate_bench_{secrets.token_hex(4)}"
-    store = await PostgresStore.open(args.database_url, schema=schema)
-    try:
-        await measure("postgresql", store, args.turns, args.repeat, args.others)
-    finally:
-        await store.close()
-        conn = await asyncpg.connect(args.database_url)
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.close()
+
+    async def run(name: str, store: SqlStore) -> None:
+        await measure(name, store, args.turns, args.repeat, args.others)
+
+    await stores.each_store(run, args.database_url)
 
 
 if __name__ == "__main__":
