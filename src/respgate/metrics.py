@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .observe import Observer, RunInfo
 from .protocol.errors import ApiError
+from .usage import tokens_of
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -193,20 +194,11 @@ class Metrics(Observer):
         ):
             kind = upstream_error_kind(run.error_code, opened=True)
             self._child(self.upstream_errors, run.provider or "", kind).inc()
-        usage = run.usage
-        if usage:
+        if run.usage:
+            input_tokens, cached, output, reasoning = tokens_of(run.usage)
             counters = self._tokens(model, run.tenant)
-            inputs = usage.get("input_tokens_details") or {}
-            outputs = usage.get("output_tokens_details") or {}
             for counter, value in zip(
-                counters,
-                (
-                    usage.get("input_tokens"),
-                    usage.get("output_tokens"),
-                    outputs.get("reasoning_tokens"),
-                    inputs.get("cached_tokens"),
-                ),
-                strict=True,
+                counters, (input_tokens, output, reasoning, cached), strict=True
             ):
                 if value:
                     counter.inc(value)
