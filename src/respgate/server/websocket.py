@@ -56,8 +56,6 @@ INBOX_SIZE = 16
 # HTTP/SSE transport fields a WebSocket `response.create` must not carry (a WebSocket turn
 # always streams, and a background response cannot be streamed on a socket).
 TRANSPORT_FIELDS = ("stream_options", "background")
-# Accepted and ignored: Codex sends `"stream": true` in every message; `false` is refused
-# (a turn's events are always sent).
 # Output-item types and the call types their `call_id` must match.
 CALL_OF = {"function_call_output": "function_call", "custom_tool_call_output": "custom_tool_call"}
 
@@ -101,6 +99,8 @@ def parse_message(frame: str | bytes) -> CreateRequest:
             "type",
             "invalid_value",
         )
+    # `stream: true` is accepted and ignored (Codex sends it in every message); `false` is
+    # refused: a turn's events are always sent.
     if raw.get("stream", True) is not True:
         raise invalid(
             "A WebSocket turn always streams; send `stream: true` or leave it out.",
