@@ -101,28 +101,30 @@ def decide(
     refused: str | None = None
     retry = 0.0
     rpm, tpm, limit = quota.requests_per_minute, quota.tokens_per_minute, quota.concurrent_streams
-    r_tat, t_tat = max(requests_tat, now), max(tokens_tat, now)
-    r_new = r_tat
+    # How far each bucket is from full, in seconds. Compared as such, never as absolute
+    # times: `(now + 60) - now` can exceed 60 by a rounding error and refuse a full bucket.
+    r_ahead, t_ahead = max(requests_tat - now, 0.0), max(tokens_tat - now, 0.0)
+    r_new = r_ahead
     if rpm:
-        r_new = r_tat + PERIOD / rpm
-        if r_new - now > PERIOD:
-            refused, retry = "requests_per_minute", r_new - now - PERIOD
+        r_new = r_ahead + PERIOD / rpm
+        if r_new > PERIOD:
+            refused, retry = "requests_per_minute", r_new - PERIOD
     if tpm:
-        wait = t_tat + PERIOD / tpm - now - PERIOD
+        wait = t_ahead + PERIOD / tpm - PERIOD
         if wait > 0:
             refused, retry = refused or "tokens_per_minute", max(retry, wait)
     if limit and streams >= limit:
         refused, retry = refused or "concurrent_streams", max(retry, 1.0)
     if refused is None:
-        r_tat = r_new
+        r_ahead = r_new
         streams += bool(limit)
     return Decision(
         refused,
         retry,
-        window(rpm, r_tat - now) if rpm else None,
-        window(tpm, t_tat - now) if tpm else None,
+        window(rpm, r_ahead) if rpm else None,
+        window(tpm, t_ahead) if tpm else None,
         streams,
-    ), r_tat
+    ), now + r_ahead
 
 
 def window(limit: int, full_in: float) -> Window:

@@ -25,22 +25,23 @@ from . import PERIOD, CountersUnavailable, Decision, Quota, window
 
 log = logging.getLogger("respgate.limits.redis")
 
-# The same rule as `limits.decide`, in milliseconds. ARGV: period, rpm, tpm, streams,
+# The same rule as `limits.decide`, in milliseconds (buckets compared by their distance
+# from full, never as absolute times, which rounding would make refuse a full bucket). ARGV: period, rpm, tpm, streams,
 # lease, lease_ms. Returns {refused, retry_ms, requests_full_in_ms, tokens_full_in_ms, streams}.
 ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local period, rpm, tpm, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local refused, retry = '', 0
-local r_tat = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
-local t_tat = math.max(tonumber(redis.call('GET', KEYS[2])) or now, now)
-local r_new = r_tat
+local r_ahead = math.max((tonumber(redis.call('GET', KEYS[1])) or now) - now, 0)
+local t_ahead = math.max((tonumber(redis.call('GET', KEYS[2])) or now) - now, 0)
+local r_new = r_ahead
 if rpm > 0 then
-  r_new = r_tat + period / rpm
-  if r_new - now > period then refused = 'requests_per_minute'; retry = r_new - now - period end
+  r_new = r_ahead + period / rpm
+  if r_new > period then refused = 'requests_per_minute'; retry = r_new - period end
 end
 if tpm > 0 then
-  local wait = t_tat + period / tpm - now - period
+  local wait = t_ahead + period / tpm - period
   if wait > 0 then
     if refused == '' then refused = 'tokens_per_minute' end
     retry = math.max(retry, wait)
@@ -57,8 +58,8 @@ if limit > 0 then
 end
 if refused == '' then
   if rpm > 0 then
-    r_tat = r_new
-    redis.call('SET', KEYS[1], tostring(r_new), 'PX', math.ceil(r_new - now) + 1000)
+    r_ahead = r_new
+    redis.call('SET', KEYS[1], tostring(now + r_new), 'PX', math.ceil(r_new) + 1000)
   end
   if limit > 0 then
     local lease_ms = tonumber(ARGV[6])
@@ -67,7 +68,7 @@ if refused == '' then
     streams = streams + 1
   end
 end
-return {refused, math.ceil(retry), math.ceil(r_tat - now), math.ceil(t_tat - now), streams}
+return {refused, math.ceil(retry), math.ceil(r_ahead), math.ceil(t_ahead), streams}
 """
 
 # The end of a response: its slot back and its tokens taken.
