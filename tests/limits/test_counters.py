@@ -7,7 +7,16 @@ import time
 
 import pytest
 
-from respgate.limits import CountersUnavailable, Decision, Limits, Quota, duration, rate_headers
+from respgate.limits import (
+    PERIOD,
+    CountersUnavailable,
+    Decision,
+    Limits,
+    Quota,
+    decide,
+    duration,
+    rate_headers,
+)
 from respgate.limits.redis import RedisCounters
 from respgate.observe import RunInfo
 from respgate.protocol.errors import ApiError
@@ -160,3 +169,14 @@ def test_reset_durations_read_like_openai() -> None:
     assert duration(360) == "6m0s"
     assert duration(61.25) == "1m1.25s"
     assert rate_headers(Decision(None, 0, None, None, 0)) == {}  # no limit in force
+
+
+def test_a_full_bucket_admits_where_now_plus_a_period_crosses_a_power_of_two() -> None:
+    # 8174.863114387938 + 60 rounds up past 8192 (2**13): as absolute times the bucket
+    # would look over its limit by a rounding error and refuse a fresh key.
+    now = 8174.863114387938
+    assert (now + PERIOD) - now > PERIOD  # the rounding the rule must not depend on
+    decision, tat = decide(now, Quota(requests_per_minute=1), now, now, 0)
+    assert decision.refused is None
+    again = decide(now, Quota(requests_per_minute=1), tat, now, 0)[0]  # the second, at once
+    assert again.refused == "requests_per_minute"
