@@ -34,6 +34,7 @@ from .protocol.lifecycle import ReasoningEvents
 from .protocol.request import CompactRequest, CreateRequest
 from .protocol.response import new_response, usage_object
 from .protocol.signals import Compaction, Failure, Finish, Signal, Usage
+from .protocol.surface import SurfaceBuilder, SurfaceFactory
 from .providers.base import ModelCall
 from .providers.registry import ProviderRegistry
 from .seal import Sealer, decode_key, new_key
@@ -129,9 +130,12 @@ class Run(EventSource):
         *,
         info: RunInfo | None = None,
         observers: Observers | None = None,
+        surface: SurfaceBuilder | None = None,
     ) -> None:
         super().__init__()
         self.builder = builder
+        # Another inbound surface's builder: its events are what the transport sends.
+        self.surface = surface
         self._signals = signals
         self._on_terminal = on_terminal
         self.info = info or RunInfo("", builder.response.get("model", ""), "sse")
@@ -188,13 +192,13 @@ class Run(EventSource):
                     if first:
                         first = False
                         self._observers.upstream_first_byte(self.info)
-                    events = builder.feed(signal)
+                    events = self._feed(signal)
                     if builder.done:
                         terminal = events
                         break
                     self.push(events)
                 else:
-                    terminal = builder.feed(
+                    terminal = self._feed(
                         Failure(
                             "upstream_truncated",
                             "The upstream stream ended before the response finished.",
@@ -209,11 +213,11 @@ class Run(EventSource):
             elif (task := asyncio.current_task()) is not None:
                 task.uncancel()  # ours, handled here
             if not builder.done:
-                terminal = builder.feed(Failure(*self._abort))
+                terminal = self._feed(Failure(*self._abort))
         except Exception as exc:
             log.exception("response %s failed while streaming", self.response_id)
             if not builder.done:
-                terminal = builder.feed(
+                terminal = self._feed(
                     Failure(
                         "server_error",
                         f"The gateway failed while streaming ({type(exc).__name__}).",
@@ -224,12 +228,19 @@ class Run(EventSource):
         finally:
             self.push(terminal)  # exactly one terminal event, then the end, whatever happened
             self.finish()
-            for event in terminal:
-                if event["type"] == "error":
-                    self.info.error_code = event.get("code")
             self._observers.finished(self.info, builder.response)
         if interrupted:
             raise asyncio.CancelledError
+
+    def _feed(self, signal: Signal) -> list[Event]:
+        """One signal into the response's builder (the record) and, for another inbound
+        surface, into its builder too; returns the events the transport sends."""
+        events = self.builder.feed(signal)
+        if self.builder.done:
+            for event in events:
+                if event["type"] == "error":
+                    self.info.error_code = event.get("code")
+        return events if self.surface is None else self.surface.feed(signal)
 
     async def _save(self) -> bool:
         """Run `on_terminal` (the final save) to its end, even if this task is cancelled
@@ -460,12 +471,15 @@ class Engine:
         request_id: str | None = None,
         transport: str | None = None,
         reasoning_events: ReasoningEvents | None = None,
+        surface: SurfaceFactory | None = None,
     ) -> Run:
         """Start a response; raises `ApiError` for anything that fails before the first byte.
         `key`: the caller's API key (its rate limits). `context`: the model context already
         resolved by `context()` (WebSocket mode). `request_id` and `transport` ("sse",
         "json", "websocket") are for the observers. `reasoning_events`: the raw reasoning
-        event names (None: the engine's)."""
+        event names (None: the engine's). `surface`: makes the builder of another inbound
+        surface (Chat Completions, Messages), whose events the run then yields instead of
+        the Responses events; the Responses builder still keeps the record."""
         info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
         call = self._call(req, [], info)
         compacting = carry.is_compaction_trigger(req.items)
@@ -476,6 +490,9 @@ class Engine:
         response = new_response(req, new_id("response"), self._now())
         builder = self._builder(req, response, tenant, info, reasoning_events)
         opening = builder.open()
+        surface_builder = None if surface is None else surface(builder.snapshot())
+        if surface_builder is not None:
+            opening = surface_builder.open()
         persist = None
         if req.store is not False and self.store is not None:
             # Recorded as in_progress at once (not awaited: no latency before the first
@@ -484,7 +501,12 @@ class Engine:
             persist = self._persist_for(req, tenant, asyncio.create_task(self.store.save(record)))
         persist = self._then_append(req, tenant, persist)
         run = Run(
-            builder, signals, _then_finish(persist, grant), info=info, observers=self.observers
+            builder,
+            signals,
+            _then_finish(persist, grant),
+            info=info,
+            observers=self.observers,
+            surface=surface_builder,
         )
         run.context = items
         run.warnings[:0] = req.warnings

@@ -12,6 +12,7 @@ escaped.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,17 @@ def encode_json(obj: Any) -> bytes:
 def encode_event(event: dict[str, Any]) -> bytes:
     """One SSE frame for one Responses event; `event:` equals the event's `type`."""
     return b"event: " + event["type"].encode() + b"\ndata: " + encode_json(event) + b"\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class SSEFrames:
+    """How one inbound surface writes its stream: a frame per event, then `end`."""
+
+    encode: Callable[[dict[str, Any]], bytes]
+    end: bytes
+
+
+RESPONSES_FRAMES = SSEFrames(encode_event, DONE_FRAME)
 
 
 # ---------------------------------------------------------------- decoder

@@ -96,3 +96,53 @@ async def test_a_foreign_cancel_still_ends_the_run(while_saving: bool) -> None:
     assert len(save.saved) == 1  # the final save completed
     with pytest.raises(asyncio.CancelledError):
         await run.task
+
+
+class Recorder:
+    """A surface builder that writes one event per signal it is fed."""
+
+    def __init__(self) -> None:
+        self.fed: list[str] = []
+
+    def open(self) -> list[dict]:
+        return [{"type": "start"}]
+
+    def feed(self, signal: Signal) -> list[dict]:
+        self.fed.append(type(signal).__name__)
+        return [{"type": type(signal).__name__}]
+
+    def result(self) -> dict:
+        return {"fed": self.fed}
+
+
+async def test_a_surface_builder_sees_every_signal_and_its_events_are_the_runs() -> None:
+    req = parse_create_request(b'{"model":"echo","input":"hi"}')
+    builder = ResponseBuilder(new_response(req, "resp_1", 0), clock=lambda: 0)
+    surface = Recorder()
+    save = SlowSave()
+    save.release.set()
+    builder.open()  # the record's opening events; the client sees the surface's
+    run = Run(builder, upstream(), save, surface=surface)
+    run.push(surface.open())
+    run.start()
+    events = await drain(run)
+    assert [e["type"] for e in events] == ["start", "TextDelta", "Finish"]
+    # The Responses builder kept the record all the same.
+    assert save.saved == ["completed"]
+    assert builder.response["output"][0]["content"][0]["text"] == "Hello"
+
+
+async def test_a_surface_builder_is_fed_the_failure_that_ends_a_truncated_run() -> None:
+    async def truncated() -> AsyncIterator[Signal]:
+        yield TextDelta("Hel")
+
+    req = parse_create_request(b'{"model":"echo","input":"hi"}')
+    builder = ResponseBuilder(new_response(req, "resp_1", 0), clock=lambda: 0)
+    surface = Recorder()
+    builder.open()
+    run = Run(builder, truncated(), None, surface=surface)
+    run.start()
+    events = await drain(run)
+    assert [e["type"] for e in events] == ["TextDelta", "Failure"]
+    assert run.info.error_code == "upstream_truncated"
+    assert builder.response["status"] == "failed"

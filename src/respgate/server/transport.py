@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 from ..engine import EventSource, Run
 from ..protocol.errors import invalid, quote
 from ..protocol.lifecycle import REASONING_EVENTS, TERMINAL_EVENTS, ReasoningEvents
-from ..sse import DONE_FRAME, KEEPALIVE_FRAME, encode_event
+from ..sse import KEEPALIVE_FRAME, RESPONSES_FRAMES, SSEFrames
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -80,8 +80,10 @@ class SSEResponse:
         keepalive: float,
         headers: dict[str, str] | None = None,
         streams: Gauge | None = None,
+        frames: SSEFrames = RESPONSES_FRAMES,
     ) -> None:
         self.run = run
+        self.frames = frames
         self.keepalive = keepalive
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         self.headers = SSE_HEADERS + extra
@@ -119,11 +121,15 @@ class SSEResponse:
                     {"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True}
                 )
                 continue
-            body = b"".join(encode_event(e) for e in batch)
+            body = b"".join(map(self.frames.encode, batch))
             run.client_first_byte()
             if run.drained:  # the last events and [DONE] go out in one write
                 await send(
-                    {"type": "http.response.body", "body": body + DONE_FRAME, "more_body": False}
+                    {
+                        "type": "http.response.body",
+                        "body": body + self.frames.end,
+                        "more_body": False,
+                    }
                 )
                 return
             await send({"type": "http.response.body", "body": body, "more_body": True})
@@ -135,11 +141,16 @@ class SSEResponse:
 
 
 async def fold(run: Run) -> dict[str, Any]:
-    """The non-streaming result: the Response carried by the run's terminal event."""
+    """The non-streaming result: the Response carried by the run's terminal event, or
+    another surface's answer (its builder's `result()`)."""
     final: dict[str, Any] | None = None
     while batch := await run.next_batch():
+        if run.surface is not None:
+            continue
         for event in batch:
             if event["type"] in TERMINAL_EVENTS:
                 final = event["response"]
+    if run.surface is not None:
+        return run.surface.result()
     assert final is not None, "a run always ends with a terminal event"
     return final
