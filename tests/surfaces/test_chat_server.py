@@ -1,0 +1,153 @@
+"""/v1/chat/completions on the same gateway as /v1/responses: failures end the stream the
+way Chat Completions clients understand, a disconnect stops the upstream, the call is
+stored only when asked, and it goes through the same keys and observers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from respgate.config import KeyConfig
+from respgate.engine import Engine
+from respgate.providers.registry import ProviderRegistry
+from respgate.store import open_store
+from respgate.store.keys import ApiKeys
+from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
+from tests.providers.support import router_for
+from tests.server.test_observers import Recorder
+from tests.support.live import LiveServer
+from tests.surfaces.chat_support import checked
+
+HI = [{"role": "user", "content": "hi there you"}]
+
+
+@pytest.fixture
+async def upstream_engine() -> AsyncIterator[Any]:
+    made: list[Engine] = []
+
+    def make(kind: str, url: str, **opts: Any) -> Engine:
+        made.append(Engine(ProviderRegistry(router_for(kind, url, **opts))))
+        return made[-1]
+
+    yield make
+    for engine in made:
+        await engine.registry.aclose()
+
+
+async def post_chat(server: LiveServer, body: dict[str, Any], **headers: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+        return await c.post("/v1/chat/completions", json=body, headers=headers)
+
+
+@pytest.mark.parametrize("kind", ["chat_completions", "anthropic", "responses"])
+async def test_an_upstream_cut_mid_stream_ends_with_an_error_then_done(
+    kind: str, upstream_engine: Any
+) -> None:
+    body = fixture(kind, "text")
+    async with FakeUpstream(Reply(body, drop_after=body.rindex(b'"lo!"'))) as upstream:
+        with LiveServer(upstream_engine(kind, upstream.url)) as server:
+            r = await post_chat(server, {"model": "m", "messages": HI, "stream": True})
+            assert r.status_code == 200
+            frames = checked(r.content)
+            assert frames[-2]["error"]["code"].startswith("upstream")
+            assert frames[1]["choices"][0]["delta"] == {"content": "Hel"}  # what came first
+
+            # The openai SDK raises on the error frame after the text it got.
+            sdk = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
+            got = []
+            with pytest.raises(openai.APIError, match="mid-stream"):
+                async for chunk in await sdk.chat.completions.create(
+                    model="m",
+                    messages=HI,
+                    stream=True,  # type: ignore[arg-type]
+                ):
+                    got.append(chunk.choices[0].delta.content)
+            assert "Hel" in got
+
+            # Without streaming the failure is an error status, never a 200.
+            with pytest.raises(openai.APIStatusError) as failed:
+                await sdk.chat.completions.create(model="m", messages=HI)  # type: ignore[arg-type]
+            assert failed.value.status_code == 502
+            assert failed.value.body["code"].startswith("upstream")  # type: ignore[index]
+
+
+async def test_a_scripted_echo_failure_and_a_refusal(tmp_path: Path) -> None:
+    with LiveServer(Engine(ProviderRegistry())) as server:
+        failing = {"model": "echo", "messages": HI, "stream": True,
+                   "metadata": {"echo_scenario": "fail"}}  # fmt: skip
+        frames = checked((await post_chat(server, failing)).content)
+        assert frames[-2]["error"]["code"] == "server_error"
+        r = await post_chat(server, {**failing, "stream": False})
+        assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
+        refusing = {"model": "echo", "messages": HI, "metadata": {"echo_scenario": "refusal"}}
+        message = (await post_chat(server, refusing)).json()["choices"][0]["message"]
+        assert message["refusal"] == "I can't help with that." and message["content"] is None
+
+
+async def test_max_tokens_ends_with_length(tmp_path: Path) -> None:
+    with LiveServer(Engine(ProviderRegistry())) as server:
+        body = {"model": "echo", "messages": HI, "max_tokens": 2, "stream": True}
+        frames = checked((await post_chat(server, body)).content)
+        assert frames[-2]["choices"][0]["finish_reason"] == "length"
+
+
+async def test_a_client_disconnect_stops_the_upstream(upstream_engine: Any) -> None:
+    body = fixture("chat_completions", "text")
+    async with FakeUpstream(Reply(body, stall_after=body.index(b'"lo!"'))) as upstream:
+        with LiveServer(upstream_engine("chat_completions", upstream.url)) as server:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
+                req = {"model": "m", "messages": HI, "stream": True}
+                async with c.stream("POST", "/v1/chat/completions", json=req) as r:
+                    async for chunk in r.aiter_bytes():
+                        if b'"Hel"' in chunk:
+                            break
+            await asyncio.wait_for(upstream.disconnected.wait(), 10)
+
+
+async def test_stop_sequences_reach_the_upstream(upstream_engine: Any) -> None:
+    for kind, field in (("chat_completions", "stop"), ("anthropic", "stop_sequences")):
+        async with FakeUpstream(Reply(fixture(kind, "text"))) as upstream:
+            with LiveServer(upstream_engine(kind, upstream.url)) as server:
+                r = await post_chat(server, {"model": "m", "messages": HI, "stop": ["END"]})
+                assert r.status_code == 200
+                assert upstream.requests[-1].body[field] == ["END"]
+    async with FakeUpstream(Reply(fixture("responses", "text"))) as upstream:
+        with LiveServer(upstream_engine("responses", upstream.url)) as server:
+            r = await post_chat(server, {"model": "m", "messages": HI, "stop": "END"})
+            assert "stop" not in upstream.requests[-1].body
+            assert "`stop` was not sent" in r.headers["x-respgate-warning"]
+
+
+KEY = "sk-chat-team-a-0123456789"
+
+
+async def test_keys_tenants_store_and_observers_are_the_gateways(tmp_path: Path) -> None:
+    recorder = Recorder()
+    engine = Engine(ProviderRegistry(), observers=[recorder],
+                    store=functools.partial(open_store, tmp_path / "data"))  # fmt: skip
+    keys = ApiKeys.from_config([KeyConfig(tenant="team-a", key=KEY)])
+    with LiveServer(engine, keys=keys) as server:
+        body = {"model": "echo", "messages": HI}
+        r = await post_chat(server, body)
+        assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+        auth = {"authorization": f"Bearer {KEY}"}
+        unstored = (await post_chat(server, body, **auth)).json()
+        stored = (await post_chat(server, {**body, "store": True}, **auth)).json()
+        async with httpx.AsyncClient(base_url=server.url, headers=auth) as c:
+
+            async def status_of(completion: dict[str, Any]) -> int:
+                response_id = "resp_" + completion["id"].removeprefix("chatcmpl-")
+                return (await c.get(f"/v1/responses/{response_id}")).status_code
+
+            assert await status_of(unstored) == 404  # not stored unless `store: true`
+            assert await status_of(stored) == 200
+    finished = [info for name, info in recorder.steps if name == "finished"]
+    assert [info.tenant for info in finished] == ["team-a", "team-a"]
+    assert all(info.usage is not None and info.usage.get("output_tokens") for info in finished)
