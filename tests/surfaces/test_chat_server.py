@@ -1,6 +1,6 @@
 """/v1/chat/completions on the same gateway as /v1/responses: failures end the stream the
 way Chat Completions clients understand, a disconnect stops the upstream, the call is
-stored only when asked, and it goes through the same keys and observers."""
+stored only when asked, and it goes through the same keys, limits and observers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 from respgate.config import KeyConfig
 from respgate.engine import Engine
+from respgate.limits import Limits
 from respgate.providers.registry import ProviderRegistry
 from respgate.store import open_store
 from respgate.store.keys import ApiKeys
@@ -130,9 +131,9 @@ KEY = "sk-chat-team-a-0123456789"
 
 async def test_keys_tenants_store_and_observers_are_the_gateways(tmp_path: Path) -> None:
     recorder = Recorder()
-    engine = Engine(ProviderRegistry(), observers=[recorder],
+    engine = Engine(ProviderRegistry(), observers=[recorder], limits=Limits(),
                     store=functools.partial(open_store, tmp_path / "data"))  # fmt: skip
-    keys = ApiKeys.from_config([KeyConfig(tenant="team-a", key=KEY)])
+    keys = ApiKeys.from_config([KeyConfig(tenant="team-a", key=KEY, requests_per_minute=2)])
     with LiveServer(engine, keys=keys) as server:
         body = {"model": "echo", "messages": HI}
         r = await post_chat(server, body)
@@ -140,6 +141,10 @@ async def test_keys_tenants_store_and_observers_are_the_gateways(tmp_path: Path)
         auth = {"authorization": f"Bearer {KEY}"}
         unstored = (await post_chat(server, body, **auth)).json()
         stored = (await post_chat(server, {**body, "store": True}, **auth)).json()
+        limited = await post_chat(server, {**body, "stream": True}, **auth)
+        assert limited.status_code == 429, limited.text  # the key's limit counts chat calls
+        assert limited.json()["error"]["type"] == "rate_limit_error"
+        assert "retry-after" in limited.headers
         async with httpx.AsyncClient(base_url=server.url, headers=auth) as c:
 
             async def status_of(completion: dict[str, Any]) -> int:
@@ -151,3 +156,36 @@ async def test_keys_tenants_store_and_observers_are_the_gateways(tmp_path: Path)
     finished = [info for name, info in recorder.steps if name == "finished"]
     assert [info.tenant for info in finished] == ["team-a", "team-a"]
     assert all(info.usage is not None and info.usage.get("output_tokens") for info in finished)
+
+
+REASONING = {"chat_completions": "reasoning_then_text", "anthropic": "thinking_then_text",
+             "responses": "reasoning_tools"}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(REASONING))
+async def test_upstream_reasoning_streams_as_reasoning_content(
+    kind: str, upstream_engine: Any
+) -> None:
+    async with FakeUpstream(Reply(fixture(kind, REASONING[kind]))) as upstream:
+        with LiveServer(upstream_engine(kind, upstream.url)) as server:
+            body = {"model": "m", "messages": HI, "reasoning_effort": "high"}
+            frames = checked((await post_chat(server, {**body, "stream": True})).content)
+            streamed = "".join(f["choices"][0]["delta"].get("reasoning_content", "")
+                               for f in frames[:-1])  # fmt: skip
+            message = (await post_chat(server, body)).json()["choices"][0]["message"]
+    assert streamed and message["reasoning_content"] == streamed
+    assert streamed in ("Let me think.", "Need weather.")
+
+
+async def test_logprobs_from_a_chat_upstream(upstream_engine: Any) -> None:
+    async with FakeUpstream(Reply(fixture("chat_completions", "logprobs"))) as upstream:
+        with LiveServer(upstream_engine("chat_completions", upstream.url)) as server:
+            body = {"model": "m", "messages": HI, "logprobs": True, "top_logprobs": 2}
+            frames = checked((await post_chat(server, {**body, "stream": True})).content)
+            sent = upstream.requests[-1].body
+            completion = (await post_chat(server, body)).json()
+    assert (sent["logprobs"], sent["top_logprobs"]) == (True, 2)
+    streamed = [e for f in frames[:-1] for e in (f["choices"][0]["logprobs"] or {}).get(
+        "content", [])]  # fmt: skip
+    assert streamed and streamed[0]["token"] == "Hello"
+    assert completion["choices"][0]["logprobs"]["content"] == streamed
