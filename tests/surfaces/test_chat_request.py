@@ -112,6 +112,8 @@ BAD: list[tuple[dict[str, Any], str | None]] = [
     ({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f"}}]}]},
      "messages[0].tool_calls[0].function.arguments"),
     ({"n": 2}, "n"),
+    ({"functions": [{"name": "f"}]}, "functions"),
+    ({"function_call": "auto"}, "function_call"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"max_tokens": 0}, "max_tokens"),
     ({"max_completion_tokens": "many"}, "max_completion_tokens"),

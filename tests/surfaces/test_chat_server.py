@@ -92,11 +92,14 @@ async def test_a_scripted_echo_failure_and_a_refusal(tmp_path: Path) -> None:
         assert message["refusal"] == "I can't help with that." and message["content"] is None
 
 
-async def test_max_tokens_ends_with_length(tmp_path: Path) -> None:
+async def test_max_tokens_ends_with_length_and_stop_with_stop(tmp_path: Path) -> None:
     with LiveServer(Engine(ProviderRegistry())) as server:
         body = {"model": "echo", "messages": HI, "max_tokens": 2, "stream": True}
         frames = checked((await post_chat(server, body)).content)
         assert frames[-2]["choices"][0]["finish_reason"] == "length"
+        body = {"model": "echo", "messages": HI, "stop": ["you", "there"]}
+        choice = (await post_chat(server, body)).json()["choices"][0]
+        assert (choice["message"]["content"], choice["finish_reason"]) == ("Echo: hi ", "stop")
 
 
 async def test_a_client_disconnect_stops_the_upstream(upstream_engine: Any) -> None:

@@ -228,6 +228,9 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     frequency_penalty: float | None = None
     modalities: list[Literal["text", "audio"]] | None = None
     audio: dict[str, Any] | None = None
+    # The deprecated function calling: decoded so the 400 can name it.
+    functions: list[Any] | None = None
+    function_call: Any = None
     # Accepted and not honoured (a warning names them).
     seed: int | None = None
     logit_bias: dict[str, int] | None = None
@@ -258,6 +261,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     if chat.audio is not None or "audio" in (chat.modalities or ()):
         param = "audio" if chat.audio is not None else "modalities"
         raise invalid("Audio output is not supported by this gateway.", param)
+    for name in ("functions", "function_call"):
+        if getattr(chat, name) is not None:
+            raise invalid(f"The deprecated `{name}` is not supported; use `tools` and "
+                          "`tool_choice`.", name)  # fmt: skip
     if chat.stream_options is not None and not chat.stream:
         raise invalid("`stream_options` is only allowed when `stream` is true.", "stream_options")
     if isinstance(chat.stop, list) and len(chat.stop) > MAX_STOP:
