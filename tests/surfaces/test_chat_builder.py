@@ -40,8 +40,11 @@ def run(signals: list[Signal], include_usage: bool = False) -> tuple[ChatBuilder
 
 
 def deltas(chunks: list[Any], field: str) -> list[Any]:
-    return [c["choices"][0]["delta"][field] for c in chunks
-            if c.get("choices") and field in c["choices"][0]["delta"]]  # fmt: skip
+    return [
+        c["choices"][0]["delta"][field]
+        for c in chunks
+        if c.get("choices") and field in c["choices"][0]["delta"]
+    ]
 
 
 @settings(max_examples=300, deadline=None)
@@ -51,8 +54,14 @@ def test_any_signal_sequence_gives_a_valid_chunk_stream(signals, end, include_us
     assert check_chunks([*chunks, DONE], include_usage=include_usage) == []
     folded = fold_chunks(chunks)
     if isinstance(end, Failure):
-        assert folded == {"error": {"message": end.message, "type": "server_error",
-                                    "param": None, "code": end.code}}  # fmt: skip
+        assert folded == {
+            "error": {
+                "message": end.message,
+                "type": "server_error",
+                "param": None,
+                "code": end.code,
+            }
+        }
         with pytest.raises(ApiError) as failed:
             builder.result()
         assert failed.value.code == end.code and failed.value.status >= 500
@@ -84,25 +93,35 @@ def test_every_chunk_and_the_result_parse_as_the_openai_sdk_models(
 
 
 def test_the_stream_opens_with_the_role_and_tool_calls_carry_names_once() -> None:
-    _, chunks = run([
-        ToolCallDelta(7, arguments='{"a":'),  # before its name: buffered
-        ToolCallDelta(3, "c3", "g", "{"),
-        ToolCallDelta(7, "c7", "f", "1}"),
-        ToolCallDelta(3, arguments="}"),
-        Usage(5, 2),
-        Finish(),
-    ], include_usage=True)  # fmt: skip
+    _, chunks = run(
+        [
+            ToolCallDelta(7, arguments='{"a":'),  # before its name: buffered
+            ToolCallDelta(3, "c3", "g", "{"),
+            ToolCallDelta(7, "c7", "f", "1}"),
+            ToolCallDelta(3, arguments="}"),
+            Usage(5, 2),
+            Finish(),
+        ],
+        include_usage=True,
+    )
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     calls = [call for fragments in deltas(chunks, "tool_calls") for call in fragments]
     assert calls == [
         {"index": 0, "id": "c3", "type": "function", "function": {"name": "g", "arguments": "{"}},
-        {"index": 1, "id": "c7", "type": "function",
-         "function": {"name": "f", "arguments": '{"a":1}'}},
+        {
+            "index": 1,
+            "id": "c7",
+            "type": "function",
+            "function": {"name": "f", "arguments": '{"a":1}'},
+        },
         {"index": 0, "function": {"arguments": "}"}},
-    ]  # fmt: skip
+    ]
     assert chunks[-2]["choices"][0] == {
-        "index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"
-    }  # fmt: skip
+        "index": 0,
+        "delta": {},
+        "logprobs": None,
+        "finish_reason": "tool_calls",
+    }
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"]["total_tokens"] == 7
     assert all(c["usage"] is None for c in chunks[:-1])
@@ -121,10 +140,16 @@ def test_finish_reasons(reason, wire) -> None:
 
 def test_reasoning_refusal_and_logprobs_deltas() -> None:
     lp = {"token": "x", "logprob": -0.5, "bytes": [120], "top_logprobs": []}
-    builder, chunks = run([
-        ReasoningDelta("think", "summary"), ReasoningDelta("ing", "raw"), ReasoningOpaque("sig"),
-        TextDelta("x", (lp,)), RefusalDelta("no"), Finish(),
-    ])  # fmt: skip
+    builder, chunks = run(
+        [
+            ReasoningDelta("think", "summary"),
+            ReasoningDelta("ing", "raw"),
+            ReasoningOpaque("sig"),
+            TextDelta("x", (lp,)),
+            RefusalDelta("no"),
+            Finish(),
+        ]
+    )
     assert deltas(chunks, "reasoning_content") == ["think", "ing"]
     assert deltas(chunks, "refusal") == ["no"]
     assert chunks[3]["choices"][0]["logprobs"] == {"content": [lp], "refusal": None}
@@ -135,8 +160,14 @@ def test_reasoning_refusal_and_logprobs_deltas() -> None:
 
 def test_a_failure_is_an_error_frame_and_no_signal_after_the_end() -> None:
     builder, chunks = run([TextDelta("Hel"), Failure("upstream_timeout", "slow")])
-    assert chunks[-1] == {"error": {"message": "slow", "type": "server_error", "param": None,
-                                    "code": "upstream_timeout"}}  # fmt: skip
+    assert chunks[-1] == {
+        "error": {
+            "message": "slow",
+            "type": "server_error",
+            "param": None,
+            "code": "upstream_timeout",
+        }
+    }
     with pytest.raises(ApiError) as failed:
         builder.result()
     assert failed.value.status == 504

@@ -81,8 +81,12 @@ async def test_an_upstream_cut_mid_stream_ends_with_an_error_then_done(
 
 async def test_a_scripted_echo_failure_and_a_refusal(tmp_path: Path) -> None:
     with LiveServer(Engine(ProviderRegistry())) as server:
-        failing = {"model": "echo", "messages": HI, "stream": True,
-                   "metadata": {"echo_scenario": "fail"}}  # fmt: skip
+        failing = {
+            "model": "echo",
+            "messages": HI,
+            "stream": True,
+            "metadata": {"echo_scenario": "fail"},
+        }
         frames = checked((await post_chat(server, failing)).content)
         assert frames[-2]["error"]["code"] == "server_error"
         r = await post_chat(server, {**failing, "stream": False})
@@ -134,8 +138,12 @@ KEY = "sk-chat-team-a-0123456789"
 
 async def test_keys_tenants_store_and_observers_are_the_gateways(tmp_path: Path) -> None:
     recorder = Recorder()
-    engine = Engine(ProviderRegistry(), observers=[recorder], limits=Limits(),
-                    store=functools.partial(open_store, tmp_path / "data"))  # fmt: skip
+    engine = Engine(
+        ProviderRegistry(),
+        observers=[recorder],
+        limits=Limits(),
+        store=functools.partial(open_store, tmp_path / "data"),
+    )
     keys = ApiKeys.from_config([KeyConfig(tenant="team-a", key=KEY, requests_per_minute=2)])
     with LiveServer(engine, keys=keys) as server:
         body = {"model": "echo", "messages": HI}
@@ -161,8 +169,11 @@ async def test_keys_tenants_store_and_observers_are_the_gateways(tmp_path: Path)
     assert all(info.usage is not None and info.usage.get("output_tokens") for info in finished)
 
 
-REASONING = {"chat_completions": "reasoning_then_text", "anthropic": "thinking_then_text",
-             "responses": "reasoning_tools"}  # fmt: skip
+REASONING = {
+    "chat_completions": "reasoning_then_text",
+    "anthropic": "thinking_then_text",
+    "responses": "reasoning_tools",
+}
 
 
 @pytest.mark.parametrize("kind", sorted(REASONING))
@@ -173,8 +184,9 @@ async def test_upstream_reasoning_streams_as_reasoning_content(
         with LiveServer(upstream_engine(kind, upstream.url)) as server:
             body = {"model": "m", "messages": HI, "reasoning_effort": "high"}
             frames = checked((await post_chat(server, {**body, "stream": True})).content)
-            streamed = "".join(f["choices"][0]["delta"].get("reasoning_content", "")
-                               for f in frames[:-1])  # fmt: skip
+            streamed = "".join(
+                f["choices"][0]["delta"].get("reasoning_content", "") for f in frames[:-1]
+            )
             message = (await post_chat(server, body)).json()["choices"][0]["message"]
     assert streamed and message["reasoning_content"] == streamed
     assert streamed in ("Let me think.", "Need weather.")
@@ -188,7 +200,8 @@ async def test_logprobs_from_a_chat_upstream(upstream_engine: Any) -> None:
             sent = upstream.requests[-1].body
             completion = (await post_chat(server, body)).json()
     assert (sent["logprobs"], sent["top_logprobs"]) == (True, 2)
-    streamed = [e for f in frames[:-1] for e in (f["choices"][0]["logprobs"] or {}).get(
-        "content", [])]  # fmt: skip
+    streamed = [
+        e for f in frames[:-1] for e in (f["choices"][0]["logprobs"] or {}).get("content", [])
+    ]
     assert streamed and streamed[0]["token"] == "Hello"
     assert completion["choices"][0]["logprobs"]["content"] == streamed

@@ -31,8 +31,11 @@ from tests.surfaces.chat_support import checked
 
 DIALECTS = ("echo", "chat_completions", "anthropic", "responses")
 SCENARIOS = ("stream", "parse", "tools")
-TOOL_FIXTURES = {"chat_completions": "parallel_tools", "anthropic": "tool_use",
-                 "responses": "reasoning_tools"}  # fmt: skip
+TOOL_FIXTURES = {
+    "chat_completions": "parallel_tools",
+    "anthropic": "tool_use",
+    "responses": "reasoning_tools",
+}
 CITY = "Paris"
 ANSWER = orjson.dumps({"city": CITY, "days": 3}).decode()
 
@@ -121,9 +124,12 @@ class Recording(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         response = await self.inner.handle_async_request(request)
         self.bodies.append(bytearray())
-        return httpx2.Response(response.status_code, headers=response.headers,
-                               stream=_Tee(response.stream, self.bodies[-1]),
-                               extensions=response.extensions)  # fmt: skip
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_Tee(response.stream, self.bodies[-1]),
+            extensions=response.extensions,
+        )
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -147,15 +153,20 @@ TOOLS = [fn("get_weather", "city"), fn("get_time", "tz")]
 
 async def chat_client(gw: Gateway, scenario: str) -> None:
     wire = Recording()
-    async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0,
-                                  http_client=httpx2.AsyncClient(transport=wire)) as sdk:  # fmt: skip
+    async with openai.AsyncOpenAI(
+        base_url=f"{gw.url}/v1",
+        api_key="k",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=wire),
+    ) as sdk:
         if scenario == "stream":
             await chat_text(sdk, wire, gw)
         elif scenario == "parse":
             completion = await sdk.chat.completions.parse(
-                model=gw.model, messages=[{"role": "user", "content": CITY}],
+                model=gw.model,
+                messages=[{"role": "user", "content": CITY}],
                 response_format=Weather,
-            )  # fmt: skip
+            )
             parsed = completion.choices[0].message.parsed
             assert parsed is not None and parsed.city == CITY
         else:
@@ -207,13 +218,24 @@ async def chat_tools(sdk: openai.AsyncOpenAI, wire: Recording, gw: Gateway) -> N
     assert tuple(calls[i]["name"] for i in sorted(calls)) == gw.expected.tools
     for call in calls.values():
         assert isinstance(orjson.loads(call["arguments"]), dict)
-    messages.append({"role": "assistant", "content": None, "tool_calls": [
-        {"id": c["id"], "type": "function",
-         "function": {"name": c["name"], "arguments": c["arguments"]}}
-        for c in calls.values()
-    ]})  # fmt: skip
-    messages += [{"role": "tool", "tool_call_id": c["id"], "content": f"r{i}"}
-                 for i, c in enumerate(calls.values())]  # fmt: skip
+    messages.append(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
+                for c in calls.values()
+            ],
+        }
+    )
+    messages += [
+        {"role": "tool", "tool_call_id": c["id"], "content": f"r{i}"}
+        for i, c in enumerate(calls.values())
+    ]
     messages[-1]["content"] = "12:00"
     completion = await sdk.chat.completions.create(
         model=gw.model,

@@ -655,9 +655,19 @@ def check_metadata(metadata: dict[str, Any] | None) -> None:
             )
 
 
-def check_range(value: float | None, lo: float, hi: float, param: str) -> None:
+def _check_range(value: float | None, lo: float, hi: float, param: str) -> None:
     if value is not None and not lo <= value <= hi:
         raise invalid(f"`{param}` must be between {lo} and {hi}, got {value}.", param)
+
+
+def check_sampling(req: Any) -> None:
+    """The ranges of a request's sampling fields (`temperature`, `top_p`, the penalties,
+    `top_logprobs`: the same names on every surface); a 400 naming the one outside."""
+    _check_range(req.temperature, 0, 2, "temperature")
+    _check_range(req.top_p, 0, 1, "top_p")
+    _check_range(req.presence_penalty, -2, 2, "presence_penalty")
+    _check_range(req.frequency_penalty, -2, 2, "frequency_penalty")
+    _check_range(req.top_logprobs, 0, 20, "top_logprobs")
 
 
 def _validate(req: CreateRequest) -> None:
@@ -673,11 +683,7 @@ def _validate(req: CreateRequest) -> None:
             "Missing required parameter: 'input'.", "input", code="missing_required_parameter"
         )
     req.items = normalize_input(req.input)
-    check_range(req.temperature, 0, 2, "temperature")
-    check_range(req.top_p, 0, 1, "top_p")
-    check_range(req.presence_penalty, -2, 2, "presence_penalty")
-    check_range(req.frequency_penalty, -2, 2, "frequency_penalty")
-    check_range(req.top_logprobs, 0, 20, "top_logprobs")
+    check_sampling(req)
     if req.max_output_tokens is not None and req.max_output_tokens < 1:
         raise invalid("`max_output_tokens` must be at least 1.", "max_output_tokens")
     if req.max_tool_calls is not None and req.max_tool_calls < 1:

@@ -120,9 +120,15 @@ class ChatBuilder:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": choice.get("logprobs"),
-                         "finish_reason": choice.get("finish_reason")}],
-        }  # fmt: skip
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": delta,
+                    "logprobs": choice.get("logprobs"),
+                    "finish_reason": choice.get("finish_reason"),
+                }
+            ],
+        }
         if self.include_usage:
             chunk["usage"] = None
         return chunk
@@ -178,8 +184,10 @@ class ChatBuilder:
             if not signal.arguments:
                 return []
             call.arguments += signal.arguments
-            fragment: dict[str, Any] = {"index": call.index,
-                                        "function": {"arguments": signal.arguments}}  # fmt: skip
+            fragment: dict[str, Any] = {
+                "index": call.index,
+                "function": {"arguments": signal.arguments},
+            }
             return [self._chunk({"tool_calls": [fragment]})]
         call.arguments += signal.arguments
         call.name = call.name or signal.name
@@ -188,8 +196,12 @@ class ChatBuilder:
         call.call_id = call.call_id or new_id("call")
         call.index = len(self.calls)
         self.calls.append(call)
-        first = {"index": call.index, "id": call.call_id, "type": "function",
-                 "function": {"name": call.name, "arguments": call.arguments}}  # fmt: skip
+        first = {
+            "index": call.index,
+            "id": call.call_id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
         return [self._chunk({"tool_calls": [first]})]
 
     def _finish(self, signal: Finish) -> list[Chunk]:
@@ -213,10 +225,13 @@ class ChatBuilder:
             message["reasoning_content"] = "".join(self.reasoning)
         if self.calls:
             message["tool_calls"] = [
-                {"id": c.call_id, "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.call_id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in self.calls
-            ]  # fmt: skip
+            ]
         return message
 
     def result(self) -> dict[str, Any]:
@@ -234,10 +249,16 @@ class ChatBuilder:
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "message": self.message(), "logprobs": logprobs,
-                         "finish_reason": self.finish_reason}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": self.message(),
+                    "logprobs": logprobs,
+                    "finish_reason": self.finish_reason,
+                }
+            ],
             "usage": usage_object(self.usage),
-        }  # fmt: skip
+        }
 
 
 def chat_surface(include_usage: bool) -> SurfaceFactory:

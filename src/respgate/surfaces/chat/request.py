@@ -21,7 +21,7 @@ from ...protocol.request import (
     TextConfig,
     TextFormat,
     check_metadata,
-    check_range,
+    check_sampling,
     check_schema,
     decode_checked,
     normalize_input,
@@ -252,8 +252,9 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     """Decode and validate a `POST /v1/chat/completions` body."""
     chat: ChatRequest = decode_checked(_decoder, body)
     if not chat.model:
-        raise invalid("Missing required parameter: 'model'.", "model",
-                      code="missing_required_parameter")  # fmt: skip
+        raise invalid(
+            "Missing required parameter: 'model'.", "model", code="missing_required_parameter"
+        )
     if not chat.messages:
         raise invalid("`messages` must hold at least one message.", "messages")
     if chat.n is not None and chat.n != 1:
@@ -263,21 +264,20 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise invalid("Audio output is not supported by this gateway.", param)
     for name in ("functions", "function_call"):
         if getattr(chat, name) is not None:
-            raise invalid(f"The deprecated `{name}` is not supported; use `tools` and "
-                          "`tool_choice`.", name)  # fmt: skip
+            raise invalid(
+                f"The deprecated `{name}` is not supported; use `tools` and `tool_choice`.", name
+            )
     if chat.stream_options is not None and not chat.stream:
         raise invalid("`stream_options` is only allowed when `stream` is true.", "stream_options")
     if isinstance(chat.stop, list) and len(chat.stop) > MAX_STOP:
         raise invalid(f"`stop` holds at most {MAX_STOP} sequences.", "stop")
-    for name, value in (("max_tokens", chat.max_tokens),
-                        ("max_completion_tokens", chat.max_completion_tokens)):  # fmt: skip
+    for name, value in (
+        ("max_tokens", chat.max_tokens),
+        ("max_completion_tokens", chat.max_completion_tokens),
+    ):
         if value is not None and value < 1:
             raise invalid(f"`{name}` must be at least 1.", name)
-    check_range(chat.temperature, 0, 2, "temperature")
-    check_range(chat.top_p, 0, 1, "top_p")
-    check_range(chat.presence_penalty, -2, 2, "presence_penalty")
-    check_range(chat.frequency_penalty, -2, 2, "frequency_penalty")
-    check_range(chat.top_logprobs, 0, 20, "top_logprobs")
+    check_sampling(chat)
     if chat.top_logprobs is not None and not chat.logprobs:
         raise invalid("`top_logprobs` needs `logprobs: true`.", "top_logprobs")
     check_metadata(chat.metadata)
@@ -286,17 +286,23 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         if not fn.name:
             raise invalid("A function tool needs a `name`.", f"tools[{i}].function.name")
         if fn.parameters is not None:
-            check_schema(fn.parameters, f"function {quote(fn.name)}",
-                         f"tools[{i}].function.parameters")  # fmt: skip
+            check_schema(
+                fn.parameters, f"function {quote(fn.name)}", f"tools[{i}].function.parameters"
+            )
     _check_tool_choice(chat)
     fmt = chat.response_format
     if isinstance(fmt, JsonSchemaFormat):
         if not fmt.json_schema.name:
-            raise invalid("A `json_schema` response format needs a `name`.",
-                          "response_format.json_schema.name")  # fmt: skip
+            raise invalid(
+                "A `json_schema` response format needs a `name`.",
+                "response_format.json_schema.name",
+            )
         if fmt.json_schema.schema is not None:
-            check_schema(fmt.json_schema.schema, f"response format {quote(fmt.json_schema.name)}",
-                         "response_format.json_schema.schema")  # fmt: skip
+            check_schema(
+                fmt.json_schema.schema,
+                f"response format {quote(fmt.json_schema.name)}",
+                "response_format.json_schema.schema",
+            )
     return chat
 
 
@@ -324,14 +330,19 @@ def _user_part(part: TextPart | ImagePart | AudioPart | FilePart, param: str) ->
     if isinstance(part, TextPart):
         return {"type": "input_text", "text": part.text}
     if isinstance(part, ImagePart):
-        return {"type": "input_image", "image_url": part.image_url.url,
-                "detail": part.image_url.detail or "auto"}  # fmt: skip
+        return {
+            "type": "input_image",
+            "image_url": part.image_url.url,
+            "detail": part.image_url.detail or "auto",
+        }
     if isinstance(part, FilePart):
         if part.file.file_data is None and part.file.file_id is None:
             raise invalid("A `file` part needs `file_data` or `file_id`.", f"{param}.file")
         return {"type": "input_file", **msgspec.to_builtins(part.file)}
-    raise invalid("`input_audio` parts are not supported: the gateway's request model has "
-                  "no audio input.", f"{param}.type")  # fmt: skip
+    raise invalid(
+        "`input_audio` parts are not supported: the gateway's request model has no audio input.",
+        f"{param}.type",
+    )
 
 
 def _text_parts(content: str | list[TextPart]) -> str | list[dict[str, Any]]:
@@ -357,8 +368,14 @@ def _assistant(message: AssistantMessage) -> list[dict[str, Any]]:
         parts.append({"type": "refusal", "refusal": message.refusal})
     items = [{"type": "message", "role": "assistant", "content": parts}] if parts else []
     for call in message.tool_calls or ():
-        items.append({"type": "function_call", "call_id": call.id,
-                      "name": call.function.name, "arguments": call.function.arguments})  # fmt: skip
+        items.append(
+            {
+                "type": "function_call",
+                "call_id": call.id,
+                "name": call.function.name,
+                "arguments": call.function.arguments,
+            }
+        )
     return items
 
 
@@ -378,11 +395,19 @@ def _items(messages: list[Message]) -> list[dict[str, Any]]:
         elif isinstance(message, AssistantMessage):
             items += _assistant(message)
         elif isinstance(message, ToolMessage):
-            items.append({"type": "function_call_output", "call_id": message.tool_call_id,
-                          "output": _text_parts(message.content)})  # fmt: skip
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": message.tool_call_id,
+                    "output": _text_parts(message.content),
+                }
+            )
         else:
-            raise invalid("The deprecated `function` role is not supported; send tool results "
-                          "as `tool` messages.", f"{param}.role")  # fmt: skip
+            raise invalid(
+                "The deprecated `function` role is not supported; send tool results "
+                "as `tool` messages.",
+                f"{param}.role",
+            )
     return items
 
 
@@ -400,8 +425,13 @@ def _text_format(chat: ChatRequest) -> TextConfig | None:
     fmt = chat.response_format
     if isinstance(fmt, JsonSchemaFormat):
         spec = fmt.json_schema
-        text_format = TextFormat(type="json_schema", name=spec.name, description=spec.description,
-                                 schema=spec.schema or {}, strict=spec.strict)  # fmt: skip
+        text_format = TextFormat(
+            type="json_schema",
+            name=spec.name,
+            description=spec.description,
+            schema=spec.schema or {},
+            strict=spec.strict,
+        )
     elif isinstance(fmt, JsonObject):
         text_format = TextFormat(type="json_object")
     elif chat.verbosity is None:
@@ -415,10 +445,15 @@ def to_create_request(chat: ChatRequest) -> CreateRequest:
     """The Responses request the engine runs for `chat`: stored only with `store: true`."""
     items = _items(chat.messages)
     tools = [
-        {"type": "function", "name": t.function.name, "description": t.function.description,
-         "parameters": t.function.parameters, "strict": t.function.strict}
+        {
+            "type": "function",
+            "name": t.function.name,
+            "description": t.function.description,
+            "parameters": t.function.parameters,
+            "strict": t.function.strict,
+        }
         for t in chat.tools or ()
-    ]  # fmt: skip
+    ]
     req = CreateRequest(
         model=chat.model,
         input=items,
@@ -426,7 +461,8 @@ def to_create_request(chat: ChatRequest) -> CreateRequest:
         tool_choice=_tool_choice(chat.tool_choice),
         parallel_tool_calls=chat.parallel_tool_calls,
         text=_text_format(chat),
-        reasoning=None if chat.reasoning_effort is None
+        reasoning=None
+        if chat.reasoning_effort is None
         else ReasoningConfig(effort=chat.reasoning_effort),
         max_output_tokens=chat.max_completion_tokens or chat.max_tokens,
         temperature=chat.temperature,
@@ -442,7 +478,7 @@ def to_create_request(chat: ChatRequest) -> CreateRequest:
         safety_identifier=chat.safety_identifier,
         prompt_cache_key=chat.prompt_cache_key,
         service_tier=chat.service_tier,
-    )  # fmt: skip
+    )
     req.items = normalize_input(items, "messages")
     req.stop = [chat.stop] if isinstance(chat.stop, str) else chat.stop or None
     req.warnings = [

@@ -213,9 +213,13 @@ def fold_chunks(frames: Iterable[dict[str, Any] | str]) -> dict[str, Any]:
             reason = choice.get("finish_reason") or reason
             for call in delta.get("tool_calls") or ():
                 if call["index"] == len(calls):
-                    calls.append({"id": call["id"], "type": call["type"],
-                                  "function": {"name": call["function"]["name"],
-                                               "arguments": ""}})  # fmt: skip
+                    calls.append(
+                        {
+                            "id": call["id"],
+                            "type": call["type"],
+                            "function": {"name": call["function"]["name"], "arguments": ""},
+                        }
+                    )
                 calls[call["index"]]["function"]["arguments"] += call["function"]["arguments"]
     content, refusal, reasoning = ("".join(text[f]) for f in text)
     message: dict[str, Any] = {
@@ -233,8 +237,13 @@ def fold_chunks(frames: Iterable[dict[str, Any] | str]) -> dict[str, Any]:
         "object": "chat.completion",
         "created": head.get("created"),
         "model": head.get("model"),
-        "choices": [{"index": 0, "message": message,
-                     "logprobs": {"content": logprobs, "refusal": None} if logprobs else None,
-                     "finish_reason": reason}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": {"content": logprobs, "refusal": None} if logprobs else None,
+                "finish_reason": reason,
+            }
+        ],
         "usage": usage,
-    }  # fmt: skip
+    }
