@@ -1,6 +1,6 @@
 """/v1/chat/completions on the same gateway as /v1/responses: failures end the stream the
 way Chat Completions clients understand, a disconnect stops the upstream, the call is
-stored only when asked, and it goes through the same keys, limits and observers."""
+stored only when asked, and it goes through the same keys, limits, observers and metrics."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from respgate.store import open_store
 from respgate.store.keys import ApiKeys
 from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
 from tests.providers.support import router_for
+from tests.server.test_metrics import KEYS as METRIC_KEYS
+from tests.server.test_metrics import TEAM, moved, scrape, scrape_until, with_metrics
 from tests.server.test_observers import Recorder
 from tests.support.live import LiveServer
 from tests.surfaces.chat_support import checked
@@ -205,3 +207,43 @@ async def test_logprobs_from_a_chat_upstream(upstream_engine: Any) -> None:
     ]
     assert streamed and streamed[0]["token"] == "Hello"
     assert completion["choices"][0]["logprobs"]["content"] == streamed
+
+
+async def test_chat_calls_move_the_metrics_series() -> None:
+    engine, metrics = with_metrics(ProviderRegistry())
+    with LiveServer(engine, keys=METRIC_KEYS, metrics=metrics) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10, headers=TEAM) as c:
+            before = await scrape(c)
+            body = {"model": "echo", "messages": HI}
+            streamed = await c.post(
+                "/v1/chat/completions",
+                json={**body, "stream": True, "stream_options": {"include_usage": True}},
+            )
+            usage = checked(streamed.content, include_usage=True)[-2]["usage"]
+            assert (await c.post("/v1/chat/completions", json=body)).status_code == 200
+            assert (await c.post("/v1/chat/completions", json={"model": "echo"})).status_code == 400
+            post = {"endpoint": "/v1/chat/completions", "method": "POST"}
+            after = await scrape_until(
+                c,
+                lambda s: (
+                    moved(before, s, "respgate_requests_total", **post, model="", status="400") >= 1
+                ),
+            )
+    assert moved(before, after, "respgate_requests_total", **post, model="echo", status="200") == 2
+    for transport in ("sse", "json"):
+        assert (
+            moved(
+                before,
+                after,
+                "respgate_responses_total",
+                model="echo",
+                transport=transport,
+                status="completed",
+            )
+            == 1
+        )
+    tokens = {"model": "echo", "tenant": "team-a"}
+    assert (
+        moved(before, after, "respgate_tokens_total", **tokens, kind="output")
+        == 2 * usage["completion_tokens"]
+    )
