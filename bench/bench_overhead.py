@@ -14,7 +14,9 @@ uvicorn's per access, written to a file). The cost of metrics and of logging is 
 difference between the rows; /metrics is scraped at the end.
 
     python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
-                                   [--ops] [--rounds 1]
+                                   [--ops] [--rounds 1] [--surface responses|chat]
+
+`--surface chat` measures through `/v1/chat/completions` instead of `/v1/responses`.
 """
 
 from __future__ import annotations
@@ -89,7 +91,10 @@ def main() -> None:
         "--rounds", type=int, default=1, help="measure each level this often (gateways in "
         "rotating order) and print the medians",
     )  # fmt: skip
+    p.add_argument("--surface", choices=["responses", "chat"], default="responses",
+                   help="the inbound surface measured through respgate")  # fmt: skip
     a = p.parse_args()
+    path = {"responses": "/v1/responses", "chat": "/v1/chat/completions"}[a.surface]
 
     env = {**os.environ, "PYTHONPATH": a.src}
     up_port = free_port()
@@ -157,7 +162,7 @@ def main() -> None:
                     gw = psutil.Process(proc.pid)
                     cpu0 = sum(gw.cpu_times()[:2])
                     through = asyncio.run(
-                        run_load(f"http://127.0.0.1:{port}/v1/responses", mode="responses",
+                        run_load(f"http://127.0.0.1:{port}{path}", mode=a.surface,
                                  concurrency=c, requests=n, warmup=warmup)
                     ).summary()  # fmt: skip
                     through["cpu_ms"] = (sum(gw.cpu_times()[:2]) - cpu0) / (n + warmup) * 1000

@@ -253,6 +253,9 @@ class CreateRequest(msgspec.Struct, kw_only=True):
     items: list[dict[str, Any]] = []
     conversation_id: str | None = None
     warnings: list[str] = []
+    # Stop sequences: set by another surface (Chat Completions `stop`, Messages
+    # `stop_sequences`), never by a Responses body.
+    stop: list[str] | None = None
 
 
 _decoder = msgspec.json.Decoder(CreateRequest)
@@ -526,12 +529,20 @@ def schema_problem(schema: Any) -> tuple[Path, str] | None:
     return None
 
 
-def _check_schema(schema: Any, owner: str, param: str) -> None:
+def check_schema(schema: Any, owner: str, param: str) -> None:
     found = schema_problem(schema)
     if found is not None:
         path, problem = found
         where = path_param(path) or "the schema"
         raise invalid(f"Invalid schema for {owner}: `{where}` {problem}.", path_param(path, param))
+
+
+def decode_checked(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+    """`body` decoded by `decoder` (another surface's request shape) with every failure a 400
+    naming the place, and every value within the limits a request body has."""
+    value = _decode(decoder, body)
+    _check(msgspec.to_builtins(value))
+    return value
 
 
 def decode_json(body: bytes) -> Any:
@@ -649,8 +660,19 @@ def _check_range(value: float | None, lo: float, hi: float, param: str) -> None:
         raise invalid(f"`{param}` must be between {lo} and {hi}, got {value}.", param)
 
 
+def check_sampling(req: Any) -> None:
+    """The ranges of a request's sampling fields (`temperature`, `top_p`, the penalties,
+    `top_logprobs`: the same names on every surface); a 400 naming the one outside."""
+    _check_range(req.temperature, 0, 2, "temperature")
+    _check_range(req.top_p, 0, 1, "top_p")
+    _check_range(req.presence_penalty, -2, 2, "presence_penalty")
+    _check_range(req.frequency_penalty, -2, 2, "frequency_penalty")
+    _check_range(req.top_logprobs, 0, 20, "top_logprobs")
+
+
 def _validate(req: CreateRequest) -> None:
     req.warnings = []  # derived, never the body's
+    req.stop = None
     if not req.model:
         raise invalid(
             "Missing required parameter: 'model'.", "model", code="missing_required_parameter"
@@ -661,11 +683,7 @@ def _validate(req: CreateRequest) -> None:
             "Missing required parameter: 'input'.", "input", code="missing_required_parameter"
         )
     req.items = normalize_input(req.input)
-    _check_range(req.temperature, 0, 2, "temperature")
-    _check_range(req.top_p, 0, 1, "top_p")
-    _check_range(req.presence_penalty, -2, 2, "presence_penalty")
-    _check_range(req.frequency_penalty, -2, 2, "frequency_penalty")
-    _check_range(req.top_logprobs, 0, 20, "top_logprobs")
+    check_sampling(req)
     if req.max_output_tokens is not None and req.max_output_tokens < 1:
         raise invalid("`max_output_tokens` must be at least 1.", "max_output_tokens")
     if req.max_tool_calls is not None and req.max_tool_calls < 1:
@@ -679,7 +697,7 @@ def _validate(req: CreateRequest) -> None:
     if fmt is not None and fmt.type == "json_schema":
         if not fmt.name or fmt.schema is None:
             raise invalid("A `json_schema` text format needs `name` and `schema`.", "text.format")
-        _check_schema(fmt.schema, f"text format {quote(fmt.name)}", "text.format.schema")
+        check_schema(fmt.schema, f"text format {quote(fmt.name)}", "text.format.schema")
 
 
 def _validate_conversation(req: CreateRequest) -> None:
@@ -739,7 +757,7 @@ def _normalize_tool(
     if not fn.name:
         raise invalid("A function tool needs a `name`.", f"{param}.name")
     if fn.parameters is not None:
-        _check_schema(fn.parameters, f"function {quote(fn.name)}", f"{param}.parameters")
+        check_schema(fn.parameters, f"function {quote(fn.name)}", f"{param}.parameters")
     return {
         "type": "function",
         "name": fn.name,

@@ -18,6 +18,8 @@ It honours the request for real so that every protocol path can be exercised
   response ends `incomplete` (`max_output_tokens`);
 - `text.format` `json_schema`: a JSON document that validates against the
   schema; `json_object`: `{"echo": <text>}`;
+- stop sequences (`CreateRequest.stop`, from another surface): the reply ends before the
+  first one;
 - scenario switches in request `metadata`: `echo_scenario` = `fail` (half the
   text, then a failure), `refusal` (a refusal), `long` (`echo_tokens` words,
   default 1000, at most 100,000); `echo_delay_ms` = a delay before every token (slow
@@ -229,6 +231,8 @@ class EchoProvider:
             return
 
         reply = self._reply(call, text, last, count, scenario)
+        for stop in req.stop or ():  # the reply up to the first stop sequence, which is left out
+            reply = reply.split(stop, 1)[0] if stop else reply
         words = tokens(reply)
         for n, tok in enumerate(words):
             if scenario == "fail" and n >= max(1, len(words) // 2):

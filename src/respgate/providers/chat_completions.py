@@ -199,6 +199,8 @@ def request_body(
         body["reasoning_effort"] = req.reasoning.effort
     if req.max_output_tokens is not None:
         body["max_tokens"] = req.max_output_tokens
+    if req.stop:
+        body["stop"] = req.stop
     for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
         value = getattr(req, key)
         if value is not None:

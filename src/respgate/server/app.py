@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from ..engine import Engine, EventSource
+from ..engine import Engine, EventSource, Run
 from ..metrics import CONTENT_TYPE, Metrics
 from ..protocol.conversations import (
     parse_conversation_create,
@@ -26,7 +26,9 @@ from ..protocol.conversations import (
 from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
 from ..protocol.items import parse_include
 from ..protocol.request import parse_compact_request, parse_create_request
+from ..sse import RESPONSES_FRAMES, SSEFrames
 from ..store.keys import ApiKey, ApiKeys
+from .chat_routes import chat_routes
 from .request_id import RequestIds
 from .transport import Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
@@ -139,9 +141,13 @@ def create_app(
     api_keys = keys or ApiKeys()
     streams = Gauge()  # client streams open: SSE responses and WebSocket turns
 
-    def sse(source: EventSource, headers: dict[str, str] | None = None) -> Response:
+    def sse(
+        source: EventSource,
+        headers: dict[str, str] | None = None,
+        frames: SSEFrames = RESPONSES_FRAMES,
+    ) -> Response:
         response = SSEResponse(
-            source, keepalive=keepalive_seconds, headers=headers, streams=streams
+            source, keepalive=keepalive_seconds, headers=headers, streams=streams, frames=frames
         )
         return response  # type: ignore[return-value]
 
@@ -182,9 +188,19 @@ def create_app(
         run = await engine.create(
             req, tenant=tenant, key=key, request_id=request_id, reasoning_events=reasoning_events
         )
-        headers = {**warning_headers(run.warnings), **run.headers, **echoed}
-        if req.stream:
-            return sse(run, headers)
+        return await answer(request, run, stream=bool(req.stream))
+
+    async def answer(
+        request: Request, run: Run, *, stream: bool, frames: SSEFrames = RESPONSES_FRAMES
+    ) -> Response:
+        """A started run's answer: its stream (written as `frames` say), or its fold."""
+        headers = {
+            **warning_headers(run.warnings),
+            **run.headers,
+            **echoed_headers(request.headers),
+        }
+        if stream:
+            return sse(run, headers, frames)
         try:
             response = await fold(run)
             run.client_first_byte()
@@ -396,6 +412,7 @@ def create_app(
                 delete_conversation_item,
                 methods=["DELETE"],
             ),
+            *chat_routes(engine, key_of=key_of, json_body=json_body, answer=answer),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
