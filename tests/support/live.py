@@ -84,6 +84,8 @@ class ServerProcess:
                 str(self.port),
                 "--log-level",
                 "warning",
+                "--workers",  # one process (its /healthz counts everything); args may say more
+                "1",
                 *args,
             ],
             env={**os.environ, "PYTHONPATH": SRC, **env},
