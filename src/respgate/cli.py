@@ -10,9 +10,11 @@ import ipaddress
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,7 +35,7 @@ from .config import (
 from .engine import Engine
 from .limits import Limits
 from .limits import from_config as limits_from_config
-from .metrics import Metrics
+from .metrics import Metrics, forget_worker
 from .observe import Observer
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
@@ -394,18 +396,33 @@ def serve(args: argparse.Namespace) -> int:
         if not quiet:
             print(logs.start_block(lines + extra, log_format), file=sys.stderr, flush=True)
 
-    def work(ready: Callable[[], None]) -> int:
-        return serve_worker(args, config, keys, sock, log_format, ready, shared=workers > 1)
-
     if workers == 1:
-        return work(lambda: announce([]))
+        return serve_worker(args, config, keys, sock, log_format, lambda: announce([]))
+    # a group: the workers' metrics are summed from files in one directory
+    series = tempfile.mkdtemp(prefix="respgate-metrics-") if config.server.metrics else None
+
+    def work(ready: Callable[[], None]) -> int:
+        return serve_worker(
+            args, config, keys, sock, log_format, ready, shared=True, multiprocess_dir=series
+        )
+
+    def gone(pid: int) -> None:
+        if series is not None:
+            forget_worker(series, pid)
+
     try:
         return Supervisor(
-            workers, work, sock, on_ready=lambda pids: announce(group_lines(config, pids))
+            workers,
+            work,
+            sock,
+            on_ready=lambda pids: announce(group_lines(config, pids)),
+            on_exit=gone,
         ).run()
     finally:
         if group is not None:
             os.close(group)
+        if series is not None:
+            shutil.rmtree(series, ignore_errors=True)
 
 
 def serve_worker(
@@ -416,7 +433,8 @@ def serve_worker(
     log_format: str,
     ready: Callable[[], None],
     *,
-    shared: bool,
+    shared: bool = False,
+    multiprocess_dir: str | None = None,
 ) -> int:
     """One serving process (the only one, or a worker of a group): engine, app, uvicorn."""
     try:
@@ -425,7 +443,11 @@ def serve_worker(
         print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
     registry = ProviderRegistry(Router(config))
-    metrics = Metrics(registry.route_name) if config.server.metrics else None
+    metrics = (
+        Metrics(registry.route_name, multiprocess_dir=multiprocess_dir)
+        if config.server.metrics
+        else None
+    )
     observers = [o for o in (metrics, logs.ResponseLog(), traces) if o is not None]
     engine = build_engine(config, registry, metrics=metrics, observers=observers, shared=shared)
     uvicorn_config = server_config(

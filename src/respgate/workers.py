@@ -167,6 +167,8 @@ class Supervisor:
         if self.stopping:
             self._send(sig)  # a second signal: as it came
             return
+        if sig == signal.SIGINT:
+            self.code = 130  # as a single process ends on Ctrl-C
         self._stop(signal.SIGTERM)
 
     def _stop(self, sig: int) -> None:

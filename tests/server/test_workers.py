@@ -165,6 +165,33 @@ def test_sigterm_drains_every_worker(tmp_path: Path) -> None:
     assert not any(alive(pid) for pid in pids)
 
 
+def metric(text: str, series: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series)
+    )
+
+
+def test_metrics_on_any_worker_sum_every_workers_series(tmp_path: Path) -> None:
+    completed = 'respgate_responses_total{model="echo",status="completed",transport="json"}'
+    with running(env_for(tmp_path), "--workers", "2") as s:
+        pids = sorted(serving_pids(s, 2))
+        for i, pid in enumerate(pids):  # 1 response on the first worker, 2 on the second
+            with closing(client_on(s, pid)) as c:
+                for _ in range(i + 1):
+                    c.post("/v1/responses", json={"model": "echo", "input": "x"}).raise_for_status()
+        for pid in pids:
+            with closing(client_on(s, pid)) as c:
+                text = c.get("/metrics").text
+                assert metric(text, completed) == 3
+                assert metric(text, "respgate_responses_in_flight") == 0
+                assert "process_cpu_seconds_total" not in text  # one process's, left out
+        os.kill(pids[0], signal.SIGKILL)  # what a dead worker counted stays counted
+        while alive(pids[0]):
+            time.sleep(0.05)
+        with closing(client_on(s, pids[1])) as c:
+            assert metric(c.get("/metrics").text, completed) == 3
+
+
 def test_a_directory_held_by_another_server_is_one_line(tmp_path: Path) -> None:
     with running(env_for(tmp_path)):
         done = subprocess.run(
