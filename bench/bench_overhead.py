@@ -91,7 +91,7 @@ def main() -> None:
     )  # fmt: skip
     a = p.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": a.src}
+    env = {**os.environ, "PYTHONPATH": a.src, "RESPGATE_WORKERS": "1"}  # one process measured
     up_port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, str(ROOT / "bench/fake_upstream.py"), "--port", str(up_port),

@@ -620,9 +620,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="text (default) or json: one JSON object per line ([server] log_format)",
     )  # fmt: skip
     p_serve.add_argument(
-        "--workers", type=count, default=0,
-        help="processes serving the port (default: one per core, at most "
-        f"{MAX_DEFAULT_WORKERS}; 1: a single process)",
+        "--workers", type=count, default=os.environ.get("RESPGATE_WORKERS"),
+        help="processes serving the port (default: $RESPGATE_WORKERS, else one per core, at "
+        f"most {MAX_DEFAULT_WORKERS}; 1: a single process)",
     )  # fmt: skip
     p_serve.add_argument(
         "--allow-open", action="store_true", help="serve a non-loopback address without API keys"

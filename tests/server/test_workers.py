@@ -65,7 +65,9 @@ def test_two_workers_serve_one_port_and_say_what_is_per_worker(tmp_path: Path) -
     log = tmp_path / "stderr.log"
     with (
         log.open("w") as stderr,
-        running(env_for(tmp_path), "--workers", "2", "--config", str(config), stderr=stderr) as s,
+        running(
+            {**env_for(tmp_path), "RESPGATE_WORKERS": "2"}, "--config", str(config), stderr=stderr
+        ) as s,
     ):
         pids = serving_pids(s, 2)
         assert s.proc.pid not in pids  # the supervisor serves nothing itself
@@ -216,10 +218,13 @@ def test_a_directory_held_by_another_server_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text", ["0", "-2", "two"])
-def test_workers_must_be_a_positive_number(text: str) -> None:
+@pytest.mark.parametrize("where", ["flag", "environment"])
+def test_workers_must_be_a_positive_number(text: str, where: str) -> None:
+    flag = ["--workers", text] if where == "flag" else []
+    setting = {"RESPGATE_WORKERS": text} if where == "environment" else {}
     done = subprocess.run(
-        [sys.executable, "-m", "respgate", "serve", "--workers", text],
-        env={**os.environ, "PYTHONPATH": SRC, **ENV},
+        [sys.executable, "-m", "respgate", "serve", *flag],
+        env={**os.environ, "PYTHONPATH": SRC, **ENV, **setting},
         capture_output=True,
         text=True,
         timeout=60,

@@ -84,11 +84,10 @@ class ServerProcess:
                 str(self.port),
                 "--log-level",
                 "warning",
-                "--workers",  # one process (its /healthz counts everything); args may say more
-                "1",
                 *args,
             ],
-            env={**os.environ, "PYTHONPATH": SRC, **env},
+            # one process (its /healthz counts everything) unless env or args say more
+            env={**os.environ, "PYTHONPATH": SRC, "RESPGATE_WORKERS": "1", **env},
             stderr=stderr,
         )
         deadline = time.monotonic() + 20
