@@ -11,7 +11,7 @@ On a machine with fewer free cores than workers + upstream + load generator, the
 say how the gateway shares the cores, not how it scales: read them with `nproc` and the
 machine's load in mind.
 
-    python bench/bench_workers.py [-w 1 2] [-c 64] [-n 1000] [--rounds 2] [--tokens 50]
+    python bench/bench_workers.py [-w 1 2] [-c 64] [-n 1000] [--rounds 2] [--tokens 50] [--no-store]
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def main() -> None:
     p.add_argument("-n", "--requests", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--tokens", type=int, default=50)
+    p.add_argument("--no-store", action="store_true", help="[store] enabled = false")
     a = p.parse_args()
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RESPGATE_NO_OLLAMA_PROBE": "1"}
@@ -66,7 +67,8 @@ def main() -> None:
     for n in a.workers:
         cfg = Path(tmp.name, f"w{n}.toml")
         cfg.write_text(
-            f'[store]\ndata_dir = "{Path(tmp.name, f"w{n}-data")}"\n'
+            f"[store]\nenabled = {str(not a.no_store).lower()}\n"
+            f'data_dir = "{Path(tmp.name, f"w{n}-data")}"\n'
             f'[providers.fake]\nkind = "chat_completions"\n'
             f'base_url = "http://127.0.0.1:{up_port}/v1"\n'
             '[[routes]]\nmodel = "fake-model"\nprovider = "fake"\n'
@@ -103,7 +105,8 @@ def main() -> None:
                 result["up_cpu_ms"] = (cpu_seconds(up) - up0) / done * 1000
                 runs[n].append(result)
         print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, "
-              f"c={a.concurrency}, n={a.requests}, rounds={a.rounds} (medians)")  # fmt: skip
+              f"c={a.concurrency}, n={a.requests}, rounds={a.rounds} (medians), "
+              f"store {'off' if a.no_store else 'on'}")  # fmt: skip
         print(f"{'workers':>7} | {'streams/s':>9} | {'ttft p50/p99 ms':>17} | "
               f"{'gateway CPU/stream':>18} | {'upstream CPU/stream':>19}")  # fmt: skip
         for n, results in runs.items():

@@ -167,6 +167,16 @@ def test_sigterm_drains_every_worker(tmp_path: Path) -> None:
     assert not any(alive(pid) for pid in pids)
 
 
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    with running(env_for(tmp_path), "--workers", "2") as s:
+        pids = serving_pids(s, 2)
+        s.kill()  # SIGKILL: nothing is passed on; the kernel tells the workers
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in pids):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            time.sleep(0.05)
+
+
 def metric(text: str, series: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series)
