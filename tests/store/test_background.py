@@ -86,6 +86,29 @@ async def test_followers_on_another_process_see_live_events(open_store) -> None:
     assert (await reader.get(bg.id, ""))["status"] == "completed"
 
 
+async def test_many_logs_written_by_two_processes_reach_a_third_whole(open_store) -> None:
+    # Two workers append to ten logs at once, a third follows all of them: every follower
+    # gets its own log exactly (nothing lost, repeated or from another response).
+    producers = [await open_store(shared=True) for _ in range(2)]
+    reader = await open_store(shared=True, poll_interval=60)
+    logs = [Background() for _ in range(10)]
+    for i, bg in enumerate(logs):
+        await producers[i % 2].save(bg.record)
+        await producers[i % 2].append_events(bg.id, bg.queued)
+    followers = [asyncio.create_task(collect(reader, bg.id)) for bg in logs]
+    await asyncio.sleep(0.05)
+
+    async def produce(i: int, bg: Background) -> list[dict[str, Any]]:
+        rest = bg.run() + [e for n in range(20) for e in bg.text(f"{i}.{n} ")] + bg.finish()
+        for event in rest:
+            await producers[i % 2].append_events(bg.id, [event])
+        return rest
+
+    written = await asyncio.gather(*(produce(i, bg) for i, bg in enumerate(logs)))
+    for bg, rest, follower in zip(logs, written, followers, strict=True):
+        assert await follower == wire(bg.queued + rest)
+
+
 async def test_cancel_ends_the_response_and_its_followers(store: SqlStore) -> None:
     bg = Background(tenant="a")
     await store.save(bg.record)
