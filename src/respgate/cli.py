@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 import logging
 import os
@@ -121,8 +122,9 @@ def load(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[Con
     return config, ApiKeys.from_config(config.keys, environ)
 
 
-def tracing(endpoint: str, service: str) -> Observer | None:
-    """The OpenTelemetry observer, imported only when an endpoint is configured."""
+def tracing(endpoint: str, service: str) -> Callable[[], Observer] | None:
+    """What makes the OpenTelemetry observer (in each serving process: its exporter runs a
+    thread, which a fork would not carry), imported only when an endpoint is configured."""
     if not endpoint:
         return None
     try:
@@ -131,7 +133,7 @@ def tracing(endpoint: str, service: str) -> Observer | None:
         raise ConfigError(
             f"telemetry.otlp_endpoint: needs the otel extra, pip install 'respgate[otel]' ({exc})"
         ) from None
-    return Tracing(endpoint, service)
+    return functools.partial(Tracing, endpoint, service)
 
 
 def check_store(config: Config, *, shared: bool = False) -> str | None:
@@ -356,6 +358,7 @@ def group_lines(config: Config, pids: list[int]) -> list[str]:
 def serve(args: argparse.Namespace) -> int:
     try:
         config, keys = load(args.config)
+        traces = tracing(config.telemetry.otlp_endpoint, config.telemetry.service_name)
     except (ConfigError, KeyConfigError) as exc:
         print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -397,13 +400,21 @@ def serve(args: argparse.Namespace) -> int:
             print(logs.start_block(lines + extra, log_format), file=sys.stderr, flush=True)
 
     if workers == 1:
-        return serve_worker(args, config, keys, sock, log_format, lambda: announce([]))
+        return serve_worker(args, config, keys, sock, log_format, lambda: announce([]), traces)
     # a group: the workers' metrics are summed from files in one directory
     series = tempfile.mkdtemp(prefix="respgate-metrics-") if config.server.metrics else None
 
     def work(ready: Callable[[], None]) -> int:
         return serve_worker(
-            args, config, keys, sock, log_format, ready, shared=True, multiprocess_dir=series
+            args,
+            config,
+            keys,
+            sock,
+            log_format,
+            ready,
+            traces,
+            shared=True,
+            multiprocess_dir=series,
         )
 
     def gone(pid: int) -> None:
@@ -432,23 +443,20 @@ def serve_worker(
     sock: socket.socket,
     log_format: str,
     ready: Callable[[], None],
+    traces: Callable[[], Observer] | None = None,
     *,
     shared: bool = False,
     multiprocess_dir: str | None = None,
 ) -> int:
     """One serving process (the only one, or a worker of a group): engine, app, uvicorn."""
-    try:
-        traces = tracing(config.telemetry.otlp_endpoint, config.telemetry.service_name)
-    except ConfigError as exc:
-        print(f"respgate: invalid configuration: {exc}", file=sys.stderr)
-        return 2
     registry = ProviderRegistry(Router(config))
     metrics = (
         Metrics(registry.route_name, multiprocess_dir=multiprocess_dir)
         if config.server.metrics
         else None
     )
-    observers = [o for o in (metrics, logs.ResponseLog(), traces) if o is not None]
+    tracer = traces() if traces is not None else None
+    observers = [o for o in (metrics, logs.ResponseLog(), tracer) if o is not None]
     engine = build_engine(config, registry, metrics=metrics, observers=observers, shared=shared)
     uvicorn_config = server_config(
         create_app(
