@@ -53,7 +53,12 @@ def main(streams: int, input_bytes: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as data, tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "respgate", "serve", "--port", str(port), "--grace", "3"],
-            env={**os.environ, "PYTHONPATH": SRC, "RESPGATE_DATA_DIR": data},
+            env={
+                **os.environ,
+                "PYTHONPATH": SRC,
+                "RESPGATE_DATA_DIR": data,
+                "RESPGATE_WORKERS": "1",
+            },
             stdout=log,
             stderr=log,
         )

@@ -69,6 +69,7 @@ def main() -> None:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="respgate-bench-")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RESPGATE_DATA_DIR": data_dir}
+    env["RESPGATE_WORKERS"] = "1"  # one process measured
     cmd = [sys.executable, "-m", "respgate", "serve", "--port", str(port), "--log-level", "warning"]
     server = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"

@@ -96,7 +96,7 @@ def main() -> None:
     a = p.parse_args()
     path = {"responses": "/v1/responses", "chat": "/v1/chat/completions"}[a.surface]
 
-    env = {**os.environ, "PYTHONPATH": a.src}
+    env = {**os.environ, "PYTHONPATH": a.src, "RESPGATE_WORKERS": "1"}  # one process measured
     up_port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, str(ROOT / "bench/fake_upstream.py"), "--port", str(up_port),

@@ -67,7 +67,8 @@ class Gateway:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "respgate", "serve", "--port", str(self.port),
              "--config", self.cfg, "--log-level", "warning"],
-            env={**os.environ, "PYTHONPATH": src, "RESPGATE_NO_OLLAMA_PROBE": "1"},
+            env={**os.environ, "PYTHONPATH": src, "RESPGATE_NO_OLLAMA_PROBE": "1",
+                 "RESPGATE_WORKERS": "1"},
             stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=limit,
         )  # fmt: skip
         deadline = time.monotonic() + 20

@@ -6,15 +6,18 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -33,16 +36,17 @@ from .config import (
 from .engine import Engine
 from .limits import Limits
 from .limits import from_config as limits_from_config
-from .metrics import Metrics
+from .metrics import Metrics, forget_worker
 from .observe import Observer
 from .providers.registry import ProviderRegistry
 from .providers.router import Router
 from .seal import decode_key
 from .server.app import create_app
 from .server.edge import EdgeLimits, server_config
-from .store import StoreError, UsageTotal, is_database_url, open_store, read_usage
+from .store import StoreError, UsageTotal, is_database_url, lock_group, open_store, read_usage
 from .store.keys import ApiKeys, KeyConfigError
 from .usage import Prices
+from .workers import MAX_DEFAULT_WORKERS, Supervisor, default_workers
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -88,15 +92,16 @@ def build_engine(
     *,
     metrics: Metrics | None = None,
     observers: Sequence[Observer] = (),
+    shared: bool = False,
 ) -> Engine:
     """The engine with every provider and store the configuration names; with `metrics`,
-    the store's operations are timed."""
+    the store's operations are timed; `shared`: one of a group of workers (`--workers`)."""
     location = store_location(config)
     retention = retention_seconds(config)
     limits, prices = limits_and_prices(config)
 
     async def opener() -> Any:
-        opened = await open_store(location, retention=retention)
+        opened = await open_store(location, retention=retention, shared=shared)
         return opened if metrics is None else metrics.timed_store(opened)
 
     registry = registry or ProviderRegistry(Router(config))
@@ -117,8 +122,9 @@ def load(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[Con
     return config, ApiKeys.from_config(config.keys, environ)
 
 
-def tracing(endpoint: str, service: str) -> Observer | None:
-    """The OpenTelemetry observer, imported only when an endpoint is configured."""
+def tracing(endpoint: str, service: str) -> Callable[[], Observer] | None:
+    """What makes the OpenTelemetry observer (in each serving process: its exporter runs a
+    thread, which a fork would not carry), imported only when an endpoint is configured."""
     if not endpoint:
         return None
     try:
@@ -127,18 +133,19 @@ def tracing(endpoint: str, service: str) -> Observer | None:
         raise ConfigError(
             f"telemetry.otlp_endpoint: needs the otel extra, pip install 'respgate[otel]' ({exc})"
         ) from None
-    return Tracing(endpoint, service)
+    return functools.partial(Tracing, endpoint, service)
 
 
-def check_store(config: Config) -> str | None:
+def check_store(config: Config, *, shared: bool = False) -> str | None:
     """Open and close the configured store once before serving, so that a data directory
-    in use or an unreachable database is one clear line at start-up, not a traceback."""
+    in use or an unreachable database is one clear line at start-up, not a traceback.
+    `shared`: the caller holds the data directory for its workers (`lock_group`)."""
     if not config.store.enabled:
         return None
     location = store_location(config)
 
     async def probe() -> None:
-        store = await open_store(location, recover=False)
+        store = await open_store(location, recover=False, shared=shared)
         await store.close()
 
     try:
@@ -231,7 +238,7 @@ def is_loopback(host: str) -> bool:
 
 
 class GracefulServer(uvicorn.Server):
-    """Prints the start-up block once the port is bound and the app is started.
+    """Calls `on_started` (the start-up block) once the port is bound and the app started.
 
     On SIGTERM: `/readyz` answers 503 at once; after `drain_delay` seconds (still
     serving, so a load balancer can notice) it stops accepting, lets streams finish
@@ -245,19 +252,19 @@ class GracefulServer(uvicorn.Server):
         grace: float,
         *,
         drain_delay: float = 0.0,
-        banner: str = "",
+        on_started: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(config)
         self.engine = engine
         self.grace = grace
         self.drain_delay = drain_delay
-        self.banner = banner
+        self.on_started = on_started
         self._stopping = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started and self.banner:
-            print(self.banner, file=sys.stderr, flush=True)
+        if self.started:
+            self.on_started()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         loop = asyncio.get_event_loop()
@@ -325,6 +332,29 @@ def banner(config: Config, keys: ApiKeys, url: str) -> list[str]:
     ]
 
 
+def has_process_limits(config: Config) -> bool:
+    """Whether rate limits are configured and counted in each process (no Redis)."""
+    quotas = [
+        config.limits.requests_per_minute,
+        config.limits.tokens_per_minute,
+        config.limits.concurrent_streams,
+    ]
+    for key in config.keys:
+        quotas += [key.requests_per_minute, key.tokens_per_minute, key.concurrent_streams]
+    return not config.limits.redis_url and any(quotas)  # fmt: skip
+
+
+def group_lines(config: Config, pids: list[int]) -> list[str]:
+    """The start-up block's lines about a group of workers: pids, and what is per worker."""
+    lines = [f"  workers: {len(pids)} (pids {', '.join(map(str, pids))})"]
+    if has_process_limits(config):
+        lines.append(
+            f"  limits: counted in each worker: a key may use {len(pids)}x its limits "
+            "(set [limits] redis_url to share them)"
+        )
+    return lines
+
+
 def serve(args: argparse.Namespace) -> int:
     try:
         config, keys = load(args.config)
@@ -346,7 +376,14 @@ def serve(args: argparse.Namespace) -> int:
         reason = exc.strerror or str(exc)
         print(f"respgate: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 2
-    problem = check_store(config)
+    workers = args.workers or default_workers()
+    group: int | None = None
+    try:
+        if workers > 1 and config.store.enabled:
+            group = lock_group(store_location(config))
+        problem = check_store(config, shared=group is not None)
+    except StoreError as exc:
+        problem = f"cannot open the store at {redact(store_location(config))}: {exc}"
     if problem:
         sock.close()
         print(f"respgate: {problem}", file=sys.stderr)
@@ -354,11 +391,73 @@ def serve(args: argparse.Namespace) -> int:
     log_format = args.log_format or config.server.log_format
     # respgate's own lines (one per response at info) follow --log-level too
     logs.configure(log_format, logging.getLevelNamesMapping().get(args.log_level.upper(), 20))
-    registry = ProviderRegistry(Router(config))
-    metrics = Metrics(registry.route_name) if config.server.metrics else None
-    observers = [o for o in (metrics, logs.ResponseLog(), traces) if o is not None]
-    engine = build_engine(config, registry, metrics=metrics, observers=observers)
     host = f"[{args.host}]" if ":" in args.host else args.host
+    lines = banner(config, keys, f"http://{host}:{args.port}")
+    quiet = args.log_level in ("error", "critical")
+
+    def announce(extra: list[str]) -> None:
+        if not quiet:
+            print(logs.start_block(lines + extra, log_format), file=sys.stderr, flush=True)
+
+    if workers == 1:
+        return serve_worker(args, config, keys, sock, log_format, lambda: announce([]), traces)
+    # a group: the workers' metrics are summed from files in one directory
+    series = tempfile.mkdtemp(prefix="respgate-metrics-") if config.server.metrics else None
+
+    def work(ready: Callable[[], None]) -> int:
+        return serve_worker(
+            args,
+            config,
+            keys,
+            sock,
+            log_format,
+            ready,
+            traces,
+            shared=True,
+            multiprocess_dir=series,
+        )
+
+    def gone(pid: int) -> None:
+        if series is not None:
+            forget_worker(series, pid)
+
+    try:
+        return Supervisor(
+            workers,
+            work,
+            sock,
+            on_ready=lambda pids: announce(group_lines(config, pids)),
+            on_exit=gone,
+        ).run()
+    finally:
+        if group is not None:
+            os.close(group)
+        if series is not None:
+            shutil.rmtree(series, ignore_errors=True)
+
+
+def serve_worker(
+    args: argparse.Namespace,
+    config: Config,
+    keys: ApiKeys,
+    sock: socket.socket,
+    log_format: str,
+    ready: Callable[[], None],
+    traces: Callable[[], Observer] | None = None,
+    *,
+    shared: bool = False,
+    multiprocess_dir: str | None = None,
+) -> int:
+    """One serving process (the only one, or a worker of a group): engine, app, uvicorn."""
+    registry = ProviderRegistry(Router(config))
+    metrics = (
+        Metrics(registry.route_name, multiprocess_dir=multiprocess_dir)
+        if config.server.metrics
+        else None
+    )
+    tracer = traces() if traces is not None else None
+    observers = [o for o in (metrics, logs.ResponseLog(), tracer) if o is not None]
+    engine = build_engine(config, registry, metrics=metrics, observers=observers, shared=shared)
     uvicorn_config = server_config(
         create_app(
             engine,
@@ -379,15 +478,8 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(args.grace) + 5,
     )
     logging.getLogger("uvicorn.error").addFilter(_QuietStartup())
-    quiet = args.log_level in ("error", "critical")
     GracefulServer(
-        uvicorn_config,
-        engine,
-        args.grace,
-        drain_delay=args.drain_delay,
-        banner=""
-        if quiet
-        else logs.start_block(banner(config, keys, f"http://{host}:{args.port}"), log_format),
+        uvicorn_config, engine, args.grace, drain_delay=args.drain_delay, on_started=ready
     ).run(sockets=[sock])
     return 0
 
@@ -411,6 +503,16 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is outside 1-65535")
     return port
+
+
+def count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def seconds(text: str) -> float:
@@ -524,6 +626,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_serve.add_argument(
         "--log-format", choices=logs.LOG_FORMATS, default=None,
         help="text (default) or json: one JSON object per line ([server] log_format)",
+    )  # fmt: skip
+    p_serve.add_argument(
+        "--workers", type=count, default=os.environ.get("RESPGATE_WORKERS"),
+        help="processes serving the port (default: $RESPGATE_WORKERS, else one per core, at "
+        f"most {MAX_DEFAULT_WORKERS}; 1: a single process)",
     )  # fmt: skip
     p_serve.add_argument(
         "--allow-open", action="store_true", help="serve a non-loopback address without API keys"

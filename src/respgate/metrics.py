@@ -8,12 +8,17 @@ an endpoint with its route's path template; a tenant comes from the configured k
 Label children are looked up once and cached, so a response costs a few dict hits and
 the observations themselves.
 
-One process only: respgate has no `--workers` option. Running several processes
-(replicas) means one scrape target each.
+With `respgate serve --workers N` every worker writes its series to memory-mapped files
+in one directory (prometheus_client's multiprocess mode, `multiprocess_dir`), and
+`GET /metrics` on any worker renders the sum over all of them: counters and histograms
+keep what dead workers counted, the in-flight gauge counts live workers only (the
+supervisor calls `forget_worker` when one dies). The `process_*` series describe one
+process, so a group leaves them out. Separate replicas are one scrape target each.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +30,8 @@ from prometheus_client import (
     Histogram,
     ProcessCollector,
     disable_created_metrics,
+    multiprocess,
+    values,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -80,8 +87,17 @@ class Metrics(Observer):
     """Every respgate series, in its own registry. `model_label(name)` gives the bounded
     label of a model name, or None when nothing serves it ("other")."""
 
-    def __init__(self, model_label: Callable[[str], str | None] = lambda _: None) -> None:
+    def __init__(
+        self,
+        model_label: Callable[[str], str | None] = lambda _: None,
+        *,
+        multiprocess_dir: str | None = None,
+    ) -> None:
         disable_created_metrics()  # no `_created` twin of every series
+        self.multiprocess_dir = multiprocess_dir
+        if multiprocess_dir is not None:  # one worker of a group: series in shared files
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir
+            values.ValueClass = values.MultiProcessValue()
         self._model_label = model_label
         self._model_labels: dict[str, str] = {}
         self.registry = r = CollectorRegistry(auto_describe=True)
@@ -96,7 +112,7 @@ class Metrics(Observer):
         )  # fmt: skip
         self.in_flight = Gauge(
             "respgate_responses_in_flight", "Responses being generated, by transport.",
-            ["transport"], registry=r,
+            ["transport"], registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
         self.ttft = Histogram(
             "respgate_time_to_first_byte_seconds", "Accepted to the first client write that "
@@ -135,7 +151,8 @@ class Metrics(Observer):
             "respgate_store_operation_seconds", "Store operation latency by operation.",
             ["operation"], buckets=STORE_BUCKETS, registry=r,
         )  # fmt: skip
-        ProcessCollector(registry=r)  # process_cpu_seconds_total, memory, open fds (Linux)
+        if multiprocess_dir is None:
+            ProcessCollector(registry=r)  # process_cpu_seconds_total, memory, open fds (Linux)
         self._children: dict[tuple[Any, ...], Any] = {}
         self._flight = {t: self.in_flight.labels(t) for t in ("sse", "json", "websocket",
                                                               "background")}  # fmt: skip
@@ -236,7 +253,11 @@ class Metrics(Observer):
     # ------------------------------------------------------------ HTTP and the store
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, self.multiprocess_dir)
+        return generate_latest(merged)
 
     def count_requests(self, app: ASGIApp) -> ASGIApp:
         """ASGI middleware counting every HTTP request by endpoint (the matched route's
@@ -271,6 +292,11 @@ class Metrics(Observer):
     def timed_store(self, store: Any) -> Any:
         """`store` with every operation's latency observed (one wrapper, one place)."""
         return TimedStore(store, self.store_seconds)
+
+
+def forget_worker(multiprocess_dir: str, pid: int) -> None:
+    """Drop a dead worker's share of the live gauges (its counters stay counted)."""
+    multiprocess.mark_process_dead(pid, multiprocess_dir)
 
 
 class TimedStore:

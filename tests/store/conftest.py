@@ -32,6 +32,7 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIter
     async def open_(**options: Any) -> SqlStore:
         options.setdefault("poll_interval", 0.05)
         if kind == "postgres":
+            options.pop("shared", None)  # replicas always share the database
             store: SqlStore = await PostgresStore.open(url, schema=schema, **options)
         else:
             store = await SqliteStore.open(tmp_path / "data", **options)

@@ -70,9 +70,10 @@ async def test_a_follower_gets_live_events_until_the_terminal_one(store: SqlStor
 
 
 async def test_followers_on_another_process_see_live_events(open_store) -> None:
-    if open_store.kind == "sqlite":
-        pytest.skip("one process per SQLite data directory")
-    producer, reader = await open_store(), await open_store()
+    # SQLite: two workers of one group. The reader's poll interval is longer than the hang
+    # guard, so only a cross-process wake-up (NOTIFY; SQLite's log watcher) delivers.
+    producer = await open_store(shared=True)
+    reader = await open_store(shared=True, poll_interval=60)
     bg = Background()
     await producer.save(bg.record)
     await producer.append_events(bg.id, bg.queued)
@@ -83,6 +84,29 @@ async def test_followers_on_another_process_see_live_events(open_store) -> None:
         await producer.append_events(bg.id, [event])
     assert await follower == wire(bg.queued + rest)
     assert (await reader.get(bg.id, ""))["status"] == "completed"
+
+
+async def test_many_logs_written_by_two_processes_reach_a_third_whole(open_store) -> None:
+    # Two workers append to ten logs at once, a third follows all of them: every follower
+    # gets its own log exactly (nothing lost, repeated or from another response).
+    producers = [await open_store(shared=True) for _ in range(2)]
+    reader = await open_store(shared=True, poll_interval=60)
+    logs = [Background() for _ in range(10)]
+    for i, bg in enumerate(logs):
+        await producers[i % 2].save(bg.record)
+        await producers[i % 2].append_events(bg.id, bg.queued)
+    followers = [asyncio.create_task(collect(reader, bg.id)) for bg in logs]
+    await asyncio.sleep(0.05)
+
+    async def produce(i: int, bg: Background) -> list[dict[str, Any]]:
+        rest = bg.run() + [e for n in range(20) for e in bg.text(f"{i}.{n} ")] + bg.finish()
+        for event in rest:
+            await producers[i % 2].append_events(bg.id, [event])
+        return rest
+
+    written = await asyncio.gather(*(produce(i, bg) for i, bg in enumerate(logs)))
+    for bg, rest, follower in zip(logs, written, followers, strict=True):
+        assert await follower == wire(bg.queued + rest)
 
 
 async def test_cancel_ends_the_response_and_its_followers(store: SqlStore) -> None:
@@ -177,10 +201,24 @@ async def test_recover_at_start_fails_only_dead_owners(open_store) -> None:
     mine = Background()
     await second.save(mine.record)
     assert await second.recover() == []
-    if open_store.kind == "postgres":
-        third = await open_store()
-        assert await third.recover() == []  # `second` is alive
-        assert (await third.get(mine.id, ""))["status"] == "queued"
+    third = await open_store(shared=True)  # SQLite: another worker of `second`'s group
+    assert await third.recover() == []  # `second` is alive
+    assert (await third.get(mine.id, ""))["status"] == "queued"
+
+
+async def test_a_dead_workers_responses_fail_and_a_live_ones_do_not(open_store) -> None:
+    dead, alive, follower = [await open_store(shared=True) for _ in range(3)]
+    orphan, running = Background(), Background()
+    for store, bg in ((dead, orphan), (alive, running)):
+        await store.save(bg.record)
+        await store.append_events(bg.id, bg.queued + bg.run() + bg.text("half"))
+    await dead.close()
+    events = await collect(follower, orphan.id, after=4)  # the follower recovers it
+    assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
+    assert await follower.recover() == []
+    assert (await follower.get(running.id, ""))["status"] == "in_progress"
+    assert await alive.append_events(running.id, running.finish())
+    assert (await follower.get(running.id, ""))["status"] == "completed"
 
 
 async def test_one_process_per_sqlite_data_directory(open_store) -> None:

@@ -86,7 +86,8 @@ class ServerProcess:
                 "warning",
                 *args,
             ],
-            env={**os.environ, "PYTHONPATH": SRC, **env},
+            # one process (its /healthz counts everything) unless env or args say more
+            env={**os.environ, "PYTHONPATH": SRC, "RESPGATE_WORKERS": "1", **env},
             stderr=stderr,
         )
         deadline = time.monotonic() + 20

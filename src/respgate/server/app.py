@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -311,8 +312,10 @@ def create_app(
         return JSON({"object": "list", "data": data})
 
     async def healthz(request: Request) -> Response:
-        # in_flight: runs generating; streams: client streams open (SSE + WebSocket turns)
-        return JSON({"status": "ok", "in_flight": len(engine.runs), "streams": streams.value})
+        # in_flight: runs generating; streams: client streams open (SSE + WebSocket turns);
+        # pid: the process that answered (one of several with `serve --workers`)
+        health = {"in_flight": len(engine.runs), "streams": streams.value, "pid": os.getpid()}
+        return JSON({"status": "ok", **health})
 
     async def readyz(request: Request) -> Response:
         problem = await engine.ready()

@@ -15,6 +15,7 @@ __all__ = [
     "StoreError",
     "StoredResponse",
     "is_database_url",
+    "lock_group",
     "open_store",
     "read_usage",
 ]
@@ -30,12 +31,15 @@ async def open_store(
     retention: float | None = 30 * 86400,
     poll_interval: float = 1.0,
     recover: bool = True,
+    shared: bool = False,
 ) -> ResponseStore:
     """Open the store at `location`: a `postgresql://` URL, else a SQLite data directory.
 
     `retention`: seconds a final background response and its event log are kept
     (None: forever). With `recover`, responses left queued/in progress by a dead
-    process are marked failed before this returns.
+    process are marked failed before this returns. `shared`: this process is one of a
+    group of workers that holds the SQLite directory (`lock_group`); PostgreSQL is
+    always shared.
     """
     store: ResponseStore
     if is_database_url(location):
@@ -47,10 +51,23 @@ async def open_store(
     else:
         from .sqlite import SqliteStore
 
-        store = await SqliteStore.open(location, retention=retention, poll_interval=poll_interval)
+        store = await SqliteStore.open(
+            location, retention=retention, poll_interval=poll_interval, shared=shared
+        )
     if recover:
         await store.recover()
     return store
+
+
+def lock_group(location: str | os.PathLike[str]) -> int | None:
+    """Take a SQLite data directory for a group of worker processes (the descriptor holds
+    it; forked workers inherit it and open the store with `shared=True`); None for
+    PostgreSQL, which needs no lock. `StoreError` when another group holds it."""
+    if is_database_url(location):
+        return None
+    from .sqlite import lock_directory
+
+    return lock_directory(location)
 
 
 async def read_usage(

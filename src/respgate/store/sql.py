@@ -216,6 +216,11 @@ class Notifier:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
 
+    @property
+    def waiting(self) -> list[str]:
+        """The responses someone is waiting on."""
+        return list(self._waiters)
+
     def notify(self, response_id: str) -> None:
         for event in self._waiters.get(response_id, ()):
             event.set()
@@ -263,6 +268,10 @@ class SqlStore:
     def _notify_query(self, response_id: str) -> Query | None:
         """A statement that wakes other processes' followers, if the backend has one."""
         return None
+
+    def _watch(self) -> None:
+        """Called before a follower waits: a backend without `_notify_query` that shares
+        its store with other processes starts watching their appends here."""
 
     # ------------------------------------------------------------ public API
 
@@ -327,6 +336,7 @@ class SqlStore:
                     return  # final and fully replayed (a log without a terminal event ends here too)
                 if rows:
                     continue
+                self._watch()
                 try:
                     await asyncio.wait_for(woken.wait(), self.poll_interval)
                 except TimeoutError:

@@ -6,10 +6,22 @@ on a dedicated thread with its own connection; writes that arrive while a
 commit is in progress are committed together next (group commit, one fsync
 for many, each write in its own savepoint);
 reads run on a second thread and connection, which WAL lets proceed while a
-write is in progress. One process owns a data directory (an exclusive `flock`
-on `respgate.lock`), so every queued/in-progress response of another owner was
-left by a process that is dead: `recover()` fails them at start-up, and
-followers are woken in-process.
+write is in progress.
+
+One *group* of processes owns a data directory: a single `respgate serve`, or
+the workers of `respgate serve --workers N`. The group holds an exclusive
+`flock` on `respgate.lock` (`lock_directory`; a worker inherits it from the
+supervisor and opens the store with `shared=True`). Each process also holds
+the `flock` of its own owner file, `owners/<instance>.lock`, for as long as its
+store is open, so a process is dead exactly when its owner file is gone or
+unlocked: `recover()` (at start-up, and from any follower whose producer has
+gone quiet) fails the queued/in-progress responses of such owners. Writers of
+several processes take turns: every write transaction is `BEGIN IMMEDIATE`
+(SQLite's one writer at a time) and waits up to `busy_timeout` for the lock.
+Followers are woken in-process on every append; with `shared=True` a watcher
+also reads the event log's newest rowid every `WAKE_INTERVAL` seconds while
+followers wait, and wakes the followers of responses another process appended
+to.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import secrets
 import sqlite3
@@ -27,9 +40,12 @@ from typing import Any, Literal, TypeVar
 from .sql import Program, Query, Row, SqlStore, StoreError, migrate, run
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DB_FILE = "respgate.sqlite3"
 LOCK_FILE = "respgate.lock"
+OWNERS_DIR = "owners"
+WAKE_INTERVAL = 0.02  # seconds between reads of the event log's newest rowid (shared mode)
 
 
 class SqliteDriver:
@@ -121,10 +137,86 @@ def _transaction(conn: sqlite3.Connection, programs: list[Program[Any]]) -> list
     return outcomes
 
 
-class SqliteStore(SqlStore):
-    """`ResponseStore` on one SQLite file; one process per data directory."""
+def lock_directory(data_dir: str | os.PathLike[str]) -> int:
+    """Take the data directory for one group of processes: an exclusive `flock` on
+    `respgate.lock`, held while the returned descriptor (or a forked copy of it) is open.
+    Owner files left under `owners/` belong to processes of an earlier group, all gone,
+    and are removed. `StoreError` when another group holds the directory."""
+    directory = Path(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        raise StoreError(
+            f"Another respgate process is using the data directory {directory}."
+        ) from None
+    for stale in (directory / OWNERS_DIR).glob("*.lock"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    return lock_fd
 
-    _lock_fd: int
+
+def _owner_file(directory: Path, owner: int) -> Path:
+    return directory / OWNERS_DIR / f"{owner}.lock"
+
+
+def _hold_owner(directory: Path, owner: int) -> int:
+    """Create and lock this process's owner file; the descriptor keeps it locked."""
+    (directory / OWNERS_DIR).mkdir(exist_ok=True)
+    fd = os.open(_owner_file(directory, owner), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new and ours: never held elsewhere
+    return fd
+
+
+def _owner_gone(directory: Path, owner: int) -> bool:
+    """Whether the process `owner` has died: its owner file is missing or unlocked (a
+    dead owner's file is removed here, once)."""
+    path = _owner_file(directory, owner)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return True
+    finally:
+        os.close(fd)
+
+
+def _log_mark() -> Program[int]:
+    rows = yield Query("SELECT MAX(rowid) FROM events")
+    return int(rows[0][0] or 0)
+
+
+def _appended_since(mark: int) -> Program[tuple[int, list[str] | None]]:
+    """The event log's newest rowid and the responses with events after `mark` (None when
+    rows at the top were deleted, so rowids may be reused: wake every follower)."""
+    newest = yield from _log_mark()
+    if newest < mark:
+        return newest, None
+    if newest == mark:
+        return mark, []
+    rows = yield Query(
+        "SELECT DISTINCT response_id FROM events WHERE rowid > ? AND rowid <= ?", (mark, newest)
+    )
+    return newest, [response_id for (response_id,) in rows]
+
+
+class SqliteStore(SqlStore):
+    """`ResponseStore` on one SQLite file, for one process or one group of workers."""
+
+    _directory: Path
+    _lock_fd: int | None
+    _owner_fd: int
+    _shared: bool
+    _watcher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -134,18 +226,16 @@ class SqliteStore(SqlStore):
         retention: float | None = 30 * 86400,
         poll_interval: float = 1.0,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        shared: bool = False,
     ) -> SqliteStore:
-        """Open (creating on first start) the store under `data_dir`; migrate the schema."""
+        """Open (creating on first start) the store under `data_dir`; migrate the schema.
+        `shared`: the caller's group already holds the directory (`lock_directory`) and
+        other processes of it use the store too."""
         directory = Path(data_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(lock_fd)
-            raise StoreError(
-                f"Another respgate process is using the data directory {directory}."
-            ) from None
+        lock_fd = None if shared else lock_directory(directory)
+        instance = secrets.randbits(62)
+        owner_fd = _hold_owner(directory, instance)
         driver: SqliteDriver | None = None
         try:
             driver = SqliteDriver(directory / DB_FILE, synchronous)
@@ -153,19 +243,50 @@ class SqliteStore(SqlStore):
         except BaseException:
             if driver is not None:
                 await driver.close()
-            os.close(lock_fd)
+            _let_go(directory, instance, owner_fd, lock_fd)
             raise
-        store = cls(
-            driver, instance=secrets.randbits(62), retention=retention, poll_interval=poll_interval
-        )
-        store._lock_fd = lock_fd
+        store = cls(driver, instance=instance, retention=retention, poll_interval=poll_interval)
+        store._directory, store._lock_fd, store._owner_fd = directory, lock_fd, owner_fd
+        store._shared = shared
         return store
 
     def _owner_dead(self, owner: int) -> Program[bool]:
-        # We hold the data directory's lock, so any other owner is a process that died.
         yield from ()
-        return True
+        return _owner_gone(self._directory, owner)
+
+    def _watch(self) -> None:
+        if self._shared and self._watcher is None and not self._closed:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_log())
+
+    async def _watch_log(self) -> None:
+        """Wake this process's followers when another process appends to their logs."""
+        try:
+            mark = await self._driver.read(_log_mark())
+            appended: list[str] | None = None  # first round: wake all (appends before the mark)
+            while self._notifier.waiting and not self._closed:
+                for response_id in self._notifier.waiting if appended is None else appended:
+                    self._notifier.notify(response_id)
+                await asyncio.sleep(WAKE_INTERVAL)
+                mark, appended = await self._driver.read(_appended_since(mark))
+        except Exception:  # the followers still poll; this only makes them prompt
+            log.exception("watching the SQLite event log failed")
+        finally:
+            self._watcher = None
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await super().close()
 
     async def _release(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._lock_fd)  # releases the flock
+        _let_go(self._directory, self.instance, self._owner_fd, self._lock_fd)
+
+
+def _let_go(directory: Path, owner: int, owner_fd: int, lock_fd: int | None) -> None:
+    """Remove and unlock the owner file, then release the directory if we held it."""
+    with contextlib.suppress(OSError):
+        _owner_file(directory, owner).unlink()
+    for fd in (owner_fd, lock_fd):
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
