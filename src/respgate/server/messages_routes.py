@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine import Engine
-from ..protocol.errors import ApiError, invalid_api_key
+from ..protocol.errors import ApiError
 from ..seal import Sealer
 from ..sse import SSEFrames, encode_event
 from ..store.keys import ApiKey, ApiKeys
@@ -69,7 +69,7 @@ def messages_routes(
         authorization = f"Bearer {api_key}" if api_key else request.headers.get("authorization")
         key = keys.lookup(authorization)
         if key is None:
-            raise invalid_api_key()
+            raise ApiError(401, "Incorrect or missing API key. Send `x-api-key: <key>`.")
         return key
 
     def anthropic_errors(

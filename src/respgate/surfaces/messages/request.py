@@ -279,7 +279,7 @@ def _tools(tools: list[Tool] | None, warnings: list[str]) -> list[dict[str, Any]
             continue
         if tool.input_schema is None:
             raise invalid(
-                f"Invalid 'tools[{i}]': a tool needs its `input_schema`.",
+                f"Invalid 'tools[{i}].input_schema': a custom tool needs one.",
                 f"tools[{i}].input_schema",
             )
         found = schema_problem(tool.input_schema)
