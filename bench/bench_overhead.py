@@ -14,7 +14,10 @@ uvicorn's per access, written to a file). The cost of metrics and of logging is 
 difference between the rows; /metrics is scraped at the end.
 
     python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
-                                   [--ops] [--rounds 1]
+                                   [--ops] [--rounds 1] [--surface responses|messages]
+
+`--surface messages` sends the clients' requests to `/v1/messages` (Anthropic Messages)
+instead of `/v1/responses`; the upstream and the direct baseline stay the same.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def main() -> None:
         "--rounds", type=int, default=1, help="measure each level this often (gateways in "
         "rotating order) and print the medians",
     )  # fmt: skip
+    p.add_argument("--surface", choices=["responses", "messages"], default="responses")
     a = p.parse_args()
 
     env = {**os.environ, "PYTHONPATH": a.src}
@@ -157,7 +161,7 @@ def main() -> None:
                     gw = psutil.Process(proc.pid)
                     cpu0 = sum(gw.cpu_times()[:2])
                     through = asyncio.run(
-                        run_load(f"http://127.0.0.1:{port}/v1/responses", mode="responses",
+                        run_load(f"http://127.0.0.1:{port}/v1/{a.surface}", mode=a.surface,
                                  concurrency=c, requests=n, warmup=warmup)
                     ).summary()  # fmt: skip
                     through["cpu_ms"] = (sum(gw.cpu_times()[:2]) - cpu0) / (n + warmup) * 1000

@@ -56,6 +56,8 @@ def keyed(tmp_path: Path):
 def test_keys_errors_limits_and_nothing_stored(keyed: LiveServer) -> None:
     with httpx.Client(base_url=keyed.url, timeout=20) as c:
         assert c.head("/").status_code == 200  # Claude Code's probe
+        anthropic_error(c.get("/v1/messages"), 405, "invalid_request_error")
+        anthropic_error(c.post("/v1/messages/batches", json={}), 404, "not_found_error")
         message = anthropic_error(c.post("/v1/messages", json=HI), 401, "authentication_error")
         assert "x-api-key" in message
         r = c.post("/v1/messages?beta=true", json=HI,

@@ -73,10 +73,15 @@ def messages_routes(
         return key
 
     def anthropic_errors(
-        handler: Callable[[Request], Awaitable[Response]],
+        handler: Callable[[Request], Awaitable[Response]], post_only: bool = True
     ) -> Callable[[Request], Awaitable[Response]]:
+        """`handler` with every error in Anthropic's shape (a method other than POST too)."""
+
         async def endpoint(request: Request) -> Response:
             try:
+                if post_only and request.method != "POST":
+                    path = request.url.path
+                    raise ApiError(405, f"{request.method} {path}: Method Not Allowed")
                 return await handler(request)
             except ApiError as err:
                 return _json(error_body(err), err.status, err.headers or None)
@@ -125,10 +130,13 @@ def messages_routes(
     async def probe(request: Request) -> Response:
         return Response(status_code=200)
 
+    async def unknown(request: Request) -> Response:
+        raise ApiError(404, f"{request.method} {request.url.path}: Not Found")
+
+    every = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
-        Route("/v1/messages", anthropic_errors(create_message), methods=["POST"]),
-        Route(
-            "/v1/messages/count_tokens", anthropic_errors(count_message_tokens), methods=["POST"]
-        ),
+        Route("/v1/messages", anthropic_errors(create_message), methods=every),
+        Route("/v1/messages/count_tokens", anthropic_errors(count_message_tokens), methods=every),
+        Route("/v1/messages/{rest:path}", anthropic_errors(unknown, False), methods=every),
         Route("/", probe, methods=["HEAD"]),
     ]
