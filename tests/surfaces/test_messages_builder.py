@@ -117,13 +117,15 @@ def test_interleaved_tool_calls_are_written_whole_after_the_live_one() -> None:
         ([TextDelta("a"), Finish("max_output_tokens")], "max_tokens"),
         ([RefusalDelta("no")], "refusal"),
         ([TextDelta("a"), Finish("content_filter")], "refusal"),
+        ([TextDelta("a"), Finish("stop", "END")], "stop_sequence"),
+        ([TextDelta("a"), Finish("max_output_tokens", "END")], "max_tokens"),
     ],
 )
 def test_stop_reasons(signals: list[Signal], reason: str) -> None:
     if not isinstance(signals[-1], Finish):
         signals = [*signals, Finish()]
     events, builder = run(signals)
-    check_stream(events)
+    assert check_stream(events)["stop_sequence"] == ("END" if reason == "stop_sequence" else None)
     assert builder.result()["stop_reason"] == reason
 
 
@@ -172,7 +174,11 @@ plain = st.one_of(
 )
 arguments = st.dictionaries(st.sampled_from("abc"), st.integers(0, 9), max_size=3)
 ending = st.one_of(
-    st.builds(Finish, st.sampled_from(["stop", "max_output_tokens", "content_filter"])),
+    st.builds(
+        Finish,
+        st.sampled_from(["stop", "max_output_tokens", "content_filter"]),
+        st.sampled_from([None, "END"]),
+    ),
     st.builds(Failure, st.sampled_from(["upstream_error", "server_error"]), st.text(max_size=8)),
 )
 
@@ -225,6 +231,10 @@ def test_any_signal_sequence_gives_a_valid_messages_stream(run_of, end) -> None:
     assert tools == {f"c{i}": args for i, args in calls.items()}
     refused = any(isinstance(s, RefusalDelta) for s in signals)
     expected = {"max_output_tokens": "max_tokens", "content_filter": "refusal"}.get(
-        end.reason, "refusal" if refused else "tool_use" if calls else "end_turn"
-    )
+        end.reason,
+        "stop_sequence" if end.stop_sequence
+        else "refusal" if refused
+        else "tool_use" if calls
+        else "end_turn",
+    )  # fmt: skip
     assert checked["stop_reason"] == expected

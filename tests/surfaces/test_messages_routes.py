@@ -137,6 +137,47 @@ async def test_a_client_disconnect_reaches_the_upstream() -> None:
             await engine.registry.aclose()
 
 
+def test_echo_stops_at_a_stop_sequence(keyed: LiveServer) -> None:
+    sdk = anthropic.Anthropic(api_key=KEY, base_url=keyed.url, max_retries=0)
+    ask = [{"role": "user", "content": "one two three"}]
+    with sdk.messages.stream(model="echo", max_tokens=50, messages=ask,  # type: ignore[arg-type]
+                             stop_sequences=["zzz", " three", " two"]) as stream:  # fmt: skip
+        message = stream.get_final_message()
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", " two")
+    assert message.content[0].text == "Echo: one"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("dialect", ["chat_completions", "anthropic", "responses"])
+async def test_stop_sequences_reach_each_upstream(dialect: str) -> None:
+    """Chat Completions gets `stop`, Anthropic `stop_sequences` (and says which one
+    stopped); the Responses API has none: left out, with a warning."""
+    reply = fixture(dialect, "text").replace(
+        b'"stop_reason":"end_turn","stop_sequence":null',
+        b'"stop_reason":"stop_sequence","stop_sequence":"END"',
+    )
+    async with FakeUpstream(Reply(reply)) as upstream:
+        engine = Engine(ProviderRegistry(router_for(dialect, upstream.url)))
+        try:
+            with LiveServer(engine) as server:
+                async with httpx.AsyncClient(base_url=server.url, timeout=20) as c:
+                    body = {**HI, "model": "m", "stop_sequences": ["END"]}
+                    r = await c.post("/v1/messages", json=body)
+        finally:
+            await engine.registry.aclose()
+    assert r.status_code == 200, r.text
+    sent = upstream.requests[-1].body
+    message = r.json()
+    if dialect == "chat_completions":
+        assert sent["stop"] == ["END"]
+        assert message["stop_reason"] == "end_turn"  # Chat Completions does not say which
+    elif dialect == "anthropic":
+        assert sent["stop_sequences"] == ["END"]
+        assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", "END")
+    else:
+        assert "stop" not in sent
+        assert "stop sequences are not supported" in r.headers["x-respgate-warning"]
+
+
 # ---------------------------------------------------------------- the translation
 
 CLAUDE_CODE = {  # the shape of Claude Code 2.1.197's first request (trimmed)

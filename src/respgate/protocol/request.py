@@ -249,6 +249,9 @@ class CreateRequest(msgspec.Struct, kw_only=True):
     conversation: str | ConversationParam | None = None
     # `false`: a prewarm (Codex) that records the context and calls no model.
     generate: bool | None = None
+    # Sequences that end the reply where they appear (not a Responses API field: the inbound
+    # surfaces that have one set it, e.g. Messages' `stop_sequences`).
+    stop: list[str] | None = None
     # Filled in by parse_create_request; not read from the body.
     items: list[dict[str, Any]] = []
     conversation_id: str | None = None

@@ -14,6 +14,8 @@ It honours the request for real so that every protocol path can be exercised
   answers `Tool output: <output>`;
 - `reasoning.effort` (not `none`): a reasoning item with the summary
   `Thinking about: <text>` first;
+- stop sequences (`stop`, from an inbound surface that has them): the reply ends before
+  the first one it contains (`Finish.stop_sequence`);
 - `max_output_tokens` smaller than the reply: the reply is cut there and the
   response ends `incomplete` (`max_output_tokens`);
 - `text.format` `json_schema`: a JSON document that validates against the
@@ -140,6 +142,16 @@ def value_for_schema(schema: dict[str, Any] | None, text: str) -> Any:
     return text
 
 
+def cut_at_stop(reply: str, stop: list[str] | None) -> tuple[str, str | None]:
+    """`reply` up to the first of the `stop` sequences in it, and that sequence (None: none
+    appears)."""
+    found = [(reply.find(s), s) for s in stop or () if s and s in reply]
+    if not found:
+        return reply, None
+    at, sequence = min(found)
+    return reply[:at], sequence
+
+
 def _chosen_tools(call: ModelCall) -> list[dict[str, Any]]:
     req = call.request
     functions = [t for t in req.tools or [] if t.get("type") == "function"]
@@ -229,7 +241,7 @@ class EchoProvider:
             yield Finish()
             return
 
-        reply = self._reply(call, text, last, count, scenario)
+        reply, stopped = cut_at_stop(self._reply(call, text, last, count, scenario), req.stop)
         words = tokens(reply)
         for n, tok in enumerate(words):
             if scenario == "fail" and n >= max(1, len(words) // 2):
@@ -246,7 +258,7 @@ class EchoProvider:
             produced += 1
             yield TextDelta(tok)
         yield Usage(input_tokens, produced)
-        yield Finish()
+        yield Finish(stop_sequence=stopped)
 
     @staticmethod
     def _reply(call: ModelCall, text: str, last: dict[str, Any], count: int, scenario: str) -> str:

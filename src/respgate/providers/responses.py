@@ -47,6 +47,7 @@ LOCAL_FIELDS = (
     "store",
     "stream",
     "stream_options",
+    "stop",  # the Responses API has no stop sequences (`ResponsesProvider.request_body`)
 )
 CALL_ITEMS = {"function_call": "function", "custom_tool_call": "custom"}
 INCOMPLETE_REASONS: dict[str, FinishReason] = {
@@ -213,6 +214,11 @@ class ResponsesProvider(HttpProvider):
     path: ClassVar[str] = "/responses"
 
     def request_body(self, call: ModelCall, warnings: list[str]) -> dict[str, Any]:
+        if call.request.stop:
+            warnings.append(
+                f"stop sequences are not supported by provider {self.name} (Responses API) "
+                "and were ignored"
+            )
         return request_body(call)
 
     def translator(self, call: ModelCall) -> ResponsesTranslator:

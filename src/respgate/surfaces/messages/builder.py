@@ -268,14 +268,17 @@ class MessagesBuilder:
     def _finish(self, signal: Finish) -> list[Event]:
         out = self._close()
         reason = STOP_REASONS[signal.reason]
-        if reason == "end_turn" and self._refused:
+        if reason == "end_turn" and signal.stop_sequence is not None:
+            reason = "stop_sequence"
+        elif reason == "end_turn" and self._refused:
             reason = "refusal"
         elif reason == "end_turn" and self._called:
             reason = "tool_use"
         usage = usage_object(self._usage)
-        self.message.update(stop_reason=reason, usage=usage)
+        sequence = signal.stop_sequence if reason == "stop_sequence" else None
+        self.message.update(stop_reason=reason, stop_sequence=sequence, usage=usage)
         self.done = True
-        delta = {"stop_reason": reason, "stop_sequence": None}
+        delta = {"stop_reason": reason, "stop_sequence": sequence}
         return [
             *out,
             {"type": "message_delta", "delta": delta, "usage": usage},

@@ -22,12 +22,13 @@ The translation, item by item (Responses items, `protocol/request.py`):
   (a `type` other than `custom`) are dropped with a warning;
 - `tool_choice` auto/any/tool/none -> auto/required/function/none,
   `disable_parallel_tool_use` -> `parallel_tool_calls: false`;
-- `max_tokens` -> `max_output_tokens`; `temperature`, `top_p` as they are;
+- `max_tokens` -> `max_output_tokens`; `stop_sequences` -> `stop`; `temperature`, `top_p`
+  as they are;
 - `thinking` enabled with `budget_tokens` -> `reasoning.effort`, the smallest effort whose
   Anthropic budget (`providers/anthropic.py`) covers it; `adaptive` -> `output_config.effort`
   or `medium`; disabled -> none;
 - `metadata.user_id` -> `user`.
-Not carried (no field in the neutral request): `stop_sequences` and `top_k` (a warning).
+Not carried (no field in the neutral request): `top_k` (a warning).
 """
 
 from __future__ import annotations
@@ -350,9 +351,8 @@ def parse_messages_request(body: bytes) -> CreateRequest:
     _check_ranges(req)
     warnings: list[str] = []
     tools = _tools(req.tools, warnings)
-    for name in ("stop_sequences", "top_k"):
-        if getattr(req, name):
-            warnings.append(f"`{name}` is not supported and was ignored")
+    if req.top_k is not None:
+        warnings.append("`top_k` is not supported and was ignored")
     effort = _effort(req)
     items = _items(req.messages)
     choice = req.tool_choice
@@ -368,6 +368,7 @@ def parse_messages_request(body: bytes) -> CreateRequest:
         temperature=req.temperature,
         top_p=req.top_p,
         user=req.metadata.user_id if req.metadata else None,
+        stop=req.stop_sequences or None,
         store=False,
         stream=req.stream,
     )

@@ -151,7 +151,11 @@ def check_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
                 raise _fail(n, ev, f"unknown stop_reason {reason!r}")
             if not isinstance((ev.get("usage") or {}).get("output_tokens"), int):
                 raise _fail(n, ev, "message_delta carries output_tokens")
-            s.message.update(stop_reason=reason, usage={**s.message["usage"], **ev["usage"]})
+            sequence = ev["delta"].get("stop_sequence")
+            if (reason == "stop_sequence") != isinstance(sequence, str):
+                raise _fail(n, ev, "stop_sequence is set exactly when it is the stop_reason")
+            usage = {**s.message["usage"], **ev["usage"]}
+            s.message.update(stop_reason=reason, stop_sequence=sequence, usage=usage)
             s.delta_seen = True
         elif kind == "message_stop":
             if not s.delta_seen:
