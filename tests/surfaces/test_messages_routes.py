@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,7 @@ CLAUDE_CODE = {  # the shape of Claude Code 2.1.197's first request (trimmed)
 
 
 def parse(body: dict[str, Any]):
-    return parse_messages_request(orjson.dumps(body))
+    return parse_messages_request(json.dumps(body).encode())  # json: any integer
 
 
 def test_claude_codes_request() -> None:
@@ -297,6 +298,9 @@ def test_a_thinking_budget_is_the_smallest_effort_that_covers_it(budget: int, ef
         ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "thinking.budget_tokens"),
         ({"temperature": 1.5}, "temperature"),
         ({"messages": []}, "messages"),
+        ({"messages": [{"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t", "name": "f", "input": {"n": 2**70}}]}]},
+         "messages[0].content[0].input.n"),
     ],
 )  # fmt: skip
 def test_bad_requests_name_the_field(change: dict, param: str) -> None:

@@ -537,6 +537,14 @@ def _check_schema(schema: Any, owner: str, param: str) -> None:
         raise invalid(f"Invalid schema for {owner}: `{where}` {problem}.", path_param(path, param))
 
 
+def decode_body(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+    """`body` decoded by `decoder` (a Struct's), every failure a 400 naming the field, and
+    the values checked against the request limits (depth, 64-bit integers)."""
+    value = _decode(decoder, body)
+    _check(msgspec.to_builtins(value))
+    return value
+
+
 def decode_json(body: bytes) -> Any:
     """Any JSON document, with the same limits as a request body."""
     value = _decode(_any_decoder, body)
@@ -580,8 +588,7 @@ _compact_decoder = msgspec.json.Decoder(CompactRequest)
 
 def parse_compact_request(body: bytes) -> CompactRequest:
     """Decode and validate a `POST /v1/responses/compact` body."""
-    req = _decode(_compact_decoder, body)
-    _check(msgspec.to_builtins(req))
+    req = decode_body(_compact_decoder, body)
     if not req.model:
         raise invalid(
             "Missing required parameter: 'model'.", "model", code="missing_required_parameter"

@@ -42,8 +42,7 @@ from ...protocol.errors import invalid, quote
 from ...protocol.request import (
     CreateRequest,
     ReasoningConfig,
-    _check,
-    _decode,
+    decode_body,
     path_param,
     schema_problem,
 )
@@ -175,13 +174,6 @@ class CountTokensRequest(msgspec.Struct, kw_only=True):
 
 _decoder = msgspec.json.Decoder(MessagesRequest)
 _count_decoder = msgspec.json.Decoder(CountTokensRequest)
-
-
-def _decoded(decoder: msgspec.json.Decoder, body: bytes) -> Any:
-    """The body decoded, with the request limits (depth, 64-bit integers) checked."""
-    req = _decode(decoder, body)
-    _check(msgspec.to_builtins(req))
-    return req
 
 
 # ---------------------------------------------------------------- translation
@@ -347,7 +339,7 @@ def _check_ranges(req: MessagesRequest) -> None:
 def parse_messages_request(body: bytes) -> CreateRequest:
     """Decode and validate a `POST /v1/messages` body into the engine's request
     (`ApiError(400)` naming the field otherwise). Never stored."""
-    req: MessagesRequest = _decoded(_decoder, body)
+    req: MessagesRequest = decode_body(_decoder, body)
     _check_ranges(req)
     warnings: list[str] = []
     tools = _tools(req.tools, warnings)
@@ -379,7 +371,7 @@ def parse_messages_request(body: bytes) -> CreateRequest:
 
 def parse_count_tokens_request(body: bytes) -> CountTokensRequest:
     """Decode a `POST /v1/messages/count_tokens` body (400 naming the field otherwise)."""
-    req: CountTokensRequest = _decoded(_count_decoder, body)
+    req: CountTokensRequest = decode_body(_count_decoder, body)
     _tools(req.tools, [])
     _items(req.messages)  # every block's source checked
     return req
