@@ -14,10 +14,10 @@ uvicorn's per access, written to a file). The cost of metrics and of logging is 
 difference between the rows; /metrics is scraped at the end.
 
     python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
-                                   [--ops] [--rounds 1] [--surface responses|messages]
+                                   [--ops] [--rounds 1] [--surface responses|chat|messages]
 
-`--surface messages` sends the clients' requests to `/v1/messages` (Anthropic Messages)
-instead of `/v1/responses`; the upstream and the direct baseline stay the same.
+`--surface chat` measures through `/v1/chat/completions` instead of `/v1/responses`,
+`--surface messages` through `/v1/messages`.
 """
 
 from __future__ import annotations
@@ -92,10 +92,13 @@ def main() -> None:
         "--rounds", type=int, default=1, help="measure each level this often (gateways in "
         "rotating order) and print the medians",
     )  # fmt: skip
-    p.add_argument("--surface", choices=["responses", "messages"], default="responses")
+    p.add_argument("--surface", choices=["responses", "chat", "messages"], default="responses",
+                   help="the inbound surface measured through respgate")  # fmt: skip
     a = p.parse_args()
+    path = {"responses": "/v1/responses", "chat": "/v1/chat/completions",
+            "messages": "/v1/messages"}[a.surface]  # fmt: skip
 
-    env = {**os.environ, "PYTHONPATH": a.src}
+    env = {**os.environ, "PYTHONPATH": a.src, "RESPGATE_WORKERS": "1"}  # one process measured
     up_port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, str(ROOT / "bench/fake_upstream.py"), "--port", str(up_port),
@@ -161,7 +164,7 @@ def main() -> None:
                     gw = psutil.Process(proc.pid)
                     cpu0 = sum(gw.cpu_times()[:2])
                     through = asyncio.run(
-                        run_load(f"http://127.0.0.1:{port}/v1/{a.surface}", mode=a.surface,
+                        run_load(f"http://127.0.0.1:{port}{path}", mode=a.surface,
                                  concurrency=c, requests=n, warmup=warmup)
                     ).summary()  # fmt: skip
                     through["cpu_ms"] = (sum(gw.cpu_times()[:2]) - cpu0) / (n + warmup) * 1000

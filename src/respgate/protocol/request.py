@@ -249,13 +249,13 @@ class CreateRequest(msgspec.Struct, kw_only=True):
     conversation: str | ConversationParam | None = None
     # `false`: a prewarm (Codex) that records the context and calls no model.
     generate: bool | None = None
-    # Sequences that end the reply where they appear (not a Responses API field: the inbound
-    # surfaces that have one set it, e.g. Messages' `stop_sequences`).
-    stop: list[str] | None = None
     # Filled in by parse_create_request; not read from the body.
     items: list[dict[str, Any]] = []
     conversation_id: str | None = None
     warnings: list[str] = []
+    # Stop sequences: set by another surface (Chat Completions `stop`, Messages
+    # `stop_sequences`), never by a Responses body.
+    stop: list[str] | None = None
 
 
 _decoder = msgspec.json.Decoder(CreateRequest)
@@ -529,7 +529,7 @@ def schema_problem(schema: Any) -> tuple[Path, str] | None:
     return None
 
 
-def _check_schema(schema: Any, owner: str, param: str) -> None:
+def check_schema(schema: Any, owner: str, param: str) -> None:
     found = schema_problem(schema)
     if found is not None:
         path, problem = found
@@ -537,9 +537,9 @@ def _check_schema(schema: Any, owner: str, param: str) -> None:
         raise invalid(f"Invalid schema for {owner}: `{where}` {problem}.", path_param(path, param))
 
 
-def decode_body(decoder: msgspec.json.Decoder, body: bytes) -> Any:
-    """`body` decoded by `decoder` (a Struct's), every failure a 400 naming the field, and
-    the values checked against the request limits (depth, 64-bit integers)."""
+def decode_checked(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+    """`body` decoded by `decoder` (another surface's request shape) with every failure a 400
+    naming the place, and every value within the limits a request body has."""
     value = _decode(decoder, body)
     _check(msgspec.to_builtins(value))
     return value
@@ -588,7 +588,8 @@ _compact_decoder = msgspec.json.Decoder(CompactRequest)
 
 def parse_compact_request(body: bytes) -> CompactRequest:
     """Decode and validate a `POST /v1/responses/compact` body."""
-    req = decode_body(_compact_decoder, body)
+    req = _decode(_compact_decoder, body)
+    _check(msgspec.to_builtins(req))
     if not req.model:
         raise invalid(
             "Missing required parameter: 'model'.", "model", code="missing_required_parameter"
@@ -659,8 +660,19 @@ def _check_range(value: float | None, lo: float, hi: float, param: str) -> None:
         raise invalid(f"`{param}` must be between {lo} and {hi}, got {value}.", param)
 
 
+def check_sampling(req: Any) -> None:
+    """The ranges of a request's sampling fields (`temperature`, `top_p`, the penalties,
+    `top_logprobs`: the same names on every surface); a 400 naming the one outside."""
+    _check_range(req.temperature, 0, 2, "temperature")
+    _check_range(req.top_p, 0, 1, "top_p")
+    _check_range(req.presence_penalty, -2, 2, "presence_penalty")
+    _check_range(req.frequency_penalty, -2, 2, "frequency_penalty")
+    _check_range(req.top_logprobs, 0, 20, "top_logprobs")
+
+
 def _validate(req: CreateRequest) -> None:
     req.warnings = []  # derived, never the body's
+    req.stop = None
     if not req.model:
         raise invalid(
             "Missing required parameter: 'model'.", "model", code="missing_required_parameter"
@@ -671,11 +683,7 @@ def _validate(req: CreateRequest) -> None:
             "Missing required parameter: 'input'.", "input", code="missing_required_parameter"
         )
     req.items = normalize_input(req.input)
-    _check_range(req.temperature, 0, 2, "temperature")
-    _check_range(req.top_p, 0, 1, "top_p")
-    _check_range(req.presence_penalty, -2, 2, "presence_penalty")
-    _check_range(req.frequency_penalty, -2, 2, "frequency_penalty")
-    _check_range(req.top_logprobs, 0, 20, "top_logprobs")
+    check_sampling(req)
     if req.max_output_tokens is not None and req.max_output_tokens < 1:
         raise invalid("`max_output_tokens` must be at least 1.", "max_output_tokens")
     if req.max_tool_calls is not None and req.max_tool_calls < 1:
@@ -689,7 +697,7 @@ def _validate(req: CreateRequest) -> None:
     if fmt is not None and fmt.type == "json_schema":
         if not fmt.name or fmt.schema is None:
             raise invalid("A `json_schema` text format needs `name` and `schema`.", "text.format")
-        _check_schema(fmt.schema, f"text format {quote(fmt.name)}", "text.format.schema")
+        check_schema(fmt.schema, f"text format {quote(fmt.name)}", "text.format.schema")
 
 
 def _validate_conversation(req: CreateRequest) -> None:
@@ -749,7 +757,7 @@ def _normalize_tool(
     if not fn.name:
         raise invalid("A function tool needs a `name`.", f"{param}.name")
     if fn.parameters is not None:
-        _check_schema(fn.parameters, f"function {quote(fn.name)}", f"{param}.parameters")
+        check_schema(fn.parameters, f"function {quote(fn.name)}", f"{param}.parameters")
     return {
         "type": "function",
         "name": fn.name,

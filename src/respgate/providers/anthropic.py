@@ -178,6 +178,8 @@ def request_body(call: ModelCall, provider: str, warnings: list[str]) -> dict[st
         system.append(hint)
     if system:
         body["system"] = "\n\n".join(system)
+    if req.stop:
+        body["stop_sequences"] = req.stop
     if table.tools:
         body["tools"] = [
             {"name": t.wire_name, "description": t.description or "", "input_schema": t.parameters}
@@ -206,8 +208,6 @@ def request_body(call: ModelCall, provider: str, warnings: list[str]) -> dict[st
                 body[key] = getattr(req, key)
     if req.safety_identifier or req.user:
         body["metadata"] = {"user_id": req.safety_identifier or req.user}
-    if req.stop:
-        body["stop_sequences"] = req.stop
     return body
 
 

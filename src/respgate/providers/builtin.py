@@ -14,12 +14,12 @@ It honours the request for real so that every protocol path can be exercised
   answers `Tool output: <output>`;
 - `reasoning.effort` (not `none`): a reasoning item with the summary
   `Thinking about: <text>` first;
-- stop sequences (`stop`, from an inbound surface that has them): the reply ends before
-  the first one it contains (`Finish.stop_sequence`);
 - `max_output_tokens` smaller than the reply: the reply is cut there and the
   response ends `incomplete` (`max_output_tokens`);
 - `text.format` `json_schema`: a JSON document that validates against the
   schema; `json_object`: `{"echo": <text>}`;
+- stop sequences (`CreateRequest.stop`, from another surface): the reply ends before the
+  first one;
 - scenario switches in request `metadata`: `echo_scenario` = `fail` (half the
   text, then a failure), `refusal` (a refusal), `long` (`echo_tokens` words,
   default 1000, at most 100,000); `echo_delay_ms` = a delay before every token (slow
@@ -142,16 +142,6 @@ def value_for_schema(schema: dict[str, Any] | None, text: str) -> Any:
     return text
 
 
-def cut_at_stop(reply: str, stop: list[str] | None) -> tuple[str, str | None]:
-    """`reply` up to the first of the `stop` sequences in it, and that sequence (None: none
-    appears)."""
-    found = [(reply.find(s), s) for s in stop or () if s and s in reply]
-    if not found:
-        return reply, None
-    at, sequence = min(found)
-    return reply[:at], sequence
-
-
 def _chosen_tools(call: ModelCall) -> list[dict[str, Any]]:
     req = call.request
     functions = [t for t in req.tools or [] if t.get("type") == "function"]
@@ -241,7 +231,9 @@ class EchoProvider:
             yield Finish()
             return
 
-        reply, stopped = cut_at_stop(self._reply(call, text, last, count, scenario), req.stop)
+        reply = self._reply(call, text, last, count, scenario)
+        for stop in req.stop or ():  # the reply up to the first stop sequence, which is left out
+            reply = reply.split(stop, 1)[0] if stop else reply
         words = tokens(reply)
         for n, tok in enumerate(words):
             if scenario == "fail" and n >= max(1, len(words) // 2):
@@ -258,7 +250,7 @@ class EchoProvider:
             produced += 1
             yield TextDelta(tok)
         yield Usage(input_tokens, produced)
-        yield Finish(stop_sequence=stopped)
+        yield Finish()
 
     @staticmethod
     def _reply(call: ModelCall, text: str, last: dict[str, Any], count: int, scenario: str) -> str:

@@ -197,10 +197,10 @@ def request_body(
         body["response_format"] = {"type": "json_schema", "json_schema": schema}
     if req.reasoning is not None and req.reasoning.effort is not None:
         body["reasoning_effort"] = req.reasoning.effort
-    if req.stop:
-        body["stop"] = req.stop
     if req.max_output_tokens is not None:
         body["max_tokens"] = req.max_output_tokens
+    if req.stop:
+        body["stop"] = req.stop
     for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
         value = getattr(req, key)
         if value is not None:

@@ -47,7 +47,7 @@ LOCAL_FIELDS = (
     "store",
     "stream",
     "stream_options",
-    "stop",  # the Responses API has no stop sequences (`ResponsesProvider.request_body`)
+    "stop",  # the Responses API has no stop sequences
 )
 CALL_ITEMS = {"function_call": "function", "custom_tool_call": "custom"}
 INCOMPLETE_REASONS: dict[str, FinishReason] = {
@@ -215,10 +215,7 @@ class ResponsesProvider(HttpProvider):
 
     def request_body(self, call: ModelCall, warnings: list[str]) -> dict[str, Any]:
         if call.request.stop:
-            warnings.append(
-                f"stop sequences are not supported by provider {self.name} (Responses API) "
-                "and were ignored"
-            )
+            warnings.append(f"{self.name}: `stop` was not sent (the Responses API has none)")
         return request_body(call)
 
     def translator(self, call: ModelCall) -> ResponsesTranslator:

@@ -42,7 +42,7 @@ from ...protocol.errors import invalid, quote
 from ...protocol.request import (
     CreateRequest,
     ReasoningConfig,
-    decode_body,
+    decode_checked,
     path_param,
     schema_problem,
 )
@@ -339,7 +339,7 @@ def _check_ranges(req: MessagesRequest) -> None:
 def parse_messages_request(body: bytes) -> CreateRequest:
     """Decode and validate a `POST /v1/messages` body into the engine's request
     (`ApiError(400)` naming the field otherwise). Never stored."""
-    req: MessagesRequest = decode_body(_decoder, body)
+    req: MessagesRequest = decode_checked(_decoder, body)
     _check_ranges(req)
     warnings: list[str] = []
     tools = _tools(req.tools, warnings)
@@ -371,7 +371,7 @@ def parse_messages_request(body: bytes) -> CreateRequest:
 
 def parse_count_tokens_request(body: bytes) -> CountTokensRequest:
     """Decode a `POST /v1/messages/count_tokens` body (400 naming the field otherwise)."""
-    req: CountTokensRequest = decode_body(_count_decoder, body)
+    req: CountTokensRequest = decode_checked(_count_decoder, body)
     _tools(req.tools, [])
     _items(req.messages)  # every block's source checked
     return req
