@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import anthropic
-import httpx
 import pytest
 
 from respgate.engine import Engine
@@ -19,7 +19,7 @@ from respgate.surfaces.messages.validate import check_stream
 from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
 from tests.providers.support import router_for
 from tests.support.live import LiveServer
-from tests.support.oracle import parse_sse
+from tests.surfaces.messages_support import messages_client, raw_stream, same
 
 # Per dialect: a reply that thinks (then answers or calls), one that calls tools, one that
 # fails after some text.
@@ -61,22 +61,6 @@ async def gateway(dialect: str) -> AsyncIterator[tuple[str, str, FakeUpstream | 
                 yield server.url, "m", upstream
         finally:
             await engine.registry.aclose()
-
-
-def same(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Blocks without what differs between two answers (sealed signatures, tool ids)."""
-    return [{k: v for k, v in b.items() if k not in ("signature", "id")} for b in content]
-
-
-async def raw_stream(url: str, body: dict[str, Any]) -> list[Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        r = await client.post("/v1/messages?beta=true", json={**body, "stream": True},
-                              headers={"x-api-key": "k", "anthropic-version": "2023-06-01"})  # fmt: skip
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"].startswith("text/event-stream")
-    events = parse_sse(r.content)
-    assert "[DONE]" not in events
-    return events
 
 
 @pytest.mark.parametrize("dialect", ["echo", "chat_completions", "anthropic", "responses"])
@@ -132,3 +116,14 @@ async def test_anthropic_sdk_through_messages(dialect: str) -> None:
             async with sdk.messages.stream(**ask, messages=ASK) as stream:
                 await stream.get_final_message()
         assert failed.value.body["error"]["type"] in ("api_error", "overloaded_error")  # type: ignore[index]
+
+
+@pytest.mark.parametrize("scenario", ["stream", "parse", "tools"])
+async def test_the_matrix_client_against_echo(scenario: str) -> None:
+    """`messages_client`, the Messages row of the every-surface matrix, here with `echo`."""
+    expected = SimpleNamespace(
+        text="Echo: hi", tools=("get_weather", "get_time"), after_tools="Tool output: 12:00"
+    )
+    with LiveServer(Engine(ProviderRegistry())) as server:
+        gw = SimpleNamespace(url=server.url, model="echo", upstream=None, expected=expected)
+        await messages_client(gw, scenario)

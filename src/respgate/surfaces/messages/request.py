@@ -27,7 +27,8 @@ The translation, item by item (Responses items, `protocol/request.py`):
 - `thinking` enabled with `budget_tokens` -> `reasoning.effort`, the smallest effort whose
   Anthropic budget (`providers/anthropic.py`) covers it; `adaptive` -> `output_config.effort`
   or `medium`; disabled -> none;
-- `metadata.user_id` -> `user`.
+- `metadata.user_id` -> `user`; `output_config.format` (structured outputs, a
+  `json_schema`) -> a `json_schema` text format.
 Not carried (no field in the neutral request): `top_k` (a warning).
 """
 
@@ -42,9 +43,10 @@ from ...protocol.errors import invalid, quote
 from ...protocol.request import (
     CreateRequest,
     ReasoningConfig,
+    TextConfig,
+    TextFormat,
+    check_schema,
     decode_checked,
-    path_param,
-    schema_problem,
 )
 from ...providers.anthropic import THINKING_BUDGETS
 
@@ -142,8 +144,14 @@ class Metadata(msgspec.Struct, kw_only=True):
     user_id: str | None = None
 
 
+class OutputFormat(msgspec.Struct, kw_only=True):
+    type: Literal["json_schema"]
+    schema: dict[str, Any]
+
+
 class OutputConfig(msgspec.Struct, kw_only=True):
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: OutputFormat | None = None
 
 
 class MessagesRequest(msgspec.Struct, kw_only=True):
@@ -275,11 +283,7 @@ def _tools(tools: list[Tool] | None, warnings: list[str]) -> list[dict[str, Any]
                 f"Invalid 'tools[{i}].input_schema': a custom tool needs one.",
                 f"tools[{i}].input_schema",
             )
-        found = schema_problem(tool.input_schema)
-        if found is not None:
-            path, problem = found
-            param = path_param(path, f"tools[{i}].input_schema")
-            raise invalid(f"Invalid '{param}': {problem}.", param)
+        check_schema(tool.input_schema, f"tool {quote(tool.name)}", f"tools[{i}].input_schema")
         out.append(
             {"type": "function", "name": tool.name, "description": tool.description,
              "parameters": tool.input_schema, "strict": None}
@@ -325,6 +329,15 @@ def _effort(req: MessagesRequest) -> str | None:
     return covering[0] if covering else "xhigh"
 
 
+def _text(config: OutputConfig | None) -> TextConfig | None:
+    """`output_config.format` (structured outputs) as a `json_schema` text format."""
+    fmt = config.format if config else None
+    if fmt is None:
+        return None
+    check_schema(fmt.schema, "output_config.format", "output_config.format.schema")
+    return TextConfig(format=TextFormat(type="json_schema", name="output", schema=fmt.schema))
+
+
 def _check_ranges(req: MessagesRequest) -> None:
     if req.max_tokens < 1:
         raise invalid("Invalid 'max_tokens': it must be at least 1.", "max_tokens")
@@ -354,6 +367,7 @@ def parse_messages_request(body: bytes) -> CreateRequest:
         instructions=_system_text(req.system),
         tools=tools,
         tool_choice=_tool_choice(choice, tools),
+        text=_text(req.output_config),
         parallel_tool_calls=False if choice and choice.disable_parallel_tool_use else None,
         reasoning=None if effort is None else ReasoningConfig(effort=effort, summary="auto"),  # type: ignore[arg-type]
         max_output_tokens=req.max_tokens,
