@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine import Engine
-from ..protocol.errors import ApiError
+from ..protocol.errors import ApiError, shorten
 from ..seal import Sealer
 from ..sse import SSEFrames, encode_event
 from ..store.keys import ApiKey, ApiKeys
@@ -42,7 +42,9 @@ log = logging.getLogger("respgate.server")
 MESSAGES_FRAMES = SSEFrames(encode_event, b"")
 
 
-def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None):
+def _json(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
@@ -80,7 +82,7 @@ def messages_routes(
         async def endpoint(request: Request) -> Response:
             try:
                 if post_only and request.method != "POST":
-                    path = request.url.path
+                    path = shorten(request.url.path)
                     raise ApiError(405, f"{request.method} {path}: Method Not Allowed")
                 return await handler(request)
             except ApiError as err:
@@ -131,7 +133,7 @@ def messages_routes(
         return Response(status_code=200)
 
     async def unknown(request: Request) -> Response:
-        raise ApiError(404, f"{request.method} {request.url.path}: Not Found")
+        raise ApiError(404, f"{request.method} {shorten(request.url.path)}: Not Found")
 
     every = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
