@@ -53,7 +53,7 @@ from ...providers.anthropic import THINKING_BUDGETS
 # ---------------------------------------------------------------- content blocks
 
 
-class _Block(msgspec.Struct, tag_field="type", kw_only=True):
+class _Block(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
     cache_control: dict[str, Any] | None = None
 
 
@@ -62,7 +62,7 @@ class TextBlock(_Block, tag="text"):
     citations: list[dict[str, Any]] | None = None
 
 
-class Source(msgspec.Struct, kw_only=True):
+class Source(msgspec.Struct, kw_only=True, omit_defaults=True):
     type: Literal["base64", "url", "text", "file", "content"]
     media_type: str | None = None
     data: str | None = None
@@ -121,7 +121,7 @@ class MessageParam(msgspec.Struct, kw_only=True):
 # ---------------------------------------------------------------- the request
 
 
-class Tool(msgspec.Struct, kw_only=True):
+class Tool(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
     type: str | None = None  # `custom` (or absent); anything else is a server tool
     description: str | None = None
