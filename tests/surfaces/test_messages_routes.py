@@ -105,7 +105,7 @@ def test_the_sdk_raises_on_a_bad_field_and_counts_tokens(keyed: LiveServer) -> N
 
 
 async def test_upstream_failures_before_and_after_the_first_byte() -> None:
-    replies = [Reply.error(400, "bad"), Reply(fixture("anthropic", "error"))]
+    replies = [Reply.error(400, "bad"), Reply(fixture("anthropic", "error")), Reply.error(503, "x")]
     async with FakeUpstream(*replies) as upstream:
         engine = Engine(ProviderRegistry(router_for("anthropic", upstream.url)))
         try:
@@ -117,6 +117,8 @@ async def test_upstream_failures_before_and_after_the_first_byte() -> None:
                     r = await c.post("/v1/messages", json=body)  # fails after some text
                     message = anthropic_error(r, 500, "api_error")
                     assert "Overloaded" in message
+                    r = await c.post("/v1/messages", json={**body, "stream": True})
+                    anthropic_error(r, 502, "api_error")  # the upstream's 503s, retried
         finally:
             await engine.registry.aclose()
 
