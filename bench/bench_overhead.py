@@ -14,9 +14,10 @@ uvicorn's per access, written to a file). The cost of metrics and of logging is 
 difference between the rows; /metrics is scraped at the end.
 
     python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
-                                   [--ops] [--rounds 1] [--surface responses|chat]
+                                   [--ops] [--rounds 1] [--surface responses|chat|messages]
 
-`--surface chat` measures through `/v1/chat/completions` instead of `/v1/responses`.
+`--surface chat` measures through `/v1/chat/completions` instead of `/v1/responses`,
+`--surface messages` through `/v1/messages`.
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ def main() -> None:
         "--rounds", type=int, default=1, help="measure each level this often (gateways in "
         "rotating order) and print the medians",
     )  # fmt: skip
-    p.add_argument("--surface", choices=["responses", "chat"], default="responses",
+    p.add_argument("--surface", choices=["responses", "chat", "messages"], default="responses",
                    help="the inbound surface measured through respgate")  # fmt: skip
     a = p.parse_args()
-    path = {"responses": "/v1/responses", "chat": "/v1/chat/completions"}[a.surface]
+    path = {"responses": "/v1/responses", "chat": "/v1/chat/completions",
+            "messages": "/v1/messages"}[a.surface]  # fmt: skip
 
     env = {**os.environ, "PYTHONPATH": a.src, "RESPGATE_WORKERS": "1"}  # one process measured
     up_port = free_port()

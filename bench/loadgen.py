@@ -27,7 +27,7 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
-Mode = Literal["chat", "responses"]
+Mode = Literal["chat", "responses", "messages"]
 BODIES: dict[str, dict[str, Any]] = {
     "chat": {
         "model": "fake-model",
@@ -35,12 +35,19 @@ BODIES: dict[str, dict[str, Any]] = {
         "messages": [{"role": "user", "content": "hi"}],
     },
     "responses": {"model": "fake-model", "stream": True, "input": "hi", "store": False},
+    "messages": {
+        "model": "fake-model",
+        "stream": True,
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
 }
 
 
 TEXT_MARKERS: dict[str, bytes] = {
     "responses": b'"type":"response.output_text.delta"',
     "chat": b'"content":"',  # a text delta unless the content is empty
+    "messages": b'"type":"text_delta"',
 }
 
 
@@ -162,7 +169,7 @@ async def run_load(
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", required=True)
-    p.add_argument("--mode", choices=["chat", "responses"], default="chat")
+    p.add_argument("--mode", choices=["chat", "responses", "messages"], default="chat")
     p.add_argument("-c", "--concurrency", type=int, nargs="+", default=[1])
     p.add_argument("-n", "--requests", type=int, default=200)
     p.add_argument("--model", default=None, help="override the model name in the body")

@@ -33,6 +33,9 @@ if command -v npm >/dev/null && command -v node >/dev/null; then
     # so a platform without one (or no registry) skips that test instead of failing the run.
     (cd tests/contract/codex && npm ci --no-audit --no-fund --prefer-offline --loglevel=error) ||
         echo "SKIPPING the Codex CLI test: @openai/codex could not be installed"
+    # Claude Code for tests/contract/test_claude_code.py: the same (its optional native package).
+    (cd tests/contract/claude && npm ci --no-audit --no-fund --prefer-offline --loglevel=error) ||
+        echo "SKIPPING the Claude Code test: @anthropic-ai/claude-code could not be installed"
 else
     step "SKIPPING the JavaScript client tests and the compliance suite: Node.js/npm not found"
 fi

@@ -28,10 +28,13 @@ REASONING = ["Let me ", "think ", "about ", "this."]
 
 
 def text_of(message: dict[str, Any]) -> str:
+    """A message's text: its last text part (Claude Code puts context in parts before the
+    prompt)."""
     content = message.get("content")
     if isinstance(content, str):
         return content
-    return " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
+    texts = [p.get("text", "") for p in content or [] if isinstance(p, dict)]
+    return ([t for t in texts if t.strip()] or [""])[-1]
 
 
 def arguments(tool: dict[str, Any], text: str) -> str:

@@ -28,6 +28,7 @@ from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
 from tests.providers.support import router_for
 from tests.support.live import LiveServer
 from tests.surfaces.chat_support import checked
+from tests.surfaces.messages_support import messages_client
 
 DIALECTS = ("echo", "chat_completions", "anthropic", "responses")
 SCENARIOS = ("stream", "parse", "tools")
@@ -248,7 +249,10 @@ async def chat_tools(sdk: openai.AsyncOpenAI, wire: Recording, gw: Gateway) -> N
         assert all(c["id"] in sent for c in calls.values()) and "12:00" in sent
 
 
-SURFACES: dict[str, Callable[[Gateway, str], Awaitable[None]]] = {"chat": chat_client}
+SURFACES: dict[str, Callable[[Gateway, str], Awaitable[None]]] = {
+    "chat": chat_client,
+    "messages": messages_client,
+}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

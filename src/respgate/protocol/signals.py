@@ -107,6 +107,7 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class Finish:
     reason: FinishReason = "stop"
+    stop_sequence: str | None = None  # the request's stop sequence that ended the reply, if known
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,6 +225,7 @@ class AnthropicTranslator:
         self._has_input: set[int] = set()
         self._usage: dict[str, int] = {}
         self._finish: FinishReason = "stop"
+        self._stop_sequence: str | None = None
 
     def feed(self, event: str, data: str) -> list[Signal]:
         ev = faults.decode(self.provider, data)
@@ -285,13 +286,16 @@ class AnthropicTranslator:
         return []
 
     def _message_delta(self, ev: dict[str, Any]) -> list[Signal]:
-        reason = (ev.get("delta") or {}).get("stop_reason")
+        delta = ev.get("delta") or {}
+        reason = delta.get("stop_reason")
         if reason:
             self._finish = STOP_REASONS.get(reason, "stop")
+        if reason == "stop_sequence" and isinstance(delta.get("stop_sequence"), str):
+            self._stop_sequence = delta["stop_sequence"]
         return self._usage_signal(ev.get("usage"))
 
     def _message_stop(self, ev: dict[str, Any]) -> list[Signal]:
-        return [*self._calls.flush(), Finish(self._finish)]
+        return [*self._calls.flush(), Finish(self._finish, self._stop_sequence)]
 
     def _error(self, ev: dict[str, Any]) -> list[Signal]:
         err = ev.get("error") or {}

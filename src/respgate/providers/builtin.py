@@ -3,7 +3,7 @@
 It honours the request for real so that every protocol path can be exercised
 (rules documented in README "The echo model"):
 
-- text: `Echo: <last user text>`, streamed one word (with its trailing space)
+- text: `Echo: <last user text>` (a message's last text part), streamed one word (with its trailing space)
   at a time;
 - tools: with function tools and `tool_choice` other than `none`, when the
   last input item is a user message, it calls a tool (the named one for a
@@ -84,14 +84,15 @@ def tokens(text: str) -> list[str]:
 
 
 def item_text(item: dict[str, Any]) -> str:
-    """The plain text of an input item (message content or tool output)."""
+    """The plain text of an input item: a message's last text part (clients such as Claude
+    Code put context before the prompt in parts of their own), a tool output's text."""
     content = item.get("content") if item.get("type") == "message" else item.get("output")
     if isinstance(content, str):
         return content
-    parts = content or []
-    return " ".join(
-        p.get("text") or p.get("refusal") or "" for p in parts if isinstance(p, dict)
-    ).strip()
+    texts = [p.get("text") or p.get("refusal") or "" for p in content or [] if isinstance(p, dict)]
+    if item.get("type") == "message":
+        texts = [t for t in texts if t.strip()][-1:]
+    return " ".join(texts).strip()
 
 
 # Schema keywords that name a property's value: such a property is filled even if optional.

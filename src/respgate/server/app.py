@@ -30,6 +30,7 @@ from ..protocol.request import parse_compact_request, parse_create_request
 from ..sse import RESPONSES_FRAMES, SSEFrames
 from ..store.keys import ApiKey, ApiKeys
 from .chat_routes import chat_routes
+from .messages_routes import messages_routes
 from .request_id import RequestIds
 from .transport import Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
@@ -420,6 +421,14 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics else []),
+            *messages_routes(
+                engine,
+                api_keys,
+                read_json=json_body,
+                keepalive=keepalive_seconds,
+                streams=streams,
+                warning_headers=warning_headers,
+            ),
         ],
         middleware=middleware,
         exception_handlers={
