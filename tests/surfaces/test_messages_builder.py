@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from respgate.protocol.errors import ApiError
 from respgate.protocol.signals import (
     Failure,
     Finish,
@@ -133,7 +134,10 @@ def test_a_failure_stops_the_open_block_then_sends_the_error_event() -> None:
     events, builder = run([TextDelta("Hel"), Failure("upstream_error", "boom")])
     assert types(events)[-2:] == ["content_block_stop", "error"]
     assert events[-1] == {"type": "error", "error": {"type": "api_error", "message": "boom"}}
-    assert check_stream(events) == builder.result() == events[-1]
+    assert check_stream(events) == events[-1]
+    with pytest.raises(ApiError) as raised:  # without streaming: an HTTP error, never a 200
+        builder.result()
+    assert (raised.value.status, raised.value.message) == (502, "boom")
     assert builder.feed(TextDelta("late")) == []
 
 
@@ -217,10 +221,12 @@ def test_any_signal_sequence_gives_a_valid_messages_stream(run_of, end) -> None:
     signals, calls = run_of
     events, builder = run([*signals, end])
     checked = check_stream(events)
-    assert checked == builder.result()
     if isinstance(end, Failure):
         assert checked["type"] == "error"
+        with pytest.raises(ApiError):
+            builder.result()
         return
+    assert checked == builder.result()
     content = checked["content"]
     # Every text in, out in order; every tool call with its whole input, once.
     sent = "".join(s.text for s in signals if isinstance(s, (TextDelta, RefusalDelta)))

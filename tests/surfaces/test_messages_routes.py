@@ -115,7 +115,7 @@ async def test_upstream_failures_before_and_after_the_first_byte() -> None:
                     r = await c.post("/v1/messages", json=body)
                     anthropic_error(r, 400, "invalid_request_error")  # the upstream's 400
                     r = await c.post("/v1/messages", json=body)  # fails after some text
-                    message = anthropic_error(r, 500, "api_error")
+                    message = anthropic_error(r, 502, "api_error")  # an upstream failure: 502
                     assert "Overloaded" in message
                     r = await c.post("/v1/messages", json={**body, "stream": True})
                     anthropic_error(r, 502, "api_error")  # the upstream's 503s, retried

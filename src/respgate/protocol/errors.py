@@ -125,3 +125,21 @@ RESPONSE_ERROR_CODES = frozenset(
 def response_error(code: str, message: str) -> dict[str, str]:
     """The Response object's `error` for a failure with `code`."""
     return {"code": code if code in RESPONSE_ERROR_CODES else "server_error", "message": message}
+
+
+# The HTTP status of a run that failed after it started, when its surface answers without
+# streaming and must not say 200 (Chat Completions, Messages): by the failure's code, else
+# 502 (the upstream failed).
+FAILURE_STATUS = {
+    "server_error": 500,
+    "upstream_timeout": 504,
+    "rate_limit_exceeded": 429,
+    "upstream_overloaded": 529,
+    "invalid_prompt": 400,
+}
+
+
+def failure_error(code: str, message: str) -> ApiError:
+    """A run's failure (a `Failure` signal's code and message) as the HTTP error a
+    non-streaming answer gives."""
+    return ApiError(FAILURE_STATUS.get(code, 502), message, code=code)

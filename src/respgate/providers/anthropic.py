@@ -108,7 +108,7 @@ class _Turns:
             self.messages.append({"role": role, "content": list(blocks)})
 
 
-def _tool_input(arguments: str) -> dict[str, Any]:
+def tool_input(arguments: str) -> dict[str, Any]:
     try:
         value = orjson.loads(arguments or "{}")
     except orjson.JSONDecodeError:
@@ -142,7 +142,7 @@ def system_and_messages(
                         "type": "tool_use",
                         "id": item["call_id"],
                         "name": name,
-                        "input": _tool_input(arguments),
+                        "input": tool_input(arguments),
                     }
                 ],
             )

@@ -421,14 +421,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics else []),
-            *messages_routes(
-                engine,
-                api_keys,
-                read_json=json_body,
-                keepalive=keepalive_seconds,
-                streams=streams,
-                warning_headers=warning_headers,
-            ),
+            *messages_routes(engine, api_keys, read_json=json_body, answer=answer),
         ],
         middleware=middleware,
         exception_handlers={

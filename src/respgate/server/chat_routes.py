@@ -13,9 +13,7 @@ from ..engine import Engine
 from ..store.keys import ApiKey
 from ..surfaces.chat.builder import CHAT_FRAMES, chat_surface
 from ..surfaces.chat.request import parse_chat_request, to_create_request
-
-Answer = Callable[..., Awaitable[Response]]
-"""`answer(request, run, *, stream, frames)`: the app's way to send a started run."""
+from .transport import Answer
 
 
 def chat_routes(

@@ -26,13 +26,13 @@ from ..seal import Sealer
 from ..sse import SSEFrames, encode_event
 from ..store.keys import ApiKey, ApiKeys
 from ..surfaces.messages.builder import MessagesBuilder
-from ..surfaces.messages.errors import error_body, failure_status
+from ..surfaces.messages.errors import error_body
 from ..surfaces.messages.request import (
     count_tokens,
     parse_count_tokens_request,
     parse_messages_request,
 )
-from .transport import Gauge, SSEResponse, fold
+from .transport import Answer
 
 log = logging.getLogger("respgate.server")
 
@@ -59,12 +59,10 @@ def messages_routes(
     keys: ApiKeys,
     *,
     read_json: Callable[[Request], Awaitable[bytes]],
-    keepalive: float,
-    streams: Gauge,
-    warning_headers: Callable[[list[str]], dict[str, str]],
+    answer: Answer,
 ) -> list[Route]:
     """The routes, around the app's engine and keys; `read_json` reads a JSON body
-    (content type and size checked), `warning_headers` writes `x-respgate-warning`."""
+    (content type and size checked), `answer` sends a started run (stream or fold)."""
 
     def key_of(request: Request) -> ApiKey:
         api_key = request.headers.get("x-api-key")
@@ -109,18 +107,7 @@ def messages_routes(
         surface = run.surface
         assert isinstance(surface, MessagesBuilder)
         surface.seal = sealing(engine.sealer, key.tenant, run.info.provider)
-        headers = {**warning_headers(run.warnings), **run.headers}
-        if req.stream:
-            return SSEResponse(  # type: ignore[return-value]
-                run, keepalive=keepalive, headers=headers, streams=streams, frames=MESSAGES_FRAMES
-            )
-        try:
-            body = await fold(run)
-            run.client_first_byte()
-        finally:
-            run.release()
-        status = failure_status(body) if body["type"] == "error" else 200
-        return _json(body, status, headers)
+        return await answer(request, run, stream=bool(req.stream), frames=MESSAGES_FRAMES)
 
     async def count_message_tokens(request: Request) -> Response:
         key_of(request)

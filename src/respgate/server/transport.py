@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..engine import EventSource, Run
 from ..protocol.errors import invalid, quote
 from ..protocol.lifecycle import REASONING_EVENTS, TERMINAL_EVENTS, ReasoningEvents
 from ..sse import KEEPALIVE_FRAME, RESPONSES_FRAMES, SSEFrames
+
+Answer = Callable[..., Awaitable[Response]]
+"""`answer(request, run, *, stream, frames)`: the app's way to send a started run (its
+SSE stream written as `frames` say, or its fold as JSON), for every inbound surface."""
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...protocol.errors import ApiError
+from ...protocol.errors import failure_error
 from ...protocol.ids import new_id
 from ...protocol.signals import (
     Annotation,
@@ -43,8 +43,6 @@ from ...sse import DONE_FRAME, SSEFrames, encode_json
 
 Chunk = dict[str, Any]
 FINISH_REASONS = {"stop": "stop", "max_output_tokens": "length", "content_filter": "content_filter"}
-# The HTTP status a failure is answered with when nothing was streamed.
-FAILURE_STATUS = {"upstream_timeout": 504, "server_error": 500}
 
 
 class ChatBuilderError(Exception):
@@ -239,8 +237,7 @@ class ChatBuilder:
         (502; 504 for an upstream timeout, 500 for the gateway's own): a failure is never a 200."""
         if self.error is not None:
             error = self.error["error"]
-            status = FAILURE_STATUS.get(error["code"], 502)
-            raise ApiError(status, error["message"], code=error["code"])
+            raise failure_error(error["code"], error["message"])
         if self.finish_reason is None:
             raise ChatBuilderError("result() before the end of the stream")
         logprobs = {"content": self.logprobs, "refusal": None} if self.logprobs else None

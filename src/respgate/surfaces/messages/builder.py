@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...carry import reasoning_payload
+from ...protocol.errors import failure_error
 from ...protocol.signals import (
     Failure,
     Finish,
@@ -40,7 +41,7 @@ from ...protocol.signals import (
     ToolCallDelta,
     Usage,
 )
-from ...providers.anthropic import _tool_input
+from ...providers.anthropic import tool_input
 from .errors import failure_object
 
 Event = dict[str, Any]
@@ -96,7 +97,7 @@ class MessagesBuilder:
         self.seal = seal
         self.started = False
         self.done = False
-        self.failure: dict[str, Any] | None = None
+        self.failure: Failure | None = None
         self._usage: Usage | None = None
         self._open: _Open | None = None
         self._calls: dict[int, _Call] = {}
@@ -132,14 +133,17 @@ class MessagesBuilder:
             out += self._finish(signal)
         elif isinstance(signal, Failure):
             out += self._close()
-            self.failure = failure_object(signal.code, signal.message)
+            self.failure = signal
             self.done = True
-            out.append(self.failure)
+            out.append(failure_object(signal.code, signal.message))
         return out
 
     def result(self) -> dict[str, Any]:
-        """The non-streaming body: the `message`, or the error object of a failed run."""
-        return self.failure or self.message
+        """The non-streaming `message`; a failed run raises its error as an `ApiError`
+        (`protocol.errors.failure_error`: a failure is never a 200)."""
+        if self.failure is not None:
+            raise failure_error(self.failure.code, self.failure.message)
+        return self.message
 
     # ------------------------------------------------------------ blocks
 
@@ -247,7 +251,7 @@ class MessagesBuilder:
         self._open = None
         block = self.message["content"][open_.index]
         if open_.kind == "tool_use":
-            block["input"] = _tool_input(self._calls[open_.key or 0].arguments)
+            block["input"] = tool_input(self._calls[open_.key or 0].arguments)
         return [{"type": "content_block_stop", "index": open_.index}]
 
     def _close(self, opaque: str | None = None, keep: int | None = None) -> list[Event]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...protocol.errors import ApiError
+from ...protocol.errors import ApiError, failure_error
 
 # Anthropic's error type for each HTTP status (https://docs.anthropic.com/en/api/errors).
 STATUS_TYPES = {
@@ -20,13 +20,6 @@ STATUS_TYPES = {
     429: "rate_limit_error",
     500: "api_error",
     529: "overloaded_error",
-}
-
-# A failure code after the first byte (a `Failure` signal) as an Anthropic error type.
-FAILURE_TYPES = {
-    "rate_limit_exceeded": "rate_limit_error",
-    "upstream_overloaded": "overloaded_error",
-    "invalid_prompt": "invalid_request_error",
 }
 
 
@@ -48,11 +41,6 @@ def error_body(err: ApiError) -> dict[str, Any]:
 
 
 def failure_object(code: str, message: str) -> dict[str, Any]:
-    """The `error` event (or non-streaming body) for a failure after the first byte."""
-    return error_object(FAILURE_TYPES.get(code, "api_error"), message)
-
-
-def failure_status(body: dict[str, Any]) -> int:
-    """The HTTP status a non-streaming failure is answered with."""
-    kind = body["error"]["type"]
-    return next((s for s, t in STATUS_TYPES.items() if t == kind), 500)
+    """The `error` event for a failure after the first byte: the type of the status a
+    non-streaming answer would have (`protocol.errors.failure_error`)."""
+    return error_object(error_type(failure_error(code, message).status), message)
