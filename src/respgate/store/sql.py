@@ -51,6 +51,7 @@ from .base import (
     ORPHANED_ERROR,
     Chain,
     ItemPage,
+    ResponseQuery,
     StoredResponse,
     UsageRecord,
     UsageTotal,
@@ -264,6 +265,10 @@ class SqlStore:
         """A statement that wakes other processes' followers, if the backend has one."""
         return None
 
+    def _response_field(self, name: str) -> str:
+        """An SQL expression for the top-level string field `name` of `responses.response`."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------ public API
 
     async def save(self, record: StoredResponse) -> bool:
@@ -294,6 +299,13 @@ class SqlStore:
     ) -> ItemPage | None:
         _check_page(limit, order)
         return await self._driver.read(self._input_items(response_id, tenant, limit, order, after))
+
+    async def list_responses(
+        self, tenant: str | None, query: ResponseQuery | None = None
+    ) -> ItemPage:
+        query = query or ResponseQuery()
+        _check_page(query.limit, query.order)
+        return await self._driver.read(self._list_responses(tenant, query))
 
     async def delete(self, response_id: str, tenant: str) -> bool:
         deleted = await self._driver.write(self._delete(response_id, tenant))
@@ -827,6 +839,37 @@ class SqlStore:
                 (item_id, tenant),
             )
         return loads(rows[0][0]) if rows else None
+
+    def _list_responses(self, tenant: str | None, q: ResponseQuery) -> Program[ItemPage]:
+        where: list[str] = []
+        args: list[Any] = []
+        for sql, value in (
+            ("tenant = ?", tenant),
+            ("status = ?", q.status),
+            (f"{self._response_field('model')} = ?", q.model),
+            ("created_at >= ?", q.created_after),
+            ("created_at < ?", q.created_before),
+        ):
+            if value is not None:
+                where.append(sql)
+                args.append(value)
+        if q.after is not None:  # a row before (desc) / after (asc) the cursor's row
+            where.append(
+                f"(created_at, id) {'<' if q.order == 'desc' else '>'}"
+                " (SELECT created_at, id FROM responses WHERE id = ?)"
+            )
+            args.append(q.after)
+        rows = yield Query(
+            "SELECT id, response, tenant FROM responses"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY created_at {q.order.upper()}, id {q.order.upper()} LIMIT ?",
+            (*args, q.limit + 1),
+        )
+        listed = [
+            (rid, dumps({**loads(data), **({"tenant": owner} if tenant is None else {})}))
+            for rid, data, owner in rows
+        ]
+        return _page(listed, q.limit)
 
     def _input_items(
         self, response_id: str, tenant: str, limit: int, order: str, after: str | None

@@ -166,6 +166,9 @@ class SqliteStore(SqlStore):
         yield from ()
         return True
 
+    def _response_field(self, name: str) -> str:
+        return f"json_extract(response, '$.{name}')"
+
     async def _release(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)  # releases the flock
