@@ -367,6 +367,7 @@ def serve(args: argparse.Namespace) -> int:
             metrics=metrics,
             max_body_bytes=config.server.max_body_bytes,
             keepalive_seconds=config.server.keepalive_interval,
+            console=config.console.enabled,
         ),
         limits=edge_limits(config),
         host=args.host,

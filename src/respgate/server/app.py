@@ -14,8 +14,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from ..console import Tap, console_routes
 from ..engine import Engine, EventSource
 from ..metrics import CONTENT_TYPE, Metrics
 from ..protocol.conversations import (
@@ -26,6 +27,7 @@ from ..protocol.conversations import (
 from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
 from ..protocol.items import parse_include
 from ..protocol.request import parse_compact_request, parse_create_request
+from ..store.base import ResponseQuery
 from ..store.keys import ApiKey, ApiKeys
 from .request_id import RequestIds
 from .transport import Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
@@ -119,6 +121,27 @@ def page_query(request: Request) -> dict[str, Any]:
     }
 
 
+RESPONSE_STATUSES = ("queued", "in_progress", "completed", "incomplete", "failed", "cancelled")
+
+
+def response_query(request: Request) -> ResponseQuery:
+    """`GET /v1/responses`'s query: a page (`limit`, `order`, `after`) and the filters
+    `model`, `status`, `created_after`, `created_before` (Unix seconds)."""
+    status = request.query_params.get("status") or None
+    if status is not None and status not in RESPONSE_STATUSES:
+        raise invalid(f"`status` must be one of {', '.join(RESPONSE_STATUSES)}.", "status")
+    page = page_query(request)
+    return ResponseQuery(
+        limit=page["limit"],
+        order=page["order"],
+        after=page["after"],
+        model=request.query_params.get("model") or None,
+        status=status,
+        created_after=query_int(request, "created_after", None),
+        created_before=query_int(request, "created_before", None),
+    )
+
+
 def create_app(
     engine: Engine,
     *,
@@ -128,6 +151,7 @@ def create_app(
     keepalive_seconds: float = 15.0,
     websocket_max_seconds: float = CONNECTION_LIMIT_SECONDS,
     metrics: Metrics | None = None,
+    console: bool = False,
 ) -> Starlette:
     """Build the app around an engine (and whatever store/providers it holds).
     With `keys`, every /v1 request needs `Authorization: Bearer <key>`; the key's
@@ -135,7 +159,8 @@ def create_app(
     /v1/responses closes each connection after `websocket_max_seconds`.
     With `metrics` (also registered as the engine's observer by the caller), every
     HTTP request is counted and `GET /metrics` serves them (an admin key is needed
-    when keys are configured); without, /metrics is a 404."""
+    when keys are configured); without, /metrics is a 404. With `console`, the web console
+    is served at /console (its tap registered as the engine's observer)."""
     api_keys = keys or ApiKeys()
     streams = Gauge()  # client streams open: SSE responses and WebSocket turns
 
@@ -200,6 +225,11 @@ def create_app(
             body, tenant=key.tenant, key=key, request_id=request.state.request_id
         )
         return JSON(compacted)
+
+    async def list_responses(request: Request) -> Response:
+        key = key_of(request)
+        query = response_query(request)
+        return JSON(await engine.list_responses(None if key.admin else key.tenant, query))
 
     async def retrieve_response(request: Request) -> Response:
         tenant = tenant_of(request)
@@ -351,6 +381,13 @@ def create_app(
             )
         )
 
+    def console_routes_for(enabled: bool) -> list[BaseRoute]:
+        if not enabled:
+            return []
+        tap = Tap()
+        engine.observers.add(tap)
+        return console_routes(engine, tap, key_of)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start()
@@ -361,6 +398,7 @@ def create_app(
         lifespan=lifespan,
         routes=[
             Route("/v1/responses", create_response, methods=["POST"]),
+            Route("/v1/responses", list_responses, methods=["GET"]),
             WebSocketRoute(
                 "/v1/responses",
                 websocket_endpoint(
@@ -400,6 +438,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics else []),
+            *console_routes_for(console),
         ],
         middleware=middleware,
         exception_handlers={
