@@ -18,15 +18,24 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.console.support import A_KEY, B_KEY, SLOW, A, console_server
+from tests.console.support import (
+    A_KEY,
+    B_KEY,
+    SLOW,
+    A,
+    background_with_a_broken_log,
+    console_server,
+)
 from tests.support.live import LiveServer
 
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+if os.environ.get("RESPGATE_REQUIRE_BROWSER"):  # set by scripts/test.sh once chromium is here
+    assert CHROMIUM and DRIVER, "RESPGATE_REQUIRE_BROWSER is set but chromium is missing"
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER), reason="chromium and chromium-driver are not installed"
 )
@@ -141,6 +150,18 @@ def test_a_failed_stream_has_its_error_highlighted(browser: Any, server: LiveSer
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".verdict.ok"))
     shot(browser, "failed")
     run.join(30)
+
+
+def test_a_violation_is_highlighted_at_its_event(
+    browser: Any, server: LiveServer, tmp_path: Path
+) -> None:
+    response_id, position = background_with_a_broken_log(server, tmp_path)
+    open_console(browser, server, A_KEY, f"response/{response_id}")
+    verdict = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".verdict.bad"))
+    assert "[sequence_number]" in verdict.text
+    flagged = browser.find_elements(By.CSS_SELECTOR, ".events tr.violation")
+    assert position in [int(r.get_attribute("data-index")) for r in flagged]
+    shot(browser, "violation")
 
 
 def test_the_playground_sends_and_shows_the_run(browser: Any, server: LiveServer) -> None:

@@ -4,6 +4,7 @@ checker's verdict, stored responses with the request's secrets removed."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import orjson
 
 from respgate.console import redact
-from tests.console.support import ADMIN, SLOW, A, B, console_server
+from tests.console.support import ADMIN, SLOW, A, B, background_with_a_broken_log, console_server
 
 
 async def create(c: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -142,6 +143,23 @@ async def test_a_failed_stream_has_its_error_event_and_a_clean_verdict(tmp_path:
             stored = (await c.get(f"/console/api/responses/{failed['id']}", headers=A)).json()
             assert stored["verdict"] == body["verdict"]
             assert stored["request"]["input"][0]["content"][0]["text"] == "hi"
+
+
+async def test_a_stored_event_log_gets_the_verdict_at_the_broken_event(tmp_path: Path) -> None:
+    with console_server(tmp_path) as server:
+        response_id, position = await asyncio.to_thread(
+            background_with_a_broken_log, server, tmp_path
+        )
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            body = (await c.get(f"/console/api/responses/{response_id}", headers=A)).json()
+            assert body["events"][position]["event"]["sequence_number"] == 99
+            verdict = body["verdict"]
+            assert verdict["checked"] and verdict["final"]
+            assert {(v["rule"], v["index"]) for v in verdict["violations"]} >= {
+                ("sequence_number", position)
+            }
+            r = await c.get(f"/console/api/responses/{response_id}", headers=B)
+            assert r.status_code == 404
 
 
 async def test_nothing_is_recorded_while_nobody_watches(tmp_path: Path) -> None:

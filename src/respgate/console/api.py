@@ -178,7 +178,7 @@ def console_routes(
                 events += batch
             info = RunInfo(tenant, response["model"], "background", response_id=response_id)
             info.finished_at = info.accepted_at
-            logged = Tapped(info, [(0.0, e) for e in events])
+            logged = Tapped(info, [(None, e) for e in events])  # no times in a log
             body["events"], body["verdict"] = timeline(logged), logged.verdict()
         return Response(orjson.dumps(body), media_type="application/json")
 

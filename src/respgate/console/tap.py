@@ -28,7 +28,7 @@ class Tapped:
     """One run as the tap saw it: its events with their offsets (ms since accepted)."""
 
     info: RunInfo
-    events: list[tuple[float, Event]] = field(default_factory=list)
+    events: list[tuple[float | None, Event]] = field(default_factory=list)
     dropped: int = 0  # events beyond the per-run bound (not kept)
     # the events start at response.created (a background run's opening events are logged
     # before the run starts: its tap sees them from response.in_progress)
