@@ -59,9 +59,10 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
+def server(browser: Any, tmp_path: Path) -> Iterator[LiveServer]:
     with console_server(tmp_path) as live:
         yield live
+        browser.get("about:blank")  # closes the page's streams, so the server stops at once
 
 
 def shot(driver: Any, name: str) -> Path:

@@ -9,20 +9,22 @@ stored response of it). Another tenant's run or response is a 404, like an unkno
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from ..check import check_url
 from ..engine import Engine
 from ..observe import RunInfo
 from ..protocol.errors import ApiError, invalid, not_found, quote
+from ..server.transport import SSE_HEADERS, until_disconnect
 from ..store.base import ACTIVE_STATUSES
 from ..store.keys import ApiKey
 from .tap import Tap, Tapped, summary
@@ -62,10 +64,23 @@ def sse_frame(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def stream(frames: AsyncIterator[bytes]) -> Response:
-    return StreamingResponse(
-        frames, media_type="text/event-stream", headers={"cache-control": "no-store"}
-    )
+class Frames:
+    """An SSE response written from `frames`; it stops when the client leaves."""
+
+    def __init__(self, frames: AsyncGenerator[bytes, None]) -> None:
+        self.frames = frames
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def write() -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            async for frame in self.frames:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        try:
+            await until_disconnect(receive, write())
+        finally:
+            await self.frames.aclose()  # leaves `tap.watching()`
 
 
 def wants_stream(request: Request) -> bool:
@@ -116,17 +131,17 @@ def console_routes(
         if not wants_stream(request):
             return Response(orjson.dumps(live(key)), media_type="application/json")
 
-        async def frames() -> AsyncIterator[bytes]:
+        async def frames() -> AsyncGenerator[bytes, None]:
             with tap.watching():
                 yield sse_frame("live", live(key))
-                while True:
+                while not tap.closed:
                     if await tap.changed(KEEPALIVE_SECONDS):
                         await asyncio.sleep(COALESCE_SECONDS)
                         yield sse_frame("live", live(key))
                     else:
                         yield b": keep-alive\n\n"
 
-        return stream(frames())
+        return Frames(frames())  # type: ignore[return-value]
 
     async def run_events(request: Request) -> Response:
         key = key_of(request)
@@ -136,7 +151,7 @@ def console_routes(
                     "dropped": found.dropped, "verdict": found.verdict()}  # fmt: skip
             return Response(orjson.dumps(body), media_type="application/json")
 
-        async def frames() -> AsyncIterator[bytes]:
+        async def frames() -> AsyncGenerator[bytes, None]:
             with tap.watching():
                 sent = 0
                 while True:
@@ -144,14 +159,14 @@ def console_routes(
                     for entry in timeline(found, sent):
                         yield sse_frame("event", entry)
                     sent = len(found.events)
-                    if done:
+                    if done or tap.closed:
                         yield sse_frame("run", summary(found.info))
                         yield sse_frame("verdict", found.verdict())
                         return
                     if not await tap.changed(KEEPALIVE_SECONDS):
                         yield b": keep-alive\n\n"
 
-        return stream(frames())
+        return Frames(frames())  # type: ignore[return-value]
 
     async def stored(request: Request) -> Response:
         key = key_of(request)

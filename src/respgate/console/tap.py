@@ -88,6 +88,7 @@ class Tap(Observer):
         self.grace = grace
         self.runs: OrderedDict[str, Tapped] = OrderedDict()  # in flight and recently finished
         self.watchers = 0
+        self.closed = False  # the engine shut down: console streams end
         self._left_at = -float("inf")  # when the last watcher left
         self._pulse = asyncio.Event()
 
@@ -118,6 +119,10 @@ class Tap(Observer):
         except TimeoutError:
             return False
         return True
+
+    async def aclose(self) -> None:
+        self.closed = True
+        self._wake()
 
     def _wake(self) -> None:
         self._pulse.set()

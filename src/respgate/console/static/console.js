@@ -41,10 +41,13 @@ function watchLive() {
     const running = live.runs.filter((r) => r.status === "in_progress").length;
     document.getElementById("in-flight").textContent = `${running} in flight`;
     for (const listener of live.listeners) listener(live.runs);
-  }, { signal: controller.signal }).catch((err) => {
+  }, { signal: controller.signal }).then(() => {  // the server ended it (shutting down)
+    setTimeout(() => controller.signal.aborted || watchLive(), 2000);
+  }, (err) => {
     if (err.name === "AbortError") return;
     document.getElementById("in-flight").textContent = `live: ${err.message}`;
-    setTimeout(() => controller.signal.aborted || watchLive(), 2000);
+    const refused = err instanceof ApiError && err.status < 500; // a wrong key: wait for another
+    if (!refused) setTimeout(() => controller.signal.aborted || watchLive(), 2000);
   });
 }
 
@@ -351,5 +354,9 @@ document.getElementById("key-form").addEventListener("submit", (e) => {
   route();
 });
 window.addEventListener("hashchange", route);
+window.addEventListener("pagehide", () => {  // leaving: close the streams (the tap stops)
+  live.controller?.abort();
+  current.abort();
+});
 watchLive();
 route();
