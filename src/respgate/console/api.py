@@ -120,7 +120,7 @@ def console_routes(
 
     def timeline(t: Tapped, start: int = 0) -> list[dict[str, Any]]:
         return [
-            {"index": i, "t": ms, "event": e} for i, (ms, e) in enumerate(t.events) if i >= start
+            {"index": i, "t": ms, "event": e} for i, (ms, e) in enumerate(t.events[start:], start)
         ]
 
     async def index(request: Request) -> Response:
@@ -133,10 +133,12 @@ def console_routes(
 
         async def frames() -> AsyncGenerator[bytes, None]:
             with tap.watching():
+                seen = tap.version
                 yield sse_frame("live", live(key))
                 while not tap.closed:
-                    if await tap.changed(KEEPALIVE_SECONDS):
+                    if await tap.changed(seen, KEEPALIVE_SECONDS):
                         await asyncio.sleep(COALESCE_SECONDS)
+                        seen = tap.version
                         yield sse_frame("live", live(key))
                     else:
                         yield b": keep-alive\n\n"
@@ -155,15 +157,17 @@ def console_routes(
             with tap.watching():
                 sent = 0
                 while True:
+                    seen = tap.version
                     done = found.done  # read before the events: none can follow a done run
-                    for entry in timeline(found, sent):
+                    entries = timeline(found, sent)
+                    sent += len(entries)
+                    for entry in entries:
                         yield sse_frame("event", entry)
-                    sent = len(found.events)
                     if done or tap.closed:
                         yield sse_frame("run", summary(found.info))
                         yield sse_frame("verdict", found.verdict())
                         return
-                    if not await tap.changed(KEEPALIVE_SECONDS):
+                    if not await tap.changed(seen, KEEPALIVE_SECONDS):
                         yield b": keep-alive\n\n"
 
         return Frames(frames())  # type: ignore[return-value]

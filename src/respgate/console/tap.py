@@ -91,6 +91,8 @@ class Tap(Observer):
         self.closed = False  # the engine shut down: console streams end
         self._left_at = -float("inf")  # when the last watcher left
         self._pulse = asyncio.Event()
+        self._waiting = 0  # streams waiting in `changed()`: no one, no wake-up to make
+        self.version = 0  # counts changes: a stream waits for one after the version it saw
 
     # ------------------------------------------------------------ watchers
 
@@ -110,14 +112,20 @@ class Tap(Observer):
         self.runs.clear()
         return False
 
-    async def changed(self, timeout: float) -> bool:
-        """Wait until something was recorded (True) or `timeout` seconds passed."""
+    async def changed(self, since: int, timeout: float) -> bool:
+        """Wait until something was recorded after `version` was `since` (True at once if
+        it already was), or `timeout` seconds passed (False)."""
+        if self.version != since:
+            return True
         pulse = self._pulse
+        self._waiting += 1
         try:
             async with asyncio.timeout(timeout):
                 await pulse.wait()
         except TimeoutError:
             return False
+        finally:
+            self._waiting -= 1
         return True
 
     async def aclose(self) -> None:
@@ -125,8 +133,10 @@ class Tap(Observer):
         self._wake()
 
     def _wake(self) -> None:
-        self._pulse.set()
-        self._pulse = asyncio.Event()
+        self.version += 1
+        if self._waiting:
+            self._pulse.set()
+            self._pulse = asyncio.Event()
 
     # ------------------------------------------------------------ the observer
 
