@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.console.support import (
@@ -34,7 +35,7 @@ if os.environ.get("RESPGATE_REQUIRE_BROWSER"):  # set by scripts/test.sh once ch
     assert CHROMIUM and DRIVER, "RESPGATE_REQUIRE_BROWSER is set but chromium is missing"
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER), reason="chromium and chromium-driver are not installed"
@@ -184,6 +185,30 @@ def test_the_playground_sends_and_shows_the_run(browser: Any, server: LiveServer
     wait(browser, lambda d: text_of(d, "[data-testid=terminal]").startswith("completed"))
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".verdict.ok"))
     assert browser.find_elements(By.CSS_SELECTOR, ".events tr.delta")
+
+
+def test_the_playground_shows_reasoning_dimmed_and_tool_arguments(
+    browser: Any, server: LiveServer
+) -> None:
+    open_console(browser, server, A_KEY, "playground")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=model] option"))
+    field = browser.find_element(By.CSS_SELECTOR, "[data-testid=input]")
+    field.clear()
+    field.send_keys("Paris")
+    tool = {"type": "function", "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}}  # fmt: skip
+    browser.find_element(By.NAME, "tools").send_keys(orjson.dumps([tool]).decode())
+    Select(browser.find_element(By.NAME, "effort")).select_by_value("low")
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=send]").click()
+    wait(browser, lambda d: text_of(d, "[data-testid=terminal]").startswith("completed"))
+    reasoning = browser.find_element(By.CSS_SELECTOR, "[data-testid=item-reasoning]")
+    assert "Thinking about: Paris" in reasoning.text
+    assert reasoning.value_of_css_property("font-style") == "italic"  # dimmed
+    call = browser.find_element(By.CSS_SELECTOR, "[data-testid=item-function_call]")
+    assert "get_weather" in call.text
+    assert orjson.loads(call.find_element(By.CSS_SELECTOR, ".text").text) == {"city": "Paris"}
+    shot(browser, "tools")
 
 
 def test_stored_responses_are_listed_opened_and_deleted(browser: Any, server: LiveServer) -> None:
