@@ -225,6 +225,19 @@ def test_stored_responses_are_listed_opened_and_deleted(browser: Any, server: Li
     assert httpx.get(f"{server.url}/v1/responses", headers=A).json()["data"] == []
 
 
+def test_a_response_shows_its_chain(browser: Any, server: LiveServer) -> None:
+    ids: list[str] = []
+    for text in ("first", "second", "third"):
+        body = {"model": "echo", "input": text, "previous_response_id": ids[-1] if ids else None}
+        ids.append(httpx.post(f"{server.url}/v1/responses", headers=A, json=body).json()["id"])
+    open_console(browser, server, A_KEY, f"response/{ids[-1]}")
+    chain = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=chain]"))
+    wait(browser, lambda d: len(chain.find_elements(By.CSS_SELECTOR, "a")) == 2)
+    assert [a.text for a in chain.find_elements(By.CSS_SELECTOR, "a")] == [ids[1], ids[0]]
+    chain.find_elements(By.CSS_SELECTOR, "a")[1].click()
+    wait(browser, lambda d: '"first"' in text_of(d, "[data-testid=request]"))
+
+
 def test_the_check_view_shows_the_rule_table(browser: Any, server: LiveServer) -> None:
     open_console(browser, server, A_KEY, "check")
     browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
