@@ -223,6 +223,13 @@ def test_stored_responses_are_listed_opened_and_deleted(browser: Any, server: Li
     browser.find_element(By.CSS_SELECTOR, "[data-testid=delete]").click()
     wait(browser, lambda d: "Nothing stored matches" in text_of(d, "[data-testid=stored]"))
     assert httpx.get(f"{server.url}/v1/responses", headers=A).json()["data"] == []
+    # conversations: listed, opened with their items
+    item = {"type": "message", "role": "user", "content": "kept in a conversation"}
+    conv = httpx.post(f"{server.url}/v1/conversations", headers=A, json={"items": [item]}).json()
+    Select(browser.find_element(By.NAME, "kind")).select_by_value("conversations")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, f"tr[data-id='{conv['id']}']")).click()
+    wait(browser, lambda d: "kept in a conversation" in d.find_element(By.ID, "view").text)
 
 
 def test_a_response_shows_its_chain(browser: Any, server: LiveServer) -> None:
@@ -251,6 +258,7 @@ def test_the_check_view_shows_the_rule_table(browser: Any, server: LiveServer) -
 def test_tenant_b_sees_nothing_of_tenant_a(browser: Any, server: LiveServer) -> None:
     stored = httpx.post(f"{server.url}/v1/responses", headers=A, timeout=30,
                         json={"model": "echo", "input": "a secret of a"}).json()  # fmt: skip
+    conversation = httpx.post(f"{server.url}/v1/conversations", headers=A, json={}).json()
     open_console(browser, server, B_KEY)
     run = Streaming(server, SLOW)  # A streams while B watches the live list
     run.start()
@@ -259,6 +267,10 @@ def test_tenant_b_sees_nothing_of_tenant_a(browser: Any, server: LiveServer) -> 
     assert "No responses in flight" in live and "team-a" not in live
     browser.get(f"{server.url}/console#/stored")
     wait(browser, lambda d: "Nothing stored matches" in text_of(d, "[data-testid=stored]"))
+    browser.get(f"{server.url}/console#/stored?kind=conversations")
+    wait(browser, lambda d: "Nothing stored matches" in text_of(d, "[data-testid=stored]"))
+    browser.get(f"{server.url}/console#/stored?id={conversation['id']}")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=failure]"))
     browser.get(f"{server.url}/console#/response/{stored['id']}?tenant=team-a")
     wait(browser, lambda d: "Not stored" in d.find_element(By.ID, "view").text)
     assert "a secret of a" not in browser.page_source

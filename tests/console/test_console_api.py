@@ -52,6 +52,21 @@ async def test_list_shows_each_tenant_its_own_and_the_admin_all(tmp_path: Path) 
             assert (await c.get("/v1/responses", headers=A)).json()["data"] == []
 
 
+async def test_conversations_list_each_tenant_its_own(tmp_path: Path) -> None:
+    with console_server(tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            a = (await c.post("/v1/conversations", json={}, headers=A)).json()
+            b = (await c.post("/v1/conversations", json={}, headers=B)).json()
+            listed = {k: (await c.get("/v1/conversations", headers=h)).json()["data"]
+                      for k, h in (("a", A), ("b", B), ("admin", ADMIN))}  # fmt: skip
+            assert listed["a"] == [a] and listed["b"] == [b]
+            assert sorted((x["id"], x["tenant"]) for x in listed["admin"]) == sorted(
+                [(a["id"], "team-a"), (b["id"], "team-b")]
+            )
+            r = await c.get("/v1/conversations?limit=500", headers=A)
+            assert r.status_code == 400 and r.json()["error"]["param"] == "limit"
+
+
 async def test_list_filters_and_names_a_bad_param(tmp_path: Path) -> None:
     with console_server(tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from respgate.protocol.errors import ApiError
-from respgate.store.base import ResponseQuery, StoredResponse
+from respgate.store.base import ListQuery, ResponseQuery, StoredResponse
 from respgate.store.sql import SqlStore
 from tests.store.store_helpers import Background, completed
 
@@ -82,3 +82,23 @@ async def test_bad_pages_name_their_param(
     with pytest.raises(ApiError) as raised:
         await store.list_responses("a", query)
     assert raised.value.param == param
+
+
+async def test_conversations_list_by_tenant_and_date(store: SqlStore) -> None:
+    made = []
+    for n, (tenant, created_at) in enumerate((("a", 100), ("a", 200), ("b", 150))):
+        conversation = {"id": f"conv_{n}", "object": "conversation", "created_at": created_at,
+                        "metadata": {"n": str(n)}}  # fmt: skip
+        await store.create_conversation(conversation, [], tenant)
+        made.append(conversation)
+    assert (await store.list_conversations("a", ListQuery())).data == [made[1], made[0]]
+    everyone = await store.list_conversations(None, ListQuery(order="asc"))
+    assert [(c["id"], c["tenant"]) for c in everyone.data] == [
+        ("conv_0", "a"), ("conv_2", "b"), ("conv_1", "a")
+    ]  # fmt: skip
+    window = await store.list_conversations(None, ListQuery(created_after=120, created_before=200))
+    assert ids(window) == ["conv_2"]
+    first = await store.list_conversations("a", ListQuery(limit=1))
+    assert first.has_more
+    rest = await store.list_conversations("a", ListQuery(limit=1, after=first.last_id))
+    assert ids(rest) == ["conv_0"] and not rest.has_more

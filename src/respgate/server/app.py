@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,7 +28,7 @@ from ..protocol.conversations import (
 from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
 from ..protocol.items import parse_include
 from ..protocol.request import parse_compact_request, parse_create_request
-from ..store.base import ResponseQuery
+from ..store.base import ListQuery, ResponseQuery
 from ..store.keys import ApiKey, ApiKeys
 from .request_id import RequestIds
 from .transport import Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
@@ -124,22 +125,26 @@ def page_query(request: Request) -> dict[str, Any]:
 RESPONSE_STATUSES = ("queued", "in_progress", "completed", "incomplete", "failed", "cancelled")
 
 
-def response_query(request: Request) -> ResponseQuery:
-    """`GET /v1/responses`'s query: a page (`limit`, `order`, `after`) and the filters
-    `model`, `status`, `created_after`, `created_before` (Unix seconds)."""
-    status = request.query_params.get("status") or None
-    if status is not None and status not in RESPONSE_STATUSES:
-        raise invalid(f"`status` must be one of {', '.join(RESPONSE_STATUSES)}.", "status")
+def list_query(request: Request) -> ListQuery:
+    """A list's query: a page (`limit`, `order`, `after`) created in `created_after` <=
+    created_at < `created_before` (Unix seconds)."""
     page = page_query(request)
-    return ResponseQuery(
+    return ListQuery(
         limit=page["limit"],
         order=page["order"],
         after=page["after"],
-        model=request.query_params.get("model") or None,
-        status=status,
         created_after=query_int(request, "created_after", None),
         created_before=query_int(request, "created_before", None),
     )
+
+
+def response_query(request: Request) -> ResponseQuery:
+    """`GET /v1/responses`'s query: `list_query`'s, and the filters `model` and `status`."""
+    status = request.query_params.get("status") or None
+    if status is not None and status not in RESPONSE_STATUSES:
+        raise invalid(f"`status` must be one of {', '.join(RESPONSE_STATUSES)}.", "status")
+    model = request.query_params.get("model") or None
+    return ResponseQuery(**dataclasses.asdict(list_query(request)), model=model, status=status)
 
 
 def create_app(
@@ -269,6 +274,13 @@ def create_app(
         items, metadata = parse_conversation_create(body)
         request_items = await engine.resolve_items(items, tenant, "items")
         return JSON(await conversations.create(request_items, metadata, tenant))
+
+    async def list_conversations(request: Request) -> Response:
+        key = key_of(request)
+        query = list_query(request)
+        return JSON(
+            await conversations.list_conversations(None if key.admin else key.tenant, query)
+        )
 
     async def retrieve_conversation(request: Request) -> Response:
         tenant = tenant_of(request)
@@ -411,6 +423,7 @@ def create_app(
             Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
             Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
             Route("/v1/conversations", create_conversation, methods=["POST"]),
+            Route("/v1/conversations", list_conversations, methods=["GET"]),
             Route("/v1/conversations/{conversation_id}", retrieve_conversation, methods=["GET"]),
             Route("/v1/conversations/{conversation_id}", update_conversation, methods=["POST"]),
             Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),

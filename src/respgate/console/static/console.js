@@ -176,6 +176,9 @@ function storedView(params) {
     h("label", {}, "from", field("from", { type: "date" })),
     h("label", {}, "to", field("to", { type: "date" })),
     h("button", { type: "submit" }, "Search"));
+  const kind = h("select", { name: "kind", "data-testid": "kind" }, ["responses", "conversations"].map(
+    (k) => h("option", { value: k, selected: params.get("kind") === k }, k)));
+  form.prepend(h("label", {}, "list", kind));
   const body = h("tbody");
   const more = h("button", { hidden: true }, "More");
   const results = h("div");
@@ -186,24 +189,34 @@ function storedView(params) {
     location.hash = `#/response/${id}`;
     return;
   }
-  results.append(h("table", { "data-testid": "stored" }, h("thead", {}, h("tr", {},
-    ["response", "model", "status", "created", "tokens in / out", "tenant"].map((c) => h("th", {}, c)))), body), more);
+  const conversations = params.get("kind") === "conversations";
+  const columns = conversations ? ["conversation", "created", "metadata", "tenant"]
+    : ["response", "model", "status", "created", "tokens in / out", "tenant"];
+  results.append(h("table", { "data-testid": "stored" },
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", {}, c)))), body), more);
   const query = new URLSearchParams({ limit: "50" });
-  for (const k of ["model", "status"]) if (params.get(k)) query.set(k, params.get(k));
+  if (!conversations) for (const k of ["model", "status"]) if (params.get(k)) query.set(k, params.get(k));
   const day = (v) => Math.floor(Date.parse(v) / 1000);
   if (params.get("from")) query.set("created_after", day(params.get("from")));
   if (params.get("to")) query.set("created_before", day(params.get("to")) + 86400);
+  const row = (r) => conversations
+    ? h("tr", { class: "clickable", "data-id": r.id, onclick: () => { location.hash = `#/stored?id=${r.id}`; } },
+      h("td", { class: "mono" }, r.id), h("td", {}, when(r.created_at)),
+      h("td", { class: "mono" }, JSON.stringify(r.metadata)), h("td", {}, r.tenant ?? ""))
+    : h("tr", { class: "clickable", "data-id": r.id,
+                onclick: () => { location.hash = `#/response/${r.id}${tenantQuery(r.tenant)}`; } },
+      h("td", { class: "mono" }, r.id), h("td", {}, r.model), statusCell(r.status),
+      h("td", {}, when(r.created_at)),
+      h("td", {}, r.usage ? `${r.usage.input_tokens} / ${r.usage.output_tokens}` : ""),
+      h("td", {}, r.tenant ?? ""));
   const load = async (after) => {
     if (after) query.set("after", after);
     try {
-      const page = await api(`/v1/responses?${query}`, { signal: current.signal });
-      body.append(...page.data.map((r) => h("tr", { class: "clickable", "data-id": r.id,
-        onclick: () => { location.hash = `#/response/${r.id}${tenantQuery(r.tenant)}`; } },
-        h("td", { class: "mono" }, r.id), h("td", {}, r.model), statusCell(r.status),
-        h("td", {}, when(r.created_at)),
-        h("td", {}, r.usage ? `${r.usage.input_tokens} / ${r.usage.output_tokens}` : ""),
-        h("td", {}, r.tenant ?? ""))));
-      if (!page.data.length && !after) body.append(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "Nothing stored matches.")));
+      const page = await api(`/v1/${params.get("kind") || "responses"}?${query}`, { signal: current.signal });
+      body.append(...page.data.map(row));
+      if (!page.data.length && !after) {
+        body.append(h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "Nothing stored matches.")));
+      }
       more.hidden = !page.has_more;
       more.onclick = () => load(page.last_id);
     } catch (err) {
