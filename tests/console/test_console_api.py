@@ -209,10 +209,15 @@ def test_the_request_is_shown_without_secrets() -> None:
 async def test_check_runs_the_battery_against_this_server(tmp_path: Path) -> None:
     with console_server(tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as c:
-            r = await c.post("/console/api/check", json={}, headers=A)
+            # the server checks itself at the address it listens on, whatever the Host says
+            r = await c.post("/console/api/check", json={}, headers={**A, "host": "x.invalid"})
             assert r.status_code == 200, r.text
             report = r.json()
             assert report["passed"], [x for x in report["rules"] if not x["passed"]]
             assert {x["rule"] for x in report["rules"]} >= {"sequence_number", "terminal"}
             r = await c.post("/console/api/check", json={"url": server.url + "/v1"}, headers=A)
             assert r.status_code == 403  # another server: admin keys only
+            r = await c.post("/console/api/check", content=b"{oops", headers=A)
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+            r = await c.post("/console/api/check", json={"url": "ftp://x"}, headers=ADMIN)
+            assert r.status_code == 400 and r.json()["error"]["param"] == "url"

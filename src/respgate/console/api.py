@@ -87,6 +87,14 @@ def wants_stream(request: Request) -> bool:
     return request.query_params.get("stream", "").lower() == "true"
 
 
+def own_url(request: Request) -> str:
+    """This server's /v1, by the address it listens on (never the request's Host header:
+    a client must not make the server send its requests elsewhere)."""
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/v1"
+
+
 def console_routes(
     engine: Engine, tap: Tap, key_of: Callable[[Request], ApiKey]
 ) -> list[BaseRoute]:
@@ -209,14 +217,17 @@ def console_routes(
 
     async def check(request: Request) -> Response:
         key = key_of(request)
-        body = orjson.loads(await request.body() or b"{}")
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            raise invalid("The body is not valid JSON.", code="invalid_json") from None
         if not isinstance(body, dict):
             raise invalid("The body must be a JSON object.")
         url, model = body.get("url") or None, body.get("model") or "echo"
         if not isinstance(model, str):
             raise invalid("`model` must be a string.", "model")
         if url is None:  # this server, with the caller's own key
-            url = str(request.base_url).rstrip("/") + "/v1"
+            url = own_url(request)
             token = (request.headers.get("authorization") or "").removeprefix("Bearer ").strip()
         elif not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise invalid("`url` must be an http(s) URL.", "url")
