@@ -14,6 +14,7 @@ import orjson
 
 from respgate.console import redact
 from tests.console.support import ADMIN, SLOW, A, B, background_with_a_broken_log, console_server
+from tests.support.live import running
 
 
 async def create(c: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -221,3 +222,15 @@ async def test_check_runs_the_battery_against_this_server(tmp_path: Path) -> Non
             assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
             r = await c.post("/console/api/check", json={"url": "ftp://x"}, headers=ADMIN)
             assert r.status_code == 400 and r.json()["error"]["param"] == "url"
+
+
+def test_respgate_serve_serves_the_console_when_the_config_enables_it(tmp_path: Path) -> None:
+    config = tmp_path / "respgate.toml"
+    config.write_text("[console]\nenabled = true\n")
+    env = {"RESPGATE_DATA_DIR": str(tmp_path / "data"), "RESPGATE_NO_OLLAMA_PROBE": "1"}
+    with running(env, "--config", str(config)) as server, server.client() as c:
+        page = c.get("/console")
+        assert page.status_code == 200 and "console.js" in page.text
+        script = c.get("/console/static/console.js")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert c.get("/console/api/live").json() == {"object": "list", "data": []}
