@@ -155,6 +155,18 @@ async def test_a_failed_stream_has_its_error_event_and_a_clean_verdict(tmp_path:
             assert types[-2:] == ["error", "response.failed"]
             assert body["run"]["error_code"] == "server_error"
             assert body["verdict"]["violations"] == []
+            # secrets in the request are removed from the events too (an admin sees them)
+            tool = {"type": "mcp", "server_label": "x", "server_url": "https://mcp.invalid",
+                    "authorization": "sk-mcp-secret"}  # fmt: skip
+            r = await c.post("/v1/responses", headers=A,
+                             json={"model": "echo", "input": "hi", "tools": [tool]})  # fmt: skip
+            assert r.status_code == 200 and "sk-mcp-secret" in r.text  # the API echoes it
+            tapped = await c.get(f"/console/api/runs/{r.json()['id']}/events", headers=ADMIN)
+            assert (
+                "sk-mcp-secret" not in tapped.text and '"authorization":"[removed]"' in tapped.text
+            )
+            shown = await c.get(f"/console/api/responses/{r.json()['id']}", headers=A)
+            assert "sk-mcp-secret" not in shown.text and shown.json()["request"]["tools"]
             # the stored response carries the same verdict
             stored = (await c.get(f"/console/api/responses/{failed['id']}", headers=A)).json()
             assert stored["verdict"] == body["verdict"]

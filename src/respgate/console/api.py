@@ -128,7 +128,8 @@ def console_routes(
 
     def timeline(t: Tapped, start: int = 0) -> list[dict[str, Any]]:
         return [
-            {"index": i, "t": ms, "event": e} for i, (ms, e) in enumerate(t.events[start:], start)
+            {"index": i, "t": ms, "event": redact(e)}
+            for i, (ms, e) in enumerate(t.events[start:], start)
         ]
 
     async def index(request: Request) -> Response:
