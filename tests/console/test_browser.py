@@ -108,8 +108,10 @@ class Streaming(threading.Thread):
         self.ended.set()
 
 
-def watch_first_run(driver: Any) -> None:
+def watch_first_run(driver: Any, screenshot: str | None = None) -> None:
     row = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=live] tr[data-id]"))
+    if screenshot:
+        shot(driver, screenshot)
     row.click()
     wait(driver, lambda d: "/run/" in d.current_url)
 
@@ -118,7 +120,7 @@ def test_a_slow_stream_shows_its_deltas_before_it_ends(browser: Any, server: Liv
     open_console(browser, server, A_KEY)
     run = Streaming(server, SLOW)
     run.start()
-    watch_first_run(browser)
+    watch_first_run(browser, "live")
     text = wait(browser, lambda d: text_of(d, "[data-testid=item-message] .text"))
     ended_before = run.ended.is_set()
     terminal_before = text_of(browser, "[data-testid=terminal]")
