@@ -30,7 +30,7 @@ KEYS = ApiKeys.from_config(
 A = {"authorization": f"Bearer {A_KEY}"}
 B = {"authorization": f"Bearer {B_KEY}"}
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
-SLOW = {"echo_scenario": "long", "echo_tokens": "30", "echo_delay_ms": "40"}
+SLOW = {"echo_scenario": "long", "echo_tokens": "40", "echo_delay_ms": "50"}
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ DRIVER = shutil.which("chromedriver")
 if os.environ.get("RESPGATE_REQUIRE_BROWSER"):  # set by scripts/test.sh once chromium is here
     assert CHROMIUM and DRIVER, "RESPGATE_REQUIRE_BROWSER is set but chromium is missing"
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -109,10 +110,19 @@ class Streaming(threading.Thread):
 
 
 def watch_first_run(driver: Any, screenshot: str | None = None) -> None:
-    row = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=live] tr[data-id]"))
+    first = "[data-testid=live] tr[data-id]"
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, first))
     if screenshot:
         shot(driver, screenshot)
-    row.click()
+
+    def click(d: Any) -> bool:  # the list is redrawn at every change: find the row anew
+        try:
+            d.find_element(By.CSS_SELECTOR, first).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait(driver, click)
     wait(driver, lambda d: "/run/" in d.current_url)
 
 
@@ -132,7 +142,7 @@ def test_a_slow_stream_shows_its_deltas_before_it_ends(browser: Any, server: Liv
     verdict = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".verdict.ok"))
     assert "passes every rule" in verdict.text
     full = text_of(browser, "[data-testid=item-message] .text")
-    assert len(full.split()) == 30 and full.startswith(text.split()[0])
+    assert len(full.split()) == 40 and full.startswith(text.split()[0])
     # the stored response under the timeline: its request and output items
     wait(browser, lambda d: "watch me stream" in text_of(d, "[data-testid=request]"))
     path = shot(browser, "timeline")
