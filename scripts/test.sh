@@ -40,6 +40,25 @@ else
     step "SKIPPING the JavaScript client tests and the compliance suite: Node.js/npm not found"
 fi
 
+# Headless Chromium for tests/console/test_browser.py (the web console in a real browser).
+# Installed with apt when missing; where apt-get is unavailable the browser tests skip. Once
+# chromium is here, RESPGATE_REQUIRE_BROWSER makes those tests fail rather than skip.
+if ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+    if command -v apt-get >/dev/null; then
+        step "install: chromium and chromium-driver (apt-get)"
+        SUDO=""
+        [ "$(id -u)" = 0 ] || SUDO="sudo"
+        { $SUDO apt-get update -qq &&
+            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+                >/dev/null; } || echo "SKIPPING the browser tests: chromium could not be installed"
+    else
+        step "SKIPPING the browser tests: apt-get not found (install chromium and chromium-driver)"
+    fi
+fi
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    export RESPGATE_REQUIRE_BROWSER=1
+fi
+
 step "ruff: lint and format"
 files=$(.venv-test/bin/ruff check --show-files src tests bench | grep -c '\.py$')
 .venv-test/bin/ruff check --quiet src tests bench

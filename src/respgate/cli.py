@@ -198,6 +198,7 @@ def describe(config: Config, keys: ApiKeys) -> list[str]:
     lines.append(f"keys: {'off (open)' if keys.open else f'{len(config.keys)} ({tenants})'}")
     origins = ", ".join(config.server.cors_origins) or "off"
     lines.append(f"cors: {origins}")
+    lines.append(f"console: {'on (/console)' if config.console.enabled else 'off'}")
     return lines
 
 
@@ -328,6 +329,7 @@ def banner(config: Config, keys: ApiKeys, url: str) -> list[str]:
         f"  keys: {'off (open)' if keys.open else f'on, {len(config.keys)} ({tenants})'}",
         f"  models: {'; '.join(routes)}",
         f"  {ollama_line(config)}",
+        f"  console: {f'{url}/console' if config.console.enabled else 'off'}",
         f"  health: {url}/healthz, {url}/readyz",
     ]
 
@@ -466,6 +468,7 @@ def serve_worker(
             metrics=metrics,
             max_body_bytes=config.server.max_body_bytes,
             keepalive_seconds=config.server.keepalive_interval,
+            console=config.console.enabled,
         ),
         limits=edge_limits(config),
         host=args.host,

@@ -131,6 +131,10 @@ class TelemetryConfig(Section):
     service_name: str = "respgate"
 
 
+class ConsoleConfig(Section):
+    enabled: bool = False  # the web console at /console and its /console/api endpoints
+
+
 class ProviderTable(Section):
     """`[providers.NAME]` as written; `ProviderConfig` is the resolved provider."""
 
@@ -178,6 +182,7 @@ class ConfigFile(Section):
     limits: LimitsConfig = LimitsConfig()
     prices: dict[str, PriceConfig] = {}
     telemetry: TelemetryConfig = TelemetryConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +211,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     prices: dict[str, PriceConfig] = field(default_factory=dict)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     path: str | None = None  # the file it was read from; None: the environment
 
 
@@ -425,6 +431,7 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         limits=file.limits,
         prices=dict(file.prices),
         telemetry=file.telemetry,
+        console=file.console,
     )
 
 

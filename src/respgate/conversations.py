@@ -19,7 +19,7 @@ from typing import Any
 from .protocol.errors import ApiError, invalid, not_found, quote
 from .protocol.ids import new_id
 from .protocol.items import canonical, shown
-from .store.base import ResponseStore, with_item_ids
+from .store.base import ListQuery, ResponseStore, with_item_ids
 
 log = logging.getLogger("respgate.conversations")
 
@@ -86,6 +86,10 @@ class Conversations:
         if found is None:
             raise conversation_not_found(conversation_id)
         return found
+
+    async def list_conversations(self, tenant: str | None, query: ListQuery) -> Item:
+        """`GET /v1/conversations`: a page of conversations (`tenant` None: every tenant's)."""
+        return (await self._stored().list_conversations(tenant, query)).wire()
 
     async def update(self, conversation_id: str, tenant: str, metadata: dict[str, str]) -> Item:
         store = self._stored(conversation_id)

@@ -38,7 +38,7 @@ from .protocol.surface import SurfaceBuilder, SurfaceFactory
 from .providers.base import ModelCall
 from .providers.registry import ProviderRegistry
 from .seal import Sealer, decode_key, new_key
-from .store.base import ACTIVE_STATUSES, ResponseStore, StoredResponse
+from .store.base import ACTIVE_STATUSES, ResponseQuery, ResponseStore, StoredResponse
 from .store.keys import ApiKey
 from .usage import Prices, UsageLog
 
@@ -151,6 +151,11 @@ class Run(EventSource):
     @property
     def response_id(self) -> str:
         return self.builder.response["id"]
+
+    def push(self, events: list[Event]) -> None:
+        if events:
+            self._observers.emitted(self.info, events)  # the console's tap, when enabled
+        super().push(events)
 
     @property
     def response(self) -> dict[str, Any]:
@@ -888,6 +893,10 @@ class Engine:
             raise self._missing(response_id)
         page.data = [shown(canonical(item), include) for item in page.data]
         return page.wire()
+
+    async def list_responses(self, tenant: str | None, query: ResponseQuery) -> dict[str, Any]:
+        """`GET /v1/responses`: a page of stored responses (`tenant` None: every tenant's)."""
+        return (await self._stored().list_responses(tenant, query)).wire()
 
     async def cancel(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:
         """Cancel a background response (on whichever process runs it: that process's next

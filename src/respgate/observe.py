@@ -11,6 +11,8 @@ registered observers are told at each step:
     upstream_first_byte the provider's first signal arrived
     client_first_byte   the transport wrote the first bytes that carry the provider's
                         output (its first write after `upstream_first_byte`)
+    emitted             events were produced (each batch as the run pushes it; only the
+                        observers that override it are told: the console's tap)
     finished            the terminal event was produced (status, error code, usage known)
     delivered           finished, and the transport let go of the run (it wrote the end,
                         or the client left); at once for a background run
@@ -104,6 +106,9 @@ class Observer:
     def client_first_byte(self, run: RunInfo) -> None:
         pass
 
+    def emitted(self, run: RunInfo, events: list[dict[str, Any]]) -> None:
+        pass
+
     def finished(self, run: RunInfo, response: dict[str, Any]) -> None:
         pass
 
@@ -124,11 +129,16 @@ class Observers:
         *,
         cost: Callable[[RunInfo], float | None] | None = None,
     ) -> None:
-        self.observers = list(observers)
+        self.observers: list[Observer] = []
+        self._emitters: list[Observer] = []  # those that override `emitted` (per batch: hot)
         self.cost = cost
+        for observer in observers:
+            self.add(observer)
 
     def add(self, observer: Observer) -> None:
         self.observers.append(observer)
+        if type(observer).emitted is not Observer.emitted:
+            self._emitters.append(observer)
 
     def _tell(self, step: str, *args: Any) -> None:
         for observer in self.observers:
@@ -159,6 +169,13 @@ class Observers:
         if run.client_first_byte_at is None and run.upstream_first_byte_at is not None:
             run.client_first_byte_at = time.perf_counter()
             self._tell("client_first_byte", run)
+
+    def emitted(self, run: RunInfo, events: list[dict[str, Any]]) -> None:
+        for observer in self._emitters:
+            try:
+                observer.emitted(run, events)
+            except Exception:
+                log.exception("observer %s failed at emitted", type(observer).__name__)
 
     def released(self, run: RunInfo) -> None:
         """The transport let go of the run (it wrote the end, or the client left)."""

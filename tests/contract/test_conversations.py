@@ -290,7 +290,7 @@ def test_raw_bodies_and_unknown_routes(server: LiveServer) -> None:
         assert bad[3].json()["error"]["param"] == "metadata.k"
         assert bad[5].json()["error"]["param"] == "limit"
         for method, path in (
-            ("GET", "/v1/conversations"),
+            ("PUT", "/v1/conversations"),  # GET is respgate's list (docs/console.md)
             ("GET", f"/v1/conversations/{conv['id']}/nothing"),
             ("GET", f"/v1/conversations/{conv['id']}/items/a/b"),
         ):

@@ -262,8 +262,10 @@ async def test_body_problems(engine) -> None:
             "/v1/responses", content=b"{oops", headers={"content-type": "application/json"}
         )
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
-        r = await c.get("/v1/responses")
+        r = await c.put("/v1/responses")
         assert r.status_code == 405 and r.json()["error"]["type"] == "invalid_request_error"
+        r = await c.get("/v1/responses")  # the list, with no store to list from
+        assert r.status_code == 404 and r.json()["error"]["code"] == "response_not_found"
 
 
 async def test_unknown_tools_are_kept_with_a_warning_not_rejected(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -15,8 +16,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from ..console import Tap, console_routes
 from ..engine import Engine, EventSource, Run
 from ..metrics import CONTENT_TYPE, Metrics
 from ..protocol.conversations import (
@@ -28,6 +30,7 @@ from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
 from ..protocol.items import parse_include
 from ..protocol.request import parse_compact_request, parse_create_request
 from ..sse import RESPONSES_FRAMES, SSEFrames
+from ..store.base import ListQuery, ResponseQuery
 from ..store.keys import ApiKey, ApiKeys
 from .chat_routes import chat_routes
 from .messages_routes import messages_routes
@@ -123,6 +126,31 @@ def page_query(request: Request) -> dict[str, Any]:
     }
 
 
+RESPONSE_STATUSES = ("queued", "in_progress", "completed", "incomplete", "failed", "cancelled")
+
+
+def list_query(request: Request) -> ListQuery:
+    """A list's query: a page (`limit`, `order`, `after`) created in `created_after` <=
+    created_at < `created_before` (Unix seconds)."""
+    page = page_query(request)
+    return ListQuery(
+        limit=page["limit"],
+        order=page["order"],
+        after=page["after"],
+        created_after=query_int(request, "created_after", None),
+        created_before=query_int(request, "created_before", None),
+    )
+
+
+def response_query(request: Request) -> ResponseQuery:
+    """`GET /v1/responses`'s query: `list_query`'s, and the filters `model` and `status`."""
+    status = request.query_params.get("status") or None
+    if status is not None and status not in RESPONSE_STATUSES:
+        raise invalid(f"`status` must be one of {', '.join(RESPONSE_STATUSES)}.", "status")
+    model = request.query_params.get("model") or None
+    return ResponseQuery(**dataclasses.asdict(list_query(request)), model=model, status=status)
+
+
 def create_app(
     engine: Engine,
     *,
@@ -132,6 +160,7 @@ def create_app(
     keepalive_seconds: float = 15.0,
     websocket_max_seconds: float = CONNECTION_LIMIT_SECONDS,
     metrics: Metrics | None = None,
+    console: bool = False,
 ) -> Starlette:
     """Build the app around an engine (and whatever store/providers it holds).
     With `keys`, every /v1 request needs `Authorization: Bearer <key>`; the key's
@@ -139,7 +168,8 @@ def create_app(
     /v1/responses closes each connection after `websocket_max_seconds`.
     With `metrics` (also registered as the engine's observer by the caller), every
     HTTP request is counted and `GET /metrics` serves them (an admin key is needed
-    when keys are configured); without, /metrics is a 404."""
+    when keys are configured); without, /metrics is a 404. With `console`, the web console
+    is served at /console (its tap registered as the engine's observer)."""
     api_keys = keys or ApiKeys()
     streams = Gauge()  # client streams open: SSE responses and WebSocket turns
 
@@ -219,6 +249,11 @@ def create_app(
         )
         return JSON(compacted)
 
+    async def list_responses(request: Request) -> Response:
+        key = key_of(request)
+        query = response_query(request)
+        return JSON(await engine.list_responses(None if key.admin else key.tenant, query))
+
     async def retrieve_response(request: Request) -> Response:
         tenant = tenant_of(request)
         response_id = request.path_params["response_id"]
@@ -257,6 +292,13 @@ def create_app(
         items, metadata = parse_conversation_create(body)
         request_items = await engine.resolve_items(items, tenant, "items")
         return JSON(await conversations.create(request_items, metadata, tenant))
+
+    async def list_conversations(request: Request) -> Response:
+        key = key_of(request)
+        query = list_query(request)
+        return JSON(
+            await conversations.list_conversations(None if key.admin else key.tenant, query)
+        )
 
     async def retrieve_conversation(request: Request) -> Response:
         tenant = tenant_of(request)
@@ -371,6 +413,13 @@ def create_app(
             )
         )
 
+    def console_routes_for(enabled: bool) -> list[BaseRoute]:
+        if not enabled:
+            return []
+        tap = Tap()
+        engine.observers.add(tap)
+        return console_routes(engine, tap, key_of)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start()
@@ -381,6 +430,7 @@ def create_app(
         lifespan=lifespan,
         routes=[
             Route("/v1/responses", create_response, methods=["POST"]),
+            Route("/v1/responses", list_responses, methods=["GET"]),
             WebSocketRoute(
                 "/v1/responses",
                 websocket_endpoint(
@@ -393,6 +443,7 @@ def create_app(
             Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
             Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
             Route("/v1/conversations", create_conversation, methods=["POST"]),
+            Route("/v1/conversations", list_conversations, methods=["GET"]),
             Route("/v1/conversations/{conversation_id}", retrieve_conversation, methods=["GET"]),
             Route("/v1/conversations/{conversation_id}", update_conversation, methods=["POST"]),
             Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
@@ -422,6 +473,7 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics else []),
             *messages_routes(engine, api_keys, read_json=json_body, answer=answer),
+            *console_routes_for(console),
         ],
         middleware=middleware,
         exception_handlers={

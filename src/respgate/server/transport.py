@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, cast
 
 from starlette.responses import Response
@@ -96,22 +96,13 @@ class SSEResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with self.streams:
-            writer = asyncio.create_task(self._write(send))
-            watcher = asyncio.create_task(self._watch_disconnect(receive))
             finished = False
             try:
-                await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
-                finished = writer.done() and not writer.cancelled() and not writer.exception()
+                finished = await until_disconnect(receive, self._write(send))
             finally:
-                for task in (writer, watcher):
-                    task.cancel()
-                await asyncio.gather(writer, watcher, return_exceptions=True)
                 if not finished:  # the client left (or this request was cancelled)
                     self.run.abort("client_disconnected", "The client disconnected.")
                 self.run.release()
-            failure = writer.exception() if writer.done() and not writer.cancelled() else None
-            if failure is not None and not isinstance(failure, OSError):
-                raise failure
 
     async def _write(self, send: Send) -> None:
         run = self.run
@@ -139,10 +130,31 @@ class SSEResponse:
                 return
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
-    @staticmethod
-    async def _watch_disconnect(receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+
+async def until_disconnect(receive: Receive, write: Coroutine[Any, Any, None]) -> bool:
+    """Run `write` (a response's sends) until it ends or the client disconnects, whichever
+    comes first: an ASGI server's `send` does not raise after a disconnect, so `receive` is
+    watched beside it. True if `write` finished; its failure is raised (an OSError, the
+    client gone, is not: False)."""
+    writer = asyncio.create_task(write)
+    watcher = asyncio.create_task(_watch_disconnect(receive))
+    try:
+        await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (writer, watcher):
+            task.cancel()
+        await asyncio.gather(writer, watcher, return_exceptions=True)
+    if writer.cancelled():
+        return False
+    failure = writer.exception()
+    if failure is not None and not isinstance(failure, OSError):
+        raise failure
+    return failure is None
+
+
+async def _watch_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def fold(run: Run) -> dict[str, Any]:

@@ -106,6 +106,27 @@ class ItemPage:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A page of a list (`GET /v1/conversations`): newest first unless `order` is "asc",
+    after the record `after`, created in `created_after` <= created_at < `created_before`
+    (Unix seconds)."""
+
+    limit: int = 20
+    order: Literal["asc", "desc"] = "desc"
+    after: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseQuery(ListQuery):
+    """A page of stored responses (`GET /v1/responses`), also filtered by `model` and `status`."""
+
+    model: str | None = None
+    status: str | None = None
+
+
 class ResponseStore(Protocol):
     """Durable response state. Every write is committed when its call returns."""
 
@@ -135,6 +156,16 @@ class ResponseStore(Protocol):
         after: str | None = None,
     ) -> ItemPage | None:
         """A page of the response's input items, or None for an unknown id."""
+
+    async def list_responses(
+        self, tenant: str | None, query: ResponseQuery | None = None
+    ) -> ItemPage:
+        """A page of Response objects without `output` (`GET /v1/responses` has no room for
+        it; `get` brings it). `tenant` None: every tenant's, each with its `tenant`."""
+
+    async def list_conversations(self, tenant: str | None, query: ListQuery) -> ItemPage:
+        """A page of Conversation objects (`tenant` None: every tenant's, each with its
+        `tenant`)."""
 
     async def delete(self, response_id: str, tenant: str) -> bool:
         """Delete the record, its items and its event log. False if there was none."""

@@ -151,6 +151,9 @@ class PostgresStore(SqlStore):
     def _notify_query(self, response_id: str) -> Query | None:
         return Query("SELECT pg_notify(?, ?)", (CHANNEL, response_id))
 
+    def _response_field(self, name: str) -> str:
+        return f"(response::jsonb ->> '{name}')"
+
     async def _release(self) -> None:
         if self._reconnect is not None:
             self._reconnect.cancel()

@@ -51,6 +51,8 @@ from .base import (
     ORPHANED_ERROR,
     Chain,
     ItemPage,
+    ListQuery,
+    ResponseQuery,
     StoredResponse,
     UsageRecord,
     UsageTotal,
@@ -273,6 +275,10 @@ class SqlStore:
         """Called before a follower waits: a backend without `_notify_query` that shares
         its store with other processes starts watching their appends here."""
 
+    def _response_field(self, name: str) -> str:
+        """An SQL expression for the top-level string field `name` of `responses.response`."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------ public API
 
     async def save(self, record: StoredResponse) -> bool:
@@ -303,6 +309,17 @@ class SqlStore:
     ) -> ItemPage | None:
         _check_page(limit, order)
         return await self._driver.read(self._input_items(response_id, tenant, limit, order, after))
+
+    async def list_responses(
+        self, tenant: str | None, query: ResponseQuery | None = None
+    ) -> ItemPage:
+        query = query or ResponseQuery()
+        _check_page(query.limit, query.order)
+        return await self._driver.read(self._list_responses(tenant, query))
+
+    async def list_conversations(self, tenant: str | None, query: ListQuery) -> ItemPage:
+        _check_page(query.limit, query.order)
+        return await self._driver.read(self._list_conversations(tenant, query))
 
     async def delete(self, response_id: str, tenant: str) -> bool:
         deleted = await self._driver.write(self._delete(response_id, tenant))
@@ -838,6 +855,27 @@ class SqlStore:
             )
         return loads(rows[0][0]) if rows else None
 
+    def _list_responses(self, tenant: str | None, q: ResponseQuery) -> Program[ItemPage]:
+        model = f"{self._response_field('model')} = ?"
+        rows = yield _listing("responses", "id, response, tenant", tenant, q,
+                              [("status = ?", q.status), (model, q.model)])  # fmt: skip
+        listed = [
+            (rid, dumps({**loads(data), **({"tenant": owner} if tenant is None else {})}))
+            for rid, data, owner in rows
+        ]
+        return _page(listed, q.limit)
+
+    def _list_conversations(self, tenant: str | None, q: ListQuery) -> Program[ItemPage]:
+        rows = yield _listing("conversations", "id, created_at, metadata, tenant", tenant, q)
+        listed = [
+            (
+                row[0],
+                dumps({**_conversation(row[:3]), **({"tenant": row[3]} if tenant is None else {})}),
+            )
+            for row in rows
+        ]
+        return _page(listed, q.limit)
+
     def _input_items(
         self, response_id: str, tenant: str, limit: int, order: str, after: str | None
     ) -> Program[ItemPage | None]:
@@ -914,6 +952,43 @@ def usage_totals(since: int | None, tenant: str | None) -> Program[list[UsageTot
 
 ORPHANED = Failure(ORPHANED_ERROR["code"], ORPHANED_ERROR["message"])
 CANCELLED = Failure("cancelled", "The response was cancelled.")
+
+
+def _listing(
+    table: str,
+    columns: str,
+    tenant: str | None,
+    q: ListQuery,
+    filters: Sequence[tuple[str, Any]] = (),
+) -> Query:
+    """A page of `table`'s rows (`q.limit + 1` of them: one more says there is more),
+    ordered by `created_at` then id, after the row `q.after`, one tenant's (None: all),
+    filtered by creation time and `filters` (SQL with one placeholder, the value; a None
+    value is no filter)."""
+    where: list[str] = []
+    args: list[Any] = []
+    for sql, value in (
+        ("tenant = ?", tenant),
+        ("created_at >= ?", q.created_after),
+        ("created_at < ?", q.created_before),
+        *filters,
+    ):
+        if value is not None:
+            where.append(sql)
+            args.append(value)
+    if q.after is not None:  # a row before (desc) / after (asc) the cursor's row
+        where.append(
+            f"(created_at, id) {'<' if q.order == 'desc' else '>'}"
+            f" (SELECT created_at, id FROM {table} WHERE id = ?)"
+        )
+        args.append(q.after)
+    order = q.order.upper()
+    return Query(
+        f"SELECT {columns} FROM {table}"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY created_at {order}, id {order} LIMIT ?",
+        (*args, q.limit + 1),
+    )
 
 
 def _check_page(limit: int, order: str) -> None:

@@ -278,6 +278,9 @@ class SqliteStore(SqlStore):
             self._watcher.cancel()
         await super().close()
 
+    def _response_field(self, name: str) -> str:
+        return f"json_extract(response, '$.{name}')"
+
     async def _release(self) -> None:
         _let_go(self._directory, self.instance, self._owner_fd, self._lock_fd)
 
