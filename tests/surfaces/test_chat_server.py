@@ -171,6 +171,27 @@ async def test_keys_tenants_store_and_observers_are_the_gateways(tmp_path: Path)
     assert all(info.usage is not None and info.usage.get("output_tokens") for info in finished)
 
 
+async def test_a_stored_tool_call_has_the_id_the_chat_client_saw(tmp_path: Path) -> None:
+    engine = Engine(ProviderRegistry(), store=functools.partial(open_store, tmp_path / "data"))
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    body = {"model": "echo", "messages": HI, "tools": [tool], "store": True}
+    with LiveServer(engine) as server:
+        for stream in (False, True):
+            r = await post_chat(server, {**body, "stream": stream})
+            if stream:
+                frames = checked(r.content)
+                deltas = [f["choices"][0]["delta"] for f in frames[:-1] if f["choices"]]
+                call = next(d["tool_calls"][0] for d in deltas if "tool_calls" in d)
+                completion_id = frames[0]["id"]
+            else:
+                call = r.json()["choices"][0]["message"]["tool_calls"][0]
+                completion_id = r.json()["id"]
+            response_id = "resp_" + completion_id.removeprefix("chatcmpl-")
+            async with httpx.AsyncClient(base_url=server.url) as c:
+                stored = (await c.get(f"/v1/responses/{response_id}")).json()
+            assert [item["call_id"] for item in stored["output"]] == [call["id"]]
+
+
 REASONING = {
     "chat_completions": "reasoning_then_text",
     "anthropic": "thinking_then_text",

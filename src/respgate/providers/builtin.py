@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from ..protocol.errors import invalid, quote
+from ..protocol.ids import new_id
 from ..protocol.request import CreateRequest
 from ..protocol.signals import (
     Failure,
@@ -210,12 +211,16 @@ class EchoProvider:
         if tools and scenario not in ("refusal", "fail"):
             for index, tool in enumerate(tools):
                 arguments = orjson.dumps(value_for_schema(tool.get("parameters"), text)).decode()
+                call_id = new_id("call")  # the same id on every surface and in the store
                 for start in range(0, len(arguments), ARGUMENT_CHUNK):
                     await pace()
                     chunk = arguments[start : start + ARGUMENT_CHUNK]
                     first = start == 0
                     yield ToolCallDelta(
-                        index, name=tool["name"] if first else None, arguments=chunk
+                        index,
+                        call_id if first else None,
+                        tool["name"] if first else None,
+                        chunk,
                     )
                 produced += len(tokens(arguments))
             yield Usage(input_tokens, produced)

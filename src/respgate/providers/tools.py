@@ -23,6 +23,7 @@ from typing import Any, Literal
 import orjson
 
 from ..protocol.errors import quote
+from ..protocol.ids import new_id
 from ..protocol.signals import Signal, ToolCallDelta
 
 NAMESPACE_SEPARATOR = "__"
@@ -201,6 +202,10 @@ class ToolCalls:
     def fragment(
         self, index: int, call_id: str | None, name: str | None, arguments: str
     ) -> ToolCallDelta | None:
+        if index not in self._kinds and not call_id:
+            # An upstream that gives no id: one minted here, so every surface's client
+            # and the stored response see the same call id.
+            call_id = new_id("call")
         if index not in self._kinds or (self._kinds[index] is None and name):
             self._kinds[index] = self._table.lookup(name)
         tool = self._kinds[index]
