@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from respgate.providers import tools
 from respgate.providers.chat_completions import ChatTranslator
 from respgate.providers.tools import ToolTable
 
@@ -44,7 +45,9 @@ def signals(data: str, *, typed: bool) -> list[object]:
 
 
 @pytest.mark.parametrize("chunk", CHUNKS, ids=range(len(CHUNKS)))
-def test_typed_path_matches_dict_path(chunk: object) -> None:
+def test_typed_path_matches_dict_path(chunk: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a call without an upstream id gets a minted one: the same one on both paths here
+    monkeypatch.setattr(tools, "new_id", lambda prefix: f"{prefix}_minted")
     data = orjson.dumps(chunk).decode()
     assert signals(data, typed=True) == signals(data, typed=False)
 
