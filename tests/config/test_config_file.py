@@ -22,6 +22,7 @@ ENV = {
     "GROQ_API_KEY": "gsk-test",
     "TEAM_A_KEY": "sk-team-a-" + "1" * 30,
     "BATCH_KEY": "sk-batch-" + "2" * 30,
+    "DOCS_MCP_AUTH": "Bearer docs-secret",
 }
 
 
@@ -138,7 +139,7 @@ def written_keys(data: object, prefix: str = "") -> set[str]:
     paths = set()
     if isinstance(data, dict):
         for k, v in data.items():
-            name = "*" if prefix in ("providers.", "prices.") else k
+            name = "*" if prefix in ("providers.", "prices.", "mcp.servers.") else k
             paths.add(f"{prefix}{name}")
             paths |= written_keys(v, f"{prefix}{name}.")
     elif isinstance(data, list) and data and isinstance(data[0], dict):

@@ -1,0 +1,242 @@
+"""Gateway-run MCP tools (`toolloop.py`) against a real MCP server over HTTP on 127.0.0.1,
+driven by `echo`, which calls every function it is offered (the server's allowed tools,
+named `<label>__<tool>`) and then answers `Tool output: <output>`. Every stream passes
+the strict checker, the spec schemas and openai's types."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from respgate.config import McpConfig, McpServerConfig
+from respgate.engine import Engine
+from respgate.protocol.validate import check_events
+from respgate.server.app import create_app
+from tests.conftest import stream_events
+from tests.support.live import free_port
+from tests.support.mcp_server import McpLive
+from tests.support.oracle import assert_valid_stream
+from tests.support.stores import sqlite_engine
+
+SECRET = "s3cret-token-xyz"
+
+
+@pytest.fixture(scope="module")
+def mcp_server() -> Iterator[McpLive]:
+    with McpLive() as live:
+        yield live
+
+
+def config(**changes: Any) -> McpConfig:
+    base: dict[str, Any] = {"allowed_hosts": ("127.0.0.1",), "list_timeout": 5.0,
+                            "call_timeout": 1.5}  # fmt: skip
+    return McpConfig(**{**base, **changes})
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = sqlite_engine(tmp_path)
+    engine.mcp = config()
+    return engine
+
+
+@pytest.fixture
+async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    await engine.start()
+    transport = httpx.ASGITransport(app=create_app(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://respgate.test") as c:
+        yield c
+    await engine.shutdown(0)
+
+
+def mcp_tool(url: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "mcp", "server_label": "kit", "server_url": url,
+            "require_approval": "never", **fields}  # fmt: skip
+
+
+async def run(client: httpx.AsyncClient, tool: dict[str, Any], text: str = "hello", **body: Any):
+    events = await stream_events(client, {"model": "echo", "input": text, "tools": [tool], **body})
+    if events[-2]["type"] == "response.incomplete":  # type: ignore[index]
+        # `max_steps` is not among the SDK's incomplete reasons: the strict checker only.
+        assert not check_events(events)
+    else:
+        assert_valid_stream(events)
+    final = events[-2]
+    assert isinstance(final, dict)
+    return events, final["response"]
+
+
+def items(response: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [item for item in response["output"] if item["type"] == kind]
+
+
+def answer(response: dict[str, Any]) -> str:
+    return items(response, "message")[-1]["content"][0]["text"]
+
+
+async def test_lists_calls_and_answers_in_one_response(client, mcp_server: McpLive) -> None:
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout"], headers={"x-team": SECRET},
+                    authorization=SECRET)  # fmt: skip
+    before = len(mcp_server.requests)
+    events, response = await run(client, tool)
+    assert response["status"] == "completed"
+    assert [i["type"] for i in response["output"]] == ["mcp_list_tools", "mcp_call", "message"]
+    (listing,) = items(response, "mcp_list_tools")
+    assert listing["server_label"] == "kit" and listing["error"] is None
+    assert {"add", "shout", "boom", "hang"} <= {t["name"] for t in listing["tools"]}
+    (call,) = items(response, "mcp_call")
+    assert (call["name"], call["arguments"]) == ("shout", '{"text":"hello"}')
+    assert (call["status"], call["output"], call["error"]) == ("completed", "HELLO!", None)
+    assert answer(response) == "Tool output: HELLO!"
+    types = [e["type"] for e in events if isinstance(e, dict)]
+    for name in ("mcp_list_tools.in_progress", "mcp_list_tools.completed", "mcp_call.in_progress",
+                 "mcp_call_arguments.delta", "mcp_call_arguments.done", "mcp_call.completed"):  # fmt: skip
+        assert f"response.{name}" in types
+    # The headers reach the server, and nowhere else: not the Response, not the store.
+    sent = mcp_server.requests[before:]
+    assert sent and all(r.get("authorization") == f"Bearer {SECRET}" for r in sent)
+    assert all(r.get("x-team") == SECRET for r in sent)
+    assert SECRET not in str(events)
+    stored = (await client.get(f"/v1/responses/{response['id']}")).json()
+    assert SECRET not in str(stored) and stored["tools"][0]["server_url"] == mcp_server.url
+
+
+async def test_a_tool_error_is_a_failed_call_the_model_sees(client, mcp_server) -> None:
+    _, response = await run(client, mcp_tool(mcp_server.url, allowed_tools=["boom"]))
+    (call,) = items(response, "mcp_call")
+    assert call["status"] == "failed" and call["output"] is None
+    assert call["error"]["type"] == "mcp_tool_execution_error"
+    (text,) = [block["text"] for block in call["error"]["content"]]
+    assert "boom" in text
+    assert answer(response) == f"Tool output: Error: {text}"
+    assert response["status"] == "completed"
+
+
+async def test_a_server_that_hangs_times_out(client, engine, mcp_server) -> None:
+    engine.mcp = config(call_timeout=0.5)
+    events, response = await run(client, mcp_tool(mcp_server.url, allowed_tools=["hang"]))
+    (call,) = items(response, "mcp_call")
+    assert call["status"] == "failed"
+    assert call["error"]["type"] == "http_error" and call["error"]["code"] == 504
+    assert "did not answer" in call["error"]["message"]
+    assert "response.mcp_call.failed" in [e["type"] for e in events if isinstance(e, dict)]
+    assert answer(response).startswith("Tool output: Error: ")
+
+
+async def test_a_server_that_is_down_is_a_failed_listing(client) -> None:
+    down = f"http://127.0.0.1:{free_port()}/mcp"
+    events, response = await run(client, mcp_tool(down))
+    (listing,) = items(response, "mcp_list_tools")
+    assert listing["error"] and listing["tools"] == []
+    assert "response.mcp_list_tools.failed" in [e["type"] for e in events if isinstance(e, dict)]
+    assert not items(response, "mcp_call")
+    assert answer(response) == "Echo: hello"  # answered without the server's tools
+
+
+async def test_parallel_calls_run_concurrently(client, mcp_server) -> None:
+    # `ping` and `pong` each wait for the other: they only finish when run at the same time.
+    _, response = await run(client, mcp_tool(mcp_server.url, allowed_tools=["ping", "pong"]))
+    calls = items(response, "mcp_call")
+    assert [(c["name"], c["status"], c["output"]) for c in calls] == [
+        ("ping", "completed", "ping hello"),
+        ("pong", "completed", "pong hello"),
+    ]
+
+
+async def test_allowed_tools_filters_what_the_model_sees(client, mcp_server) -> None:
+    read_only = mcp_tool(mcp_server.url, allowed_tools={"read_only": True})
+    _, response = await run(client, read_only)
+    assert [(c["name"], c["output"]) for c in items(response, "mcp_call")] == [("add", "0")]
+
+
+async def test_the_step_limit_ends_the_response_incomplete(client, engine, mcp_server) -> None:
+    engine.mcp = config(max_steps=1)
+    _, response = await run(client, mcp_tool(mcp_server.url, allowed_tools=["shout"]))
+    assert response["status"] == "incomplete"
+    assert response["incomplete_details"] == {"reason": "max_steps"}
+    assert [i["type"] for i in response["output"]] == ["mcp_list_tools", "mcp_call"]
+
+
+async def test_a_listing_is_reused_along_the_chain(client, mcp_server) -> None:
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout"])
+    _, first = await run(client, tool)
+    before = len(mcp_server.requests)
+    _, second = await run(client, tool, "again", previous_response_id=first["id"])
+    assert [i["type"] for i in second["output"]] == ["mcp_call", "message"]
+    assert items(second, "mcp_call")[0]["output"] == "AGAIN!"
+    # The call opened one session; no listing was asked for.
+    assert len(mcp_server.requests) > before
+
+
+async def test_approval_round_trip(client, mcp_server) -> None:
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout"])
+    del tool["require_approval"]  # OpenAI's default: always
+    _, first = await run(client, tool)
+    assert [i["type"] for i in first["output"]] == ["mcp_list_tools", "mcp_approval_request"]
+    request = first["output"][1]
+    assert (request["name"], request["arguments"]) == ("shout", '{"text":"hello"}')
+    approve = {"type": "mcp_approval_response", "approval_request_id": request["id"],
+               "approve": True}  # fmt: skip
+    _, second = await run(client, tool, [approve], previous_response_id=first["id"])
+    (call,) = items(second, "mcp_call")
+    assert call["approval_request_id"] == request["id"] and call["output"] == "HELLO!"
+    assert answer(second) == "Tool output: HELLO!"
+
+
+async def test_a_declined_call_is_told_to_the_model(client, mcp_server) -> None:
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout"], require_approval="always")
+    _, first = await run(client, tool)
+    request = items(first, "mcp_approval_request")[0]
+    deny = {"type": "mcp_approval_response", "approval_request_id": request["id"],
+            "approve": False}  # fmt: skip
+    _, second = await run(client, tool, [deny], previous_response_id=first["id"])
+    assert not items(second, "mcp_call")
+    assert answer(second) == "Tool output: The user declined this tool call."
+
+
+async def test_a_named_server_takes_its_headers_from_the_config(client, engine, mcp_server) -> None:
+    named = McpServerConfig("docs", mcp_server.url, {"authorization": "Bearer from-config"})
+    engine.mcp = config(allowed_hosts=(), servers={"docs": named})
+    before = len(mcp_server.requests)
+    tool = {"type": "mcp", "server_label": "docs", "allowed_tools": ["shout"],
+            "require_approval": "never"}  # fmt: skip
+    _, response = await run(client, tool)
+    assert items(response, "mcp_call")[0]["output"] == "HELLO!"
+    assert all(r["authorization"] == "Bearer from-config" for r in mcp_server.requests[before:])
+    assert "from-config" not in str(response)
+
+
+@pytest.mark.parametrize(
+    ("tool", "param"),
+    [
+        ({"server_url": "http://10.0.0.1/mcp"}, "tools[0].server_url"),
+        ({"server_url": "http://127.0.0.1.evil.test/mcp"}, "tools[0].server_url"),
+        ({"server_url": "file:///etc/passwd"}, "tools[0].server_url"),
+        ({"server_label": "nowhere", "server_url": None}, "tools[0].server_label"),
+        ({"server_url": None, "connector_id": "connector_gmail"}, "tools[0].connector_id"),
+        ({"server_label": "bad label!"}, "tools[0].server_label"),
+        ({"require_approval": "sometimes"}, "tools[0].require_approval"),
+        ({"headers": {"x": 1}}, "tools[0].headers"),
+    ],
+)
+async def test_servers_the_gateway_does_not_reach_are_a_400(client, tool, param) -> None:
+    body_tool = {
+        k: v for k, v in mcp_tool("http://127.0.0.1:9/mcp", **tool).items() if v is not None
+    }
+    r = await client.post(
+        "/v1/responses", json={"model": "echo", "input": "x", "tools": [body_tool]}
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+
+
+async def test_no_client_url_is_allowed_by_default(client, engine, mcp_server) -> None:
+    engine.mcp = McpConfig()
+    r = await client.post(
+        "/v1/responses", json={"model": "echo", "input": "x", "tools": [mcp_tool(mcp_server.url)]}
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0].server_url"
