@@ -4,6 +4,8 @@ on 127.0.0.1, in a thread: the tools the gateway's tool loop is tested against."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import threading
 import time
 
@@ -62,17 +64,27 @@ def tools_server() -> MCPServer:
 
 class McpLive:
     """`server` served at `url` (`/mcp`) until the block ends; `requests` records the
-    headers of every HTTP request it got."""
+    headers of every HTTP request it got, `methods` the JSON-RPC methods posted."""
 
     def __init__(self, server: MCPServer | None = None) -> None:
         self.requests: list[dict[str, str]] = []
+        self.methods: list[str] = []
         app = (server or tools_server()).streamable_http_app()
         self.port = free_port()
 
         async def recording(scope, receive, send):  # type: ignore[no-untyped-def]
-            if scope["type"] == "http":
-                self.requests.append({k.decode(): v.decode() for k, v in scope["headers"]})
-            await app(scope, receive, send)
+            if scope["type"] != "http":
+                return await app(scope, receive, send)
+            self.requests.append({k.decode(): v.decode() for k, v in scope["headers"]})
+
+            async def reading():  # type: ignore[no-untyped-def]
+                message = await receive()
+                if message.get("body", b"").startswith(b"{"):
+                    with contextlib.suppress(ValueError):
+                        self.methods.append(json.loads(message["body"]).get("method", ""))
+                return message
+
+            await app(scope, reading, send)
 
         config = uvicorn.Config(recording, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on")  # fmt: skip
