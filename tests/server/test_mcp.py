@@ -15,8 +15,11 @@ import pytest
 from respgate.config import McpConfig, McpServerConfig
 from respgate.engine import Engine
 from respgate.protocol.validate import check_events
+from respgate.providers.registry import ProviderRegistry
 from respgate.server.app import create_app
 from tests.conftest import stream_events
+from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
+from tests.providers.support import router_for
 from tests.support.live import free_port
 from tests.support.mcp_server import McpLive
 from tests.support.oracle import assert_valid_stream
@@ -59,7 +62,8 @@ def mcp_tool(url: str, **fields: Any) -> dict[str, Any]:
 
 
 async def run(client: httpx.AsyncClient, tool: dict[str, Any], text: str = "hello", **body: Any):
-    events = await stream_events(client, {"model": "echo", "input": text, "tools": [tool], **body})
+    body = {"model": "echo", "input": text, "tools": [tool], **body}
+    events = await stream_events(client, body)
     if events[-2]["type"] == "response.incomplete":  # type: ignore[index]
         # `max_steps` is not among the SDK's incomplete reasons: the strict checker only.
         assert not check_events(events)
@@ -241,3 +245,32 @@ async def test_no_client_url_is_allowed_by_default(client, engine, mcp_server) -
         "/v1/responses", json={"model": "echo", "input": "x", "tools": [mcp_tool(mcp_server.url)]}
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0].server_url"
+
+
+async def test_a_chat_completions_upstream_calls_a_tool(mcp_server) -> None:
+    """A Chat Completions model (fixture: text, then a call of `kit__shout`) gets the
+    server's tools as functions and the result as a tool message, then answers."""
+    replies = (
+        Reply(fixture("chat_completions", "mcp_call")),
+        Reply(fixture("chat_completions", "text")),
+    )
+    async with FakeUpstream(*replies) as upstream:
+        engine = Engine(
+            ProviderRegistry(router_for("chat_completions", upstream.url)), mcp=config()
+        )
+        transport = httpx.ASGITransport(app=create_app(engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tool = mcp_tool(mcp_server.url, allowed_tools=["shout"])
+            _, response = await run(client, tool, model="m")
+        await engine.registry.aclose()
+    kinds = ["mcp_list_tools", "message", "mcp_call", "message"]
+    assert [i["type"] for i in response["output"]] == kinds
+    assert items(response, "mcp_call")[0]["output"] == "UPSTREAM!"
+    assert answer(response) == "Hello!"
+    assert response["usage"]["input_tokens"] == 30 + 12  # both model calls
+    first, second = (r.body for r in upstream.requests)
+    assert [t["function"]["name"] for t in first["tools"]] == ["kit__shout"]
+    assistant, result = second["messages"][-2:]
+    assert assistant["content"] == "Let me shout."
+    assert assistant["tool_calls"][0]["function"]["name"] == "kit__shout"
+    assert result == {"role": "tool", "tool_call_id": "call_s", "content": "UPSTREAM!"}
