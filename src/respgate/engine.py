@@ -559,7 +559,8 @@ class Engine:
         elif call.request.mcp and not compacting:
             servers = toolloop.servers(call.request, self.mcp)
             opener = functools.partial(self.registry.open, info.model)
-            signals = await toolloop.ToolLoop(call, servers, self.mcp, opener).open()
+            used = functools.partial(self.observers.tool_used, info)
+            signals = await toolloop.ToolLoop(call, servers, self.mcp, opener, used).open()
         else:
             signals = await self.registry.open(info.model, call)
         if not compacting:

@@ -86,6 +86,18 @@ class RunInfo:
         return max(0, len({(a.provider, a.upstream_model) for a in self.attempts}) - 1)
 
 
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    """One operation of a gateway-run tool (`toolloop.py`): a listing (`tool` None) or a call.
+    `server` is bounded by the operator (a configured label, else the URL's host);
+    `error` the error type (`http_error`, `mcp_protocol_error`, ...), None when it worked."""
+
+    server: str
+    tool: str | None
+    seconds: float
+    error: str | None = None
+
+
 class Observer:
     """Base class: override the steps you care about (all default to nothing)."""
 
@@ -108,6 +120,9 @@ class Observer:
         pass
 
     def delivered(self, run: RunInfo) -> None:
+        pass
+
+    def tool_used(self, run: RunInfo, use: ToolUse) -> None:
         pass
 
     async def aclose(self) -> None:
@@ -159,6 +174,10 @@ class Observers:
         if run.client_first_byte_at is None and run.upstream_first_byte_at is not None:
             run.client_first_byte_at = time.perf_counter()
             self._tell("client_first_byte", run)
+
+    def tool_used(self, run: RunInfo, use: ToolUse) -> None:
+        """A gateway-run tool was listed or called during the run."""
+        self._tell("tool_used", run, use)
 
     def released(self, run: RunInfo) -> None:
         """The transport let go of the run (it wrote the end, or the client left)."""

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import msgspec
 import orjson
 
 from .config import McpConfig
+from .observe import ToolUse
 from .protocol.errors import ApiError, invalid, quote
 from .protocol.ids import new_id
 from .protocol.request import CreateRequest, McpTool, McpToolNames
@@ -39,8 +39,6 @@ from .protocol.signals import Failure, Finish, HostedItem, Signal, TextDelta, To
 from .providers.base import ModelCall
 from .providers.tools import NAMESPACE_SEPARATOR, wire_name
 from .tools.mcp import McpError, McpServer, call_tool, list_tools
-
-log = logging.getLogger("respgate.tools")
 
 Opener = Callable[[ModelCall], Awaitable[AsyncIterator[Signal]]]
 
@@ -263,8 +261,10 @@ class ToolLoop:
         servers: dict[str, McpServer],
         config: McpConfig,
         open_model: Opener,
+        used: Callable[[ToolUse], None] = lambda _: None,
     ) -> None:
         self.call = call
+        self._used = used  # told of every listing and call (metrics, logs)
         self.servers = servers
         self.config = config
         self._open_model = open_model
@@ -323,14 +323,24 @@ class ToolLoop:
     async def _list_one(self, label: str) -> dict[str, Any]:
         item: dict[str, Any] = {"id": new_id("mcp_list_tools"), "type": "mcp_list_tools",
                                 "server_label": label, "tools": [], "error": None}  # fmt: skip
-        started = time.monotonic()
+        started, kind = time.monotonic(), None
         try:
             item["tools"] = await list_tools(self.servers[label], self.config.list_timeout)
         except McpError as exc:
-            item["error"] = str(exc)
-        log.info("mcp list server=%s tools=%d error=%s seconds=%.3f", label, len(item["tools"]),
-                 bool(item["error"]), time.monotonic() - started)  # fmt: skip
+            item["error"], kind = str(exc), exc.error["type"]
+        self._tell(label, None, started, kind)
         return item
+
+    def _tell(self, label: str, tool: str | None, started: float, error: str | None) -> None:
+        """Tell the observers; the server is named as the operator bounds it (a configured
+        label, else the URL's host), never by a label a client made up."""
+        server = self.servers[label]
+        named = self.config.servers.get(label)
+        if named is not None and named.url == server.url:
+            name = label
+        else:
+            name = urlsplit(server.url).hostname or "?"
+        self._used(ToolUse(name, tool, time.monotonic() - started, error))
 
     def _approved(self, items: list[dict[str, Any]]) -> list[_Call]:
         """Calls approved by an `mcp_approval_response` and not yet run (no `mcp_call`
@@ -521,8 +531,7 @@ class ToolLoop:
             output = await call_tool(server, call.name, arguments, self.config.call_timeout)
         except McpError as exc:
             error = exc.error
-        log.info("mcp call server=%s tool=%s error=%s seconds=%.3f", call.label, call.name,
-                 error is not None, time.monotonic() - started)  # fmt: skip
+        self._tell(call.label, call.name, started, error and error["type"])
         return output, error
 
 

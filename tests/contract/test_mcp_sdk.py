@@ -62,7 +62,7 @@ async def test_openai_sdk_create_and_approval(server: LiveServer, mcp_server: Mc
         tools=[tool],
         input=[
             {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}
-        ],  # fmt: skip
+        ],
     )
     assert [item.type for item in second.output] == ["mcp_call", "message"]
     assert second.output[0].approval_request_id == request.id

@@ -5,6 +5,7 @@ the strict checker, the spec schemas and openai's types."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 
 from respgate.config import McpConfig, McpServerConfig
 from respgate.engine import Engine
+from respgate.logs import ResponseLog
+from respgate.metrics import Metrics
 from respgate.protocol.validate import check_events
 from respgate.providers.registry import ProviderRegistry
 from respgate.server.app import create_app
@@ -274,3 +277,25 @@ async def test_a_chat_completions_upstream_calls_a_tool(mcp_server) -> None:
     assert assistant["content"] == "Let me shout."
     assert assistant["tool_calls"][0]["function"]["name"] == "kit__shout"
     assert result == {"role": "tool", "tool_call_id": "call_s", "content": "UPSTREAM!"}
+
+
+async def test_operations_are_metered_and_logged(mcp_server, tmp_path, caplog) -> None:
+    metrics = Metrics()
+    engine = Engine(ProviderRegistry(), observers=[metrics, ResponseLog()], mcp=config())
+    transport = httpx.ASGITransport(app=create_app(engine))
+    with caplog.at_level(logging.INFO, logger="respgate.response"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tool = mcp_tool(mcp_server.url, allowed_tools=["shout", "boom"], headers={"x": SECRET})
+            await run(client, tool)
+    text = metrics.render().decode()
+    for tool_name, outcome in (("-", "ok"), ("shout", "ok"), ("boom", "mcp_tool_execution_error")):
+        labels = f'outcome="{outcome}",server="127.0.0.1",tool="{tool_name}"'
+        assert f"respgate_mcp_operations_total{{{labels}}} 1.0" in text
+    assert 'respgate_mcp_operation_seconds_count{server="127.0.0.1"} 3.0' in text
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mcp ")]
+    assert sorted(lines) == [
+        "mcp call boom mcp_tool_execution_error on 127.0.0.1",
+        "mcp call shout ok on 127.0.0.1",
+        "mcp listing ok on 127.0.0.1",
+    ]
+    assert SECRET not in caplog.text
