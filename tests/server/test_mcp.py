@@ -5,18 +5,21 @@ the strict checker, the spec schemas and openai's types."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from respgate.config import McpConfig, McpServerConfig
 from respgate.engine import Engine
 from respgate.logs import ResponseLog
 from respgate.metrics import Metrics
+from respgate.protocol.request import parse_create_request
 from respgate.protocol.validate import check_events
 from respgate.providers.registry import ProviderRegistry
 from respgate.server.app import create_app
@@ -299,3 +302,38 @@ async def test_operations_are_metered_and_logged(mcp_server, tmp_path, caplog) -
         "mcp listing ok on 127.0.0.1",
     ]
     assert SECRET not in caplog.text
+
+
+async def test_approval_with_the_full_history(client, mcp_server) -> None:
+    """Without `previous_response_id`: the client sends back every item, the listing too
+    (reused), then its approval."""
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout"], require_approval="always")
+    user = {"type": "message", "role": "user", "content": "full"}
+    _, first = await run(client, tool, [user], store=False)
+    request = items(first, "mcp_approval_request")[0]
+    approve = {"type": "mcp_approval_response", "approval_request_id": request["id"],
+               "approve": True}  # fmt: skip
+    _, second = await run(client, tool, [user, *first["output"], approve], store=False)
+    assert [i["type"] for i in second["output"]] == ["mcp_call", "message"]
+    assert answer(second) == "Tool output: FULL!"
+
+
+async def test_an_aborted_response_does_not_wait_for_its_call(engine, mcp_server) -> None:
+    engine.mcp = config(call_timeout=60.0)
+    await engine.start()
+    tool = mcp_tool(mcp_server.url, allowed_tools=["hang"])
+    body = {"model": "echo", "input": "x", "tools": [tool], "stream": True}
+    run_ = await engine.create(parse_create_request(orjson.dumps(body)))
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(20):
+        while not any(e["type"] == "response.mcp_call.in_progress" for e in seen):
+            seen += await run_.next_batch() or []
+        run_.abort("cancelled", "The client went away.")
+        await run_.wait()
+        while batch := await run_.next_batch():
+            seen += batch
+    assert seen[-1]["type"] == "response.failed"
+    (call,) = [i for i in seen[-1]["response"]["output"] if i["type"] == "mcp_call"]
+    assert call["status"] == "incomplete"
+    assert not check_events([*seen, "[DONE]"])
+    await engine.shutdown(0)
