@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,13 @@ class McpError(Exception):
         self.error = error or {"type": "http_error", "code": 502, "message": message}
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 @contextlib.asynccontextmanager
 async def _session(server: McpServer, timeout: float) -> AsyncIterator[Client]:
     # The SDK takes half a second to import: only a request with an `mcp` tool pays it.
@@ -45,7 +54,11 @@ async def _session(server: McpServer, timeout: float) -> AsyncIterator[Client]:
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    async with httpx2.AsyncClient(headers=server.headers, timeout=timeout) as http:
+    # trust_env=False: no proxy variables and no ~/.netrc credentials for a server a
+    # client named; one TLS context for all (building one takes tens of milliseconds).
+    client = httpx2.AsyncClient(headers=server.headers, timeout=timeout, verify=_tls(),
+                                trust_env=False)  # fmt: skip
+    async with client as http:
         transport = streamable_http_client(server.url, http_client=http)
         async with Client(transport, read_timeout_seconds=timeout, cache=None) as client:
             yield client
