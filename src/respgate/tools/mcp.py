@@ -79,19 +79,22 @@ def _leaf(exc: BaseException) -> BaseException:
 
 async def _bounded(server: McpServer, what: str, timeout: float, work: Any) -> Any:
     """`work(client)` in a fresh session within `timeout` seconds; failures as `McpError`."""
+    import httpx2
     from mcp.shared.exceptions import MCPError
 
     try:
         async with asyncio.timeout(timeout):
             async with _session(server, timeout) as client:
                 return await work(client)
-    except TimeoutError:
-        message = f"MCP server {server.label!r} did not answer {what} within {timeout:g}s"
-        raise McpError(message, {"type": "http_error", "code": 504, "message": message}) from None
     except Exception as exc:
         leaf = _leaf(exc)
         if isinstance(leaf, McpError):
             raise leaf from None
+        if isinstance(leaf, TimeoutError | httpx2.TimeoutException):  # ours, or the client's
+            message = f"MCP server {server.label!r} did not answer {what} within {timeout:g}s"
+            raise McpError(
+                message, {"type": "http_error", "code": 504, "message": message}
+            ) from None
         message = f"MCP server {server.label!r} failed {what} ({_why(leaf)})"
         if isinstance(leaf, MCPError):
             error = {"type": "mcp_protocol_error", "code": leaf.code, "message": message}
