@@ -337,3 +337,21 @@ async def test_an_aborted_response_does_not_wait_for_its_call(engine, mcp_server
     assert call["status"] == "incomplete"
     assert not check_events([*seen, "[DONE]"])
     await engine.shutdown(0)
+
+
+async def test_a_background_response_runs_its_tools(client, mcp_server) -> None:
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout"])
+    body = {"model": "echo", "input": "later", "tools": [tool], "background": True}
+    queued = (await client.post("/v1/responses", json=body)).json()
+    assert queued["status"] == "queued"
+    async with asyncio.timeout(20):
+        while (done := (await client.get(f"/v1/responses/{queued['id']}")).json())["status"] in (
+            "queued",
+            "in_progress",
+        ):
+            await asyncio.sleep(0.05)
+    assert [i["type"] for i in done["output"]] == ["mcp_list_tools", "mcp_call", "message"]
+    assert answer(done) == "Tool output: LATER!"
+    forbidden = {**body, "tools": [mcp_tool("http://10.1.2.3/mcp")]}
+    r = await client.post("/v1/responses", json=forbidden)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0].server_url"
