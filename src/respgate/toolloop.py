@@ -219,6 +219,7 @@ class _Call:
     call_id: str
     chunks: list[str] = field(default_factory=list)
     approval_request_id: str | None = None
+    number: int = 0  # its place among the response's calls (from 1), set when it runs
 
     @property
     def arguments(self) -> str:
@@ -273,7 +274,8 @@ class ToolLoop:
         self._notes: list[str] = []  # listing failures, told to the model
         self._context: list[dict[str, Any]] = []  # what the model sees next
         self._index = itertools.count()  # the builder's item numbering, across model calls
-        self._steps = 0
+        self._steps = 0  # model calls made
+        self._calls = 0  # tool calls run (the request's `max_tool_calls` bounds them)
 
     # ------------------------------------------------------------ before the first byte
 
@@ -363,26 +365,37 @@ class ToolLoop:
         return calls
 
     async def _next_model_call(self) -> AsyncIterator[Signal]:
+        """Open the model with the context so far. Once `max_tool_calls` calls ran, the
+        servers' tools are no longer offered; after the first call, `tool_choice` no
+        longer forces a call (the model answers with the results)."""
         self._steps += 1
         req = self.call.request
-        functions = [_function(self._labels[name], tool) for name, tool in self._tools.items()]
+        spent = req.max_tool_calls is not None and self._calls >= req.max_tool_calls
+        functions = [] if spent else [_function(self._labels[n], t) for n, t in self._tools.items()]
         tools = [t for t in req.tools or [] if t.get("type") != "mcp"] + functions
-        choice = req.tool_choice
-        if isinstance(choice, dict) and choice.get("type") == "mcp":
-            label = choice.get("server_label")
-            if choice.get("name"):
-                choice = {"type": "function", "name": wire_name(choice["name"], label)}
-            else:
-                names = [
-                    {"type": "function", "name": n} for n, lb in self._labels.items() if lb == label
-                ]
-                choice = {"type": "allowed_tools", "mode": "required", "tools": names}
-        request = msgspec.structs.replace(req, tools=tools or None, tool_choice=choice)
+        request = msgspec.structs.replace(req, tools=tools or None, tool_choice=self._choice())
         instructions = "\n\n".join(t for t in (self.call.instructions, *self._notes) if t) or None
         call = dataclasses.replace(
             self.call, request=request, items=list(self._context), instructions=instructions
         )
         return await self._open_model(call)
+
+    def _choice(self) -> str | dict[str, Any] | None:
+        """The request's `tool_choice` for this model call: one of type `mcp` as functions
+        (a tool: that function; a server: its functions, required); `auto` instead of a
+        forced call once tools ran."""
+        choice = self.call.request.tool_choice
+        if self._calls and (choice == "required" or isinstance(choice, dict)):
+            if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+                return {**choice, "mode": "auto"}
+            return "auto"
+        if not isinstance(choice, dict) or choice.get("type") != "mcp":
+            return choice
+        label = choice.get("server_label")
+        if choice.get("name"):
+            return {"type": "function", "name": wire_name(choice["name"], label)}
+        names = [{"type": "function", "name": n} for n, lb in self._labels.items() if lb == label]
+        return {"type": "allowed_tools", "mode": "required", "tools": names}
 
     # ------------------------------------------------------------ the stream
 
@@ -482,6 +495,9 @@ class ToolLoop:
     async def _execute(self, calls: list[_Call]) -> AsyncIterator[Signal]:
         """Run `calls` concurrently; each becomes an `mcp_call` item (in order: the first
         is shown in progress while they all run) and a call and output in the context."""
+        for call in calls:
+            self._calls += 1
+            call.number = self._calls
         tasks = [asyncio.create_task(self._call_one(call)) for call in calls]
         try:
             for call, task in zip(calls, tasks, strict=True):
@@ -512,7 +528,10 @@ class ToolLoop:
         """(output, None) or (None, the error object) of one call; a call the gateway
         refuses (unknown tool, arguments not a JSON object) never reaches the server."""
         server = self.servers.get(call.label)
+        limit = self.call.request.max_tool_calls
         try:
+            if limit is not None and call.number > limit:
+                raise _refused(f"The response's max_tool_calls ({limit}) was reached")
             if server is None:
                 raise _refused(f"MCP server {call.label!r} is not among this request's tools")
             if wire_name(call.name, call.label) not in self._tools:

@@ -67,11 +67,19 @@ def mcp_tool(url: str, **fields: Any) -> dict[str, Any]:
             "require_approval": "never", **fields}  # fmt: skip
 
 
-async def run(client: httpx.AsyncClient, tool: dict[str, Any], text: str = "hello", **body: Any):
+async def run(
+    client: httpx.AsyncClient,
+    tool: dict[str, Any],
+    text: str | list[dict[str, Any]] = "hello",
+    *,
+    strict_only: bool = False,
+    **body: Any,
+):
+    """One streamed `echo` response with `tool`, checked by every oracle (`strict_only`:
+    the strict checker alone, for what the spec does not know); its events and Response."""
     body = {"model": "echo", "input": text, "tools": [tool], **body}
     events = await stream_events(client, body)
-    if events[-2]["type"] == "response.incomplete":  # type: ignore[index]
-        # `max_steps` is not among the SDK's incomplete reasons: the strict checker only.
+    if strict_only:
         assert not check_events(events)
     else:
         assert_valid_stream(events)
@@ -165,7 +173,9 @@ async def test_allowed_tools_filters_what_the_model_sees(client, mcp_server) -> 
 
 async def test_the_step_limit_ends_the_response_incomplete(client, engine, mcp_server) -> None:
     engine.mcp = config(max_steps=1)
-    _, response = await run(client, mcp_tool(mcp_server.url, allowed_tools=["shout"]))
+    # (`max_steps` is not among the SDK's incomplete reasons: the strict checker only)
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout"])
+    _, response = await run(client, tool, strict_only=True)
     assert response["status"] == "incomplete"
     assert response["incomplete_details"] == {"reason": "max_steps"}
     assert [i["type"] for i in response["output"]] == ["mcp_list_tools", "mcp_call"]
@@ -355,3 +365,42 @@ async def test_a_background_response_runs_its_tools(client, mcp_server) -> None:
     forbidden = {**body, "tools": [mcp_tool("http://10.1.2.3/mcp")]}
     r = await client.post("/v1/responses", json=forbidden)
     assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0].server_url"
+
+
+async def test_max_tool_calls_bounds_the_calls_run(client, mcp_server) -> None:
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout", "add"])
+    _, response = await run(client, tool, max_tool_calls=1)
+    first, second = items(response, "mcp_call")
+    assert (first["name"], first["output"]) == ("add", "0")
+    assert second["name"] == "shout" and second["status"] == "failed"
+    assert "max_tool_calls (1)" in second["error"]["message"]
+    assert response["status"] == "completed" and answer(response).startswith("Tool output: Error")
+
+
+async def test_a_tool_choice_of_type_mcp_picks_the_tool(client, mcp_server) -> None:
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout", "add"])
+    choice = {"type": "mcp", "server_label": "kit", "name": "shout"}
+    # (the spec has no `mcp` tool choice: the strict checker only)
+    _, response = await run(client, tool, tool_choice=choice, strict_only=True)
+    assert [c["name"] for c in items(response, "mcp_call")] == ["shout"]
+    assert answer(response) == "Tool output: HELLO!"
+
+
+async def test_the_model_failing_after_a_call_ends_the_stream(mcp_server) -> None:
+    replies = (Reply(fixture("chat_completions", "mcp_call")), Reply.error(500, "upstream down"))
+    async with FakeUpstream(*replies) as upstream:
+        router = router_for("chat_completions", upstream.url, max_retries=0)
+        engine = Engine(ProviderRegistry(router), mcp=config())
+        transport = httpx.ASGITransport(app=create_app(engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = {"model": "m", "input": "x", "tools": [mcp_tool(mcp_server.url)]}
+            events = await stream_events(client, body)
+        await engine.registry.aclose()
+    assert_valid_stream(events)
+    final = events[-2]
+    assert final["type"] == "response.failed"
+    assert [i["type"] for i in final["response"]["output"]] == [
+        "mcp_list_tools",
+        "message",
+        "mcp_call",
+    ]
