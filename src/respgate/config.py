@@ -174,6 +174,7 @@ class McpServerTable(Section):
     url: str
     headers: dict[str, str] = {}  # sent as written (not secrets: the file may be shared)
     headers_env: dict[str, str] = {}  # header -> the environment variable holding its value
+    tenants: tuple[str, ...] = ()  # the tenants (API keys) that may use it; none: every one
 
 
 class McpSection(Section):
@@ -210,6 +211,7 @@ class McpServerConfig:
     label: str
     url: str
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+    tenants: tuple[str, ...] = ()  # none: every tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +454,7 @@ def _mcp(section: McpSection, env: Mapping[str, str]) -> McpConfig:
                     f"{where}.headers_env.{_key(header)}: environment variable {variable} is not set"
                 )
             headers[header] = env[variable]
-        servers[label] = McpServerConfig(label, table.url, headers)
+        servers[label] = McpServerConfig(label, table.url, headers, table.tenants)
     return McpConfig(
         allowed_urls=section.allowed_urls,
         allowed_hosts=tuple(host.lower() for host in section.allowed_hosts),

@@ -421,7 +421,7 @@ class Engine:
             if not self.accepting:
                 raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
             self.registry.check(info.model, req)
-            toolloop.servers(req, self.mcp)  # 400 for an MCP server this gateway does not reach
+            toolloop.servers(req, self.mcp, info.tenant)  # 400: a server it may not reach
             if self.limits is not None:
                 grant = await self.limits.admit(key, info)
             yield grant
@@ -557,7 +557,7 @@ class Engine:
         if call.request.generate is False:
             signals = prewarm()
         elif call.request.mcp and not compacting:
-            servers = toolloop.servers(call.request, self.mcp)
+            servers = toolloop.servers(call.request, self.mcp, tenant)
             opener = functools.partial(self.registry.open, info.model)
             used = functools.partial(self.observers.tool_used, info)
             signals = await toolloop.ToolLoop(call, servers, self.mcp, opener, used).open()

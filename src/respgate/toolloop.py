@@ -70,9 +70,10 @@ def allowed_url(url: str, config: McpConfig) -> bool:
     )
 
 
-def servers(req: CreateRequest, config: McpConfig) -> dict[str, McpServer]:
+def servers(req: CreateRequest, config: McpConfig, tenant: str) -> dict[str, McpServer]:
     """The request's MCP servers by label; a 400 naming the field for one this gateway
-    does not reach (a URL not allowed, an unknown label, a connector)."""
+    does not reach (a URL not allowed, an unknown label, a connector, a named server the
+    tenant may not use: told as unknown)."""
     found: dict[str, McpServer] = {}
     if not req.mcp:
         return found
@@ -89,6 +90,8 @@ def servers(req: CreateRequest, config: McpConfig) -> dict[str, McpServer]:
             )
         if mcp.server_url is None:
             named = config.servers.get(label)
+            if named is not None and named.tenants and tenant not in named.tenants:
+                named = None
             if named is None:
                 raise invalid(
                     f"No MCP server named {quote(label)} is configured on this gateway "

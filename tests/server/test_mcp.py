@@ -23,6 +23,7 @@ from respgate.protocol.request import parse_create_request
 from respgate.protocol.validate import check_events
 from respgate.providers.registry import ProviderRegistry
 from respgate.server.app import create_app
+from respgate.toolloop import servers
 from tests.conftest import stream_events
 from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
 from tests.providers.support import router_for
@@ -404,3 +405,15 @@ async def test_the_model_failing_after_a_call_ends_the_stream(mcp_server) -> Non
         "message",
         "mcp_call",
     ]
+
+
+async def test_a_named_server_can_be_kept_to_some_tenants(client, engine, mcp_server) -> None:
+    named = McpServerConfig("docs", mcp_server.url, {}, ("team-a",))
+    engine.mcp = config(servers={"docs": named})
+    req = parse_create_request(orjson.dumps({"model": "echo", "input": "x", "tools": [
+        {"type": "mcp", "server_label": "docs"}]}))  # fmt: skip
+    assert servers(req, engine.mcp, "team-a")["docs"].url == mcp_server.url
+    r = await client.post(  # this client's tenant is "": the server is unknown to it
+        "/v1/responses", json={"model": "echo", "input": "x", "tools": req.tools}
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0].server_label"
