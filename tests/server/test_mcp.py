@@ -417,3 +417,11 @@ async def test_a_named_server_can_be_kept_to_some_tenants(client, engine, mcp_se
         "/v1/responses", json={"model": "echo", "input": "x", "tools": req.tools}
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0].server_label"
+
+
+async def test_a_server_with_the_older_sse_transport(client) -> None:
+    with McpLive(sse=True) as old:
+        tool = mcp_tool(old.url, allowed_tools=["shout"], authorization=SECRET)
+        _, response = await run(client, tool, "sse")
+        assert answer(response) == "Tool output: SSE!"
+        assert all(r.get("authorization") == f"Bearer {SECRET}" for r in old.requests)

@@ -66,10 +66,13 @@ class McpLive:
     """`server` served at `url` (`/mcp`) until the block ends; `requests` records the
     headers of every HTTP request it got, `methods` the JSON-RPC methods posted."""
 
-    def __init__(self, server: MCPServer | None = None) -> None:
+    def __init__(self, server: MCPServer | None = None, *, sse: bool = False) -> None:
         self.requests: list[dict[str, str]] = []
         self.methods: list[str] = []
-        app = (server or tools_server()).streamable_http_app()
+        server = server or tools_server()
+        # sse: the older transport only (`/sse`), as servers that predate streamable HTTP
+        app = server.sse_app() if sse else server.streamable_http_app()
+        self.path = "/sse" if sse else "/mcp"
         self.port = free_port()
 
         async def recording(scope, receive, send):  # type: ignore[no-untyped-def]
@@ -93,7 +96,7 @@ class McpLive:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     def __enter__(self) -> McpLive:
         self.thread.start()

@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import functools
 import ssl
+import typing
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -47,21 +48,34 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+Transport = Literal["streamable_http", "sse"]
+
+
 @contextlib.asynccontextmanager
-async def _session(server: McpServer, timeout: float) -> AsyncIterator[Client]:
+async def _session(
+    server: McpServer, timeout: float, transport: Transport
+) -> AsyncIterator[Client]:
     # The SDK takes half a second to import: only a request with an `mcp` tool pays it.
     import httpx2
     from mcp import Client
+    from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamable_http_client
 
-    # trust_env=False: no proxy variables and no ~/.netrc credentials for a server a
-    # client named; one TLS context for all (building one takes tens of milliseconds).
-    client = httpx2.AsyncClient(headers=server.headers, timeout=timeout, verify=_tls(),
-                                trust_env=False)  # fmt: skip
-    async with client as http:
-        transport = streamable_http_client(server.url, http_client=http)
-        async with Client(transport, read_timeout_seconds=timeout, cache=None) as client:
-            yield client
+    def http_client(headers: dict[str, str] | None = None, timeout: Any = None,
+                    auth: Any = None) -> httpx2.AsyncClient:  # fmt: skip
+        # trust_env=False: no proxy variables and no ~/.netrc credentials for a server a
+        # client named; one TLS context for all (building one takes tens of milliseconds).
+        return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, verify=_tls(),
+                                  trust_env=False)  # fmt: skip
+
+    async with contextlib.AsyncExitStack() as stack:
+        if transport == "sse":
+            streams = sse_client(server.url, server.headers, timeout, timeout, http_client)
+        else:
+            http = await stack.enter_async_context(http_client(server.headers, timeout))
+            streams = streamable_http_client(server.url, http_client=http)
+        client = Client(streams, read_timeout_seconds=timeout, cache=None)
+        yield await stack.enter_async_context(client)
 
 
 def _why(exc: BaseException) -> str:
@@ -78,30 +92,48 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 async def _bounded(server: McpServer, what: str, timeout: float, work: Any) -> Any:
-    """`work(client)` in a fresh session within `timeout` seconds; failures as `McpError`."""
+    """`work(client)` in a fresh session within `timeout` seconds; failures as `McpError`.
+    A server that cannot be opened over streamable HTTP is tried over the older SSE
+    transport (nothing was sent to it yet, so nothing runs twice); if that fails too, the
+    first failure is the one reported."""
+    failure: BaseException | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            for transport in typing.get_args(Transport):
+                opened = False
+                try:
+                    async with _session(server, timeout, transport) as client:
+                        opened = True
+                        return await work(client)
+                except Exception as exc:
+                    if opened or isinstance(_leaf(exc), McpError):
+                        raise
+                    failure = failure or exc
+            assert failure is not None
+            raise failure
+    except Exception as exc:
+        raise _mcp_error(server, what, timeout, failure or exc) from None
+
+
+def _mcp_error(server: McpServer, what: str, timeout: float, exc: BaseException) -> McpError:
+    """`exc` as an `McpError` with OpenAI's error object."""
     import httpx2
     from mcp.shared.exceptions import MCPError
 
-    try:
-        async with asyncio.timeout(timeout):
-            async with _session(server, timeout) as client:
-                return await work(client)
-    except Exception as exc:
-        leaf = _leaf(exc)
-        if isinstance(leaf, McpError):
-            raise leaf from None
-        if isinstance(leaf, TimeoutError | httpx2.TimeoutException):  # ours, or the client's
-            message = f"MCP server {server.label!r} did not answer {what} within {timeout:g}s"
-            raise McpError(
-                message, {"type": "http_error", "code": 504, "message": message}
-            ) from None
-        message = f"MCP server {server.label!r} failed {what} ({_why(leaf)})"
-        if isinstance(leaf, MCPError):
-            error = {"type": "mcp_protocol_error", "code": leaf.code, "message": message}
-            raise McpError(message, error) from None
-        status = getattr(getattr(leaf, "response", None), "status_code", None)
-        code = status if isinstance(status, int) and status >= 400 else 502
-        raise McpError(message, {"type": "http_error", "code": code, "message": message}) from None
+    leaf = _leaf(exc)
+    if isinstance(leaf, McpError):
+        return leaf
+    if isinstance(leaf, TimeoutError | httpx2.TimeoutException):  # ours, or the client's
+        message = f"MCP server {server.label!r} did not answer {what} within {timeout:g}s"
+        return McpError(message, {"type": "http_error", "code": 504, "message": message})
+    message = f"MCP server {server.label!r} failed {what} ({_why(leaf)})"
+    if isinstance(leaf, MCPError):
+        return McpError(
+            message, {"type": "mcp_protocol_error", "code": leaf.code, "message": message}
+        )
+    status = getattr(getattr(leaf, "response", None), "status_code", None)
+    code = status if isinstance(status, int) and status >= 400 else 502
+    return McpError(message, {"type": "http_error", "code": code, "message": message})
 
 
 async def list_tools(server: McpServer, timeout: float) -> list[dict[str, Any]]:
