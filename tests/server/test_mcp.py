@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from websockets.asyncio.client import connect
 
 from respgate.config import McpConfig, McpServerConfig
 from respgate.engine import Engine
@@ -27,7 +28,8 @@ from respgate.toolloop import servers
 from tests.conftest import stream_events
 from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
 from tests.providers.support import router_for
-from tests.support.live import free_port
+from tests.server.test_websocket import turn
+from tests.support.live import LiveServer, free_port
 from tests.support.mcp_server import McpLive
 from tests.support.oracle import assert_valid_stream
 from tests.support.stores import sqlite_engine
@@ -425,3 +427,20 @@ async def test_a_server_with_the_older_sse_transport(client) -> None:
         _, response = await run(client, tool, "sse")
         assert answer(response) == "Tool output: SSE!"
         assert all(r.get("authorization") == f"Bearer {SECRET}" for r in old.requests)
+
+
+async def test_websocket_turns_with_an_approval(mcp_server) -> None:
+    """Two turns on one WebSocket, `store: false` (the connection's cache holds the first)."""
+    tool = mcp_tool(mcp_server.url, allowed_tools=["shout"], require_approval="always")
+    with LiveServer(Engine(ProviderRegistry(), mcp=config())) as live:
+        async with connect(live.ws_url) as ws:
+            first = await turn(ws, input="socket", tools=[tool], store=False)
+            assert_valid_stream(first, websocket=True)
+            request = items(first[-1]["response"], "mcp_approval_request")[0]
+            approve = {"type": "mcp_approval_response", "approval_request_id": request["id"],
+                       "approve": True}  # fmt: skip
+            second = await turn(ws, input=[approve], tools=[tool], store=False,
+                                previous_response_id=first[-1]["response"]["id"])  # fmt: skip
+            assert_valid_stream(second, websocket=True)
+    assert answer(second[-1]["response"]) == "Tool output: SOCKET!"
+    assert [i["type"] for i in second[-1]["response"]["output"]] == ["mcp_call", "message"]
