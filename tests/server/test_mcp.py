@@ -444,3 +444,15 @@ async def test_websocket_turns_with_an_approval(mcp_server) -> None:
             assert_valid_stream(second, websocket=True)
     assert answer(second[-1]["response"]) == "Tool output: SOCKET!"
     assert [i["type"] for i in second[-1]["response"]["output"]] == ["mcp_call", "message"]
+
+
+async def test_a_server_gone_by_the_call_is_a_failed_call(client) -> None:
+    """Listed in the first response, down for the second (the listing is reused)."""
+    with McpLive() as brief:
+        tool = mcp_tool(brief.url, allowed_tools=["shout"])
+        _, first = await run(client, tool)
+    _, second = await run(client, tool, "again", previous_response_id=first["id"])
+    (call,) = items(second, "mcp_call")
+    assert call["status"] == "failed"
+    assert call["error"]["type"] == "http_error" and call["error"]["code"] == 502
+    assert answer(second) == f"Tool output: Error: {call['error']['message']}"
