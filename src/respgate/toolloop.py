@@ -256,6 +256,18 @@ class _Totals:
         return [Usage(*self.counts)] if self.seen else []
 
 
+@dataclass(slots=True)
+class _Turn:
+    """One model call, besides the signals passed on."""
+
+    calls: dict[int, _Call] = field(default_factory=dict)  # of the servers' tools, by index
+    numbers: dict[tuple[type, int], int] = field(default_factory=dict)  # its other items
+    text: list[str] = field(default_factory=list)  # its answer text (given back with the calls)
+    usage: Usage | None = None
+    end: Finish | Failure | None = None  # None: its stream was cut short
+    held: list[_Call] = field(default_factory=list)  # calls waiting for approval
+
+
 class ToolLoop:
     """One response's gateway tools (see the module docstring)."""
 
@@ -403,91 +415,91 @@ class ToolLoop:
     # ------------------------------------------------------------ the stream
 
     async def _run(
-        self, prelude: list[Signal], signals: AsyncIterator[Signal]
+        self, prelude: list[Signal], signals: AsyncIterator[Signal] | None
     ) -> AsyncIterator[Signal]:
         for signal in prelude:
             yield signal
         totals = _Totals()
-        while True:
-            calls: dict[int, _Call] = {}  # the model's gateway calls, by its numbering
-            numbers: dict[tuple[type, int], int] = {}  # its other items, renumbered
-            text: list[str] = []
-            usage: Usage | None = None
-            finish: Finish | None = None
+        while signals is not None:
+            turn = _Turn()
             try:
-                async for signal in signals:
-                    if isinstance(signal, ToolCallDelta):
-                        call = calls.get(signal.index)
-                        key = (ToolCallDelta, signal.index)
-                        if call is None and key not in numbers and signal.name in self._tools:
-                            call_id = signal.call_id or new_id("call")
-                            call = calls[signal.index] = _Call(
-                                self._labels[signal.name], self._tools[signal.name]["name"], call_id
-                            )
-                        if call is not None:
-                            call.chunks.append(signal.arguments)
-                            continue
-                        signal = dataclasses.replace(signal, index=self._number(numbers, key))
-                    elif isinstance(signal, HostedItem):
-                        key = (HostedItem, signal.index)
-                        signal = dataclasses.replace(signal, index=self._number(numbers, key))
-                    elif isinstance(signal, Usage):
-                        usage = signal
-                        continue
-                    elif isinstance(signal, Finish):
-                        finish = signal
-                        break
-                    elif isinstance(signal, Failure):
-                        totals.add(usage)
-                        for pending in totals.signal():
-                            yield pending
-                        yield signal
-                        return
-                    elif isinstance(signal, TextDelta):
-                        text.append(signal.text)
+                async for signal in self._relay(signals, turn):
                     yield signal
             finally:
                 await _close(signals)
-            totals.add(usage)
-            if finish is None or not calls or finish.reason != "stop":
-                for pending in totals.signal():
-                    yield pending
-                if finish is not None:
-                    yield finish
-                return  # (no Finish: the builder ends it as truncated)
-            if text:
-                self._context.append({"type": "message", "role": "assistant",
-                                      "content": [{"type": "output_text", "text": "".join(text)}]})  # fmt: skip
-            held = [c for c in calls.values() if self._needs_approval(c)]
-            async for signal in self._execute([c for c in calls.values() if c not in held]):
-                yield signal
-            for call in held:
-                yield HostedItem(next(self._index), {
-                    "id": new_id("mcp_approval_request"), "type": "mcp_approval_request",
-                    "server_label": call.label, "name": call.name, "arguments": call.arguments,
-                }, done=True)  # fmt: skip
-            if held or any(kind is ToolCallDelta for kind, _ in numbers):
-                ending: Finish | None = Finish()  # the client answers (approvals, its functions)
-            elif self._steps >= self.config.max_steps:
-                ending = Finish(STEP_LIMIT)
-            else:
-                ending = None
-                try:
-                    signals = await self._next_model_call()
-                except ApiError as err:
-                    failure = Failure(err.code or "upstream_error", err.message)
-                    for pending in [*totals.signal(), failure]:
-                        yield pending
-                    return
-            if ending is not None:
-                for pending in [*totals.signal(), ending]:
-                    yield pending
-                return
+            totals.add(turn.usage)
+            end, signals = turn.end, None
+            if isinstance(end, Finish) and end.reason == "stop" and turn.calls:
+                async for signal in self._run_calls(turn):
+                    yield signal
+                end, signals = await self._next_step(turn)
+            if signals is None:
+                for signal in totals.signal():
+                    yield signal
+                if end is not None:  # (none: the stream was cut short; the builder says so)
+                    yield end
 
-    def _number(self, numbers: dict[tuple[type, int], int], key: tuple[type, int]) -> int:
-        if key not in numbers:
-            numbers[key] = next(self._index)
-        return numbers[key]
+    async def _relay(self, signals: AsyncIterator[Signal], turn: _Turn) -> AsyncIterator[Signal]:
+        """One model call's signals, renumbered, without its calls of the servers' tools
+        (kept in `turn`), its usage and its end (kept in `turn`)."""
+        async for signal in signals:
+            if isinstance(signal, ToolCallDelta):
+                call = turn.calls.get(signal.index)
+                key = (ToolCallDelta, signal.index)
+                if call is None and key not in turn.numbers and signal.name in self._tools:
+                    tool, label = self._tools[signal.name], self._labels[signal.name]
+                    call_id = signal.call_id or new_id("call")
+                    call = turn.calls[signal.index] = _Call(label, tool["name"], call_id)
+                if call is not None:
+                    call.chunks.append(signal.arguments)
+                    continue
+                signal = dataclasses.replace(signal, index=self._number(turn, key))
+            elif isinstance(signal, HostedItem):
+                key = (HostedItem, signal.index)
+                signal = dataclasses.replace(signal, index=self._number(turn, key))
+            elif isinstance(signal, Usage):
+                turn.usage = signal
+                continue
+            elif isinstance(signal, Finish | Failure):
+                turn.end = signal
+                return
+            elif isinstance(signal, TextDelta):
+                turn.text.append(signal.text)
+            yield signal
+
+    async def _run_calls(self, turn: _Turn) -> AsyncIterator[Signal]:
+        """The turn's calls: run (those that need no approval), or asked for approval; its
+        text goes into the context before them."""
+        if turn.text:
+            text = {"type": "output_text", "text": "".join(turn.text)}
+            self._context.append({"type": "message", "role": "assistant", "content": [text]})
+        turn.held = [c for c in turn.calls.values() if self._needs_approval(c)]
+        async for signal in self._execute([c for c in turn.calls.values() if c not in turn.held]):
+            yield signal
+        for call in turn.held:
+            yield HostedItem(next(self._index), {
+                "id": new_id("mcp_approval_request"), "type": "mcp_approval_request",
+                "server_label": call.label, "name": call.name, "arguments": call.arguments,
+            }, done=True)  # fmt: skip
+
+    async def _next_step(
+        self, turn: _Turn
+    ) -> tuple[Finish | Failure | None, AsyncIterator[Signal] | None]:
+        """After a turn's calls: the response's end, or the next model call's signals."""
+        if turn.held or any(kind is ToolCallDelta for kind, _ in turn.numbers):
+            return Finish(), None  # the client answers (approvals, its own functions)
+        if self._steps >= self.config.max_steps:
+            return Finish(STEP_LIMIT), None
+        try:
+            return None, await self._next_model_call()
+        except ApiError as err:
+            return Failure(err.code or "upstream_error", err.message), None
+
+    def _number(self, turn: _Turn, key: tuple[type, int]) -> int:
+        """The builder's index for one of the model's items (unique in the response)."""
+        if key not in turn.numbers:
+            turn.numbers[key] = next(self._index)
+        return turn.numbers[key]
 
     def _needs_approval(self, call: _Call) -> bool:
         tool = self._tools[wire_name(call.name, call.label)]
