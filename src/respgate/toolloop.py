@@ -286,7 +286,8 @@ class ToolLoop:
         self._open_model = open_model
         self._tools: dict[str, dict[str, Any]] = {}  # wire name -> listed tool (allowed)
         self._labels: dict[str, str] = {}  # wire name -> server label
-        self._notes: list[str] = []  # listing failures, told to the model
+        # Told to the model after the instructions: server descriptions, listing failures.
+        self._notes: list[str] = []
         self._context: list[dict[str, Any]] = []  # what the model sees next
         self._index = itertools.count()  # the builder's item numbering, across model calls
         self._steps = 0  # model calls made
@@ -332,7 +333,12 @@ class ToolLoop:
         for label, server_tools in held.items():
             if label not in self.servers:
                 continue
-            for tool in allowed_tools(self.call.request.mcp[label], server_tools):
+            mcp = self.call.request.mcp[label]
+            if mcp.server_description:
+                prefix = wire_name("", label)
+                self._notes.append(f"The tools named {prefix}* are those of MCP server "
+                                   f"{label!r}: {mcp.server_description}")  # fmt: skip
+            for tool in allowed_tools(mcp, server_tools):
                 name = wire_name(tool["name"], label)
                 self._tools[name] = tool
                 self._labels[name] = label

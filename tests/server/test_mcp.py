@@ -158,6 +158,15 @@ async def test_a_server_that_is_down_is_a_failed_listing(client) -> None:
     assert answer(response) == "Echo: hello"  # answered without the server's tools
 
 
+async def test_a_listing_that_hangs_times_out(client, engine) -> None:
+    engine.mcp = config(list_timeout=0.5)
+    with McpLive(hang=True) as stuck:
+        _, response = await run(client, mcp_tool(stuck.url))
+    (listing,) = items(response, "mcp_list_tools")
+    assert "did not answer the tool listing within 0.5s" in listing["error"]
+    assert answer(response) == "Echo: hello"
+
+
 async def test_parallel_calls_run_concurrently(client, mcp_server) -> None:
     # `ping` and `pong` each wait for the other: they only finish when run at the same time.
     _, response = await run(client, mcp_tool(mcp_server.url, allowed_tools=["ping", "pong"]))
@@ -279,7 +288,8 @@ async def test_a_chat_completions_upstream_calls_a_tool(mcp_server) -> None:
         )
         transport = httpx.ASGITransport(app=create_app(engine))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            tool = mcp_tool(mcp_server.url, allowed_tools=["shout"])
+            tool = mcp_tool(mcp_server.url, allowed_tools=["shout"],
+                            server_description="Loud tools.")  # fmt: skip
             _, response = await run(client, tool, model="m")
         await engine.registry.aclose()
     kinds = ["mcp_list_tools", "message", "mcp_call", "message"]
@@ -289,6 +299,7 @@ async def test_a_chat_completions_upstream_calls_a_tool(mcp_server) -> None:
     assert response["usage"]["input_tokens"] == 30 + 12  # both model calls
     first, second = (r.body for r in upstream.requests)
     assert [t["function"]["name"] for t in first["tools"]] == ["kit__shout"]
+    assert "MCP server 'kit': Loud tools." in first["messages"][0]["content"]
     assistant, result = second["messages"][-2:]
     assert assistant["content"] == "Let me shout."
     assert assistant["tool_calls"][0]["function"]["name"] == "kit__shout"

@@ -62,16 +62,25 @@ def tools_server() -> MCPServer:
     return server
 
 
+async def _hanging(scope, receive, send):  # type: ignore[no-untyped-def]
+    if scope["type"] == "http":
+        await asyncio.sleep(60)
+
+
 class McpLive:
     """`server` served at `url` (`/mcp`) until the block ends; `requests` records the
     headers of every HTTP request it got, `methods` the JSON-RPC methods posted."""
 
-    def __init__(self, server: MCPServer | None = None, *, sse: bool = False) -> None:
+    def __init__(self, server: MCPServer | None = None, *, sse: bool = False,
+                 hang: bool = False) -> None:  # fmt: skip
         self.requests: list[dict[str, str]] = []
         self.methods: list[str] = []
         server = server or tools_server()
-        # sse: the older transport only (`/sse`), as servers that predate streamable HTTP
+        # sse: the older transport only (`/sse`), as servers that predate streamable HTTP;
+        # hang: a server that takes every request and never answers
         app = server.sse_app() if sse else server.streamable_http_app()
+        if hang:
+            app = _hanging
         self.path = "/sse" if sse else "/mcp"
         self.port = free_port()
 
