@@ -288,7 +288,7 @@ async def test_a_chat_completions_upstream_calls_a_tool(mcp_server) -> None:
         )
         transport = httpx.ASGITransport(app=create_app(engine))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            tool = mcp_tool(mcp_server.url, allowed_tools=["shout"],
+            tool = mcp_tool(mcp_server.url, allowed_tools=["shout"], authorization=SECRET,
                             server_description="Loud tools.")  # fmt: skip
             _, response = await run(client, tool, model="m")
         await engine.registry.aclose()
@@ -304,6 +304,31 @@ async def test_a_chat_completions_upstream_calls_a_tool(mcp_server) -> None:
     assert assistant["content"] == "Let me shout."
     assert assistant["tool_calls"][0]["function"]["name"] == "kit__shout"
     assert result == {"role": "tool", "tool_call_id": "call_s", "content": "UPSTREAM!"}
+    assert all(SECRET not in str(r.body) for r in upstream.requests)
+
+
+@pytest.mark.parametrize(("kind", "first_input"), [("anthropic", 25), ("responses", 11)])
+async def test_the_other_dialects_call_a_tool(mcp_server, kind: str, first_input: int) -> None:
+    """Anthropic and a native Responses upstream (fixtures: text, then a call of
+    `kit__shout`; then `Hello!`) get functions, never the `mcp` tool, and the output."""
+    replies = (Reply(fixture(kind, "mcp_call")), Reply(fixture(kind, "text")))
+    async with FakeUpstream(*replies) as upstream:
+        engine = Engine(ProviderRegistry(router_for(kind, upstream.url)), mcp=config())
+        transport = httpx.ASGITransport(app=create_app(engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tool = mcp_tool(mcp_server.url, allowed_tools=["shout"], authorization=SECRET)
+            _, response = await run(client, tool, model="m")
+        await engine.registry.aclose()
+    kinds = ["mcp_list_tools", "message", "mcp_call", "message"]
+    assert [i["type"] for i in response["output"]] == kinds
+    assert items(response, "mcp_call")[0]["output"] == "UPSTREAM!"
+    assert answer(response) == "Hello!"
+    assert response["usage"]["input_tokens"] == 30 + first_input  # both model calls
+    assert all(SECRET not in str(r.body) for r in upstream.requests)
+    first, second = (r.body for r in upstream.requests)
+    assert b'"kit__shout"' in orjson.dumps(first["tools"])
+    assert b'"mcp"' not in orjson.dumps(first["tools"]) and mcp_server.url not in str(first)
+    assert "UPSTREAM!" in str(second) and "Let me shout." in str(second)
 
 
 async def test_operations_are_metered_and_logged(mcp_server, tmp_path, caplog) -> None:

@@ -47,6 +47,7 @@ LOCAL_FIELDS = (
     "store",
     "stream",
     "stream_options",
+    "mcp",  # gateway-run MCP servers, with their secrets (`toolloop.py`)
 )
 CALL_ITEMS = {"function_call": "function", "custom_tool_call": "custom"}
 INCOMPLETE_REASONS: dict[str, FinishReason] = {
