@@ -97,6 +97,9 @@ def configure(fmt: str = "text", level: int = logging.INFO) -> None:
             logger.removeHandler(old)
         logger.propagate = True
     logging.captureWarnings(fmt == "json")  # Python warnings become records too
+    # The MCP client's HTTP library logs every request's URL at info: the tool loop's own
+    # line per listing and call (`ResponseLog.tool_used`) says what matters.
+    logging.getLogger("httpx2").setLevel(max(level, logging.WARNING))
 
 
 def _ms(start: float | None, end: float | None) -> float | None:

@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 
 from respgate.config import McpConfig, McpServerConfig
 from respgate.engine import Engine
-from respgate.logs import ResponseLog
+from respgate.logs import ResponseLog, configure
 from respgate.metrics import Metrics
 from respgate.protocol.request import parse_create_request
 from respgate.protocol.validate import check_events
@@ -492,3 +492,20 @@ async def test_a_server_gone_by_the_call_is_a_failed_call(client) -> None:
     assert call["status"] == "failed"
     assert call["error"]["type"] == "http_error" and call["error"]["code"] == 502
     assert answer(second) == f"Tool output: Error: {call['error']['message']}"
+
+
+def test_the_mcp_clients_http_lines_are_quiet() -> None:
+    """`respgate serve`'s logging leaves out httpx2's line per MCP request (URLs)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        configure("text")
+        assert not logging.getLogger("httpx2").isEnabledFor(logging.INFO)
+        assert logging.getLogger("respgate.response").isEnabledFor(logging.INFO)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        logging.getLogger("httpx2").setLevel(logging.NOTSET)
