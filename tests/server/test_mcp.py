@@ -267,6 +267,13 @@ async def test_servers_the_gateway_does_not_reach_are_a_400(client, tool, param)
     assert r.json()["error"]["param"] == param
 
 
+async def test_a_tool_choice_of_type_mcp_names_a_server(client, mcp_server) -> None:
+    body = {"model": "echo", "input": "x", "tools": [mcp_tool(mcp_server.url)],
+            "tool_choice": {"type": "mcp", "server_label": "elsewhere"}}  # fmt: skip
+    r = await client.post("/v1/responses", json=body)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice.server_label"
+
+
 async def test_no_client_url_is_allowed_by_default(client, engine, mcp_server) -> None:
     engine.mcp = McpConfig()
     r = await client.post(
