@@ -76,12 +76,12 @@ def servers(req: CreateRequest, config: McpConfig, tenant: str) -> dict[str, Mcp
     tenant may not use: told as unknown)."""
     found: dict[str, McpServer] = {}
     choice = req.tool_choice
-    if isinstance(choice, dict) and choice.get("type") == "mcp":
-        if choice.get("server_label") not in req.mcp:
-            raise invalid(
-                "A `tool_choice` of type `mcp` must name the `server_label` of an `mcp` tool.",
-                "tool_choice.server_label",
-            )
+    mcp_choice = isinstance(choice, dict) and choice.get("type") == "mcp"
+    if mcp_choice and choice.get("server_label") not in req.mcp:  # type: ignore[union-attr]
+        raise invalid(
+            "A `tool_choice` of type `mcp` must name the `server_label` of an `mcp` tool.",
+            "tool_choice.server_label",
+        )
     if not req.mcp:
         return found
     functions = {t.get("name") for t in req.tools or [] if t.get("type") == "function"}
