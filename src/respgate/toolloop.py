@@ -35,8 +35,18 @@ from .observe import ToolUse
 from .protocol.errors import ApiError, invalid, quote
 from .protocol.ids import new_id
 from .protocol.request import CreateRequest, McpTool, McpToolNames
-from .protocol.signals import Failure, Finish, HostedItem, Signal, TextDelta, ToolCallDelta, Usage
-from .providers.base import ModelCall
+from .protocol.signals import (
+    Failure,
+    Finish,
+    HostedItem,
+    ReasoningDelta,
+    ReasoningOpaque,
+    Signal,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from .providers.base import CARRIER, ModelCall
 from .providers.tools import NAMESPACE_SEPARATOR, wire_name
 from .tools.mcp import McpError, McpServer, call_tool, list_tools
 
@@ -273,6 +283,20 @@ class _Turn:
     usage: Usage | None = None
     end: Finish | Failure | None = None  # None: its stream was cut short
     held: list[_Call] = field(default_factory=list)  # calls waiting for approval
+    # Its reasoning, as `carry.reasoning_payload` has it: given back to the provider that
+    # made it (`providers.base.for_provider`), e.g. Anthropic's signed thinking before a
+    # tool use, which it requires back with the tool's result.
+    reasoning: list[dict[str, Any]] = field(default_factory=list)
+
+    def think(self, signal: ReasoningDelta | ReasoningOpaque) -> None:
+        """Reasoning text goes to the open reasoning; opaque state completes it."""
+        if not self.reasoning or "opaque" in self.reasoning[-1]:
+            self.reasoning.append({})
+        payload = self.reasoning[-1]
+        if isinstance(signal, ReasoningOpaque):
+            payload["opaque"] = signal.encrypted_content
+        else:
+            payload[signal.kind] = payload.get(signal.kind, "") + signal.text
 
 
 class ToolLoop:
@@ -478,11 +502,18 @@ class ToolLoop:
                 return
             elif isinstance(signal, TextDelta):
                 turn.text.append(signal.text)
+            elif isinstance(signal, ReasoningDelta | ReasoningOpaque):
+                turn.think(signal)
             yield signal
 
     async def _run_calls(self, turn: _Turn) -> AsyncIterator[Signal]:
         """The turn's calls: run (those that need no approval), or asked for approval; its
         text goes into the context before them."""
+        attempts = self.call.attempts  # (shared with every call opened: the router's)
+        if attempts:
+            for payload in turn.reasoning:
+                carried = {"provider": attempts[-1].provider, **payload}
+                self._context.append({"type": "reasoning", "summary": [], CARRIER: carried})
         if turn.text:
             text = {"type": "output_text", "text": "".join(turn.text)}
             self._context.append({"type": "message", "role": "assistant", "content": [text]})
@@ -522,11 +553,12 @@ class ToolLoop:
 
     async def _execute(self, calls: list[_Call]) -> AsyncIterator[Signal]:
         """Run `calls` concurrently; each becomes an `mcp_call` item (in order: the first
-        is shown in progress while they all run) and a call and output in the context."""
+        is shown in progress while they all run), and a call and output in the context."""
         for call in calls:
             self._calls += 1
             call.number = self._calls
         tasks = [asyncio.create_task(self._call_one(call)) for call in calls]
+        pairs = []
         try:
             for call, task in zip(calls, tasks, strict=True):
                 index = next(self._index)
@@ -547,10 +579,13 @@ class ToolLoop:
                         "status": "failed" if error else "completed"}  # fmt: skip
                 yield HostedItem(index, done, done=True)
                 name = wire_name(call.name, call.label)
-                self._context += _call_pair(call.call_id, name, arguments or "{}", _output_of(done))
+                pairs.append(_call_pair(call.call_id, name, arguments or "{}", _output_of(done)))
         finally:
             for task in tasks:
                 task.cancel()
+        # The calls, then their outputs: one assistant turn, then the results (as a
+        # model made them; Anthropic's messages need tool results after all the calls).
+        self._context += [pair[0] for pair in pairs] + [pair[1] for pair in pairs]
 
     async def _call_one(self, call: _Call) -> tuple[str | None, dict[str, Any] | None]:
         """(output, None) or (None, the error object) of one call; a call the gateway

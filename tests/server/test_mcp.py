@@ -516,3 +516,26 @@ def test_the_mcp_clients_http_lines_are_quiet() -> None:
             root.addHandler(handler)
         root.setLevel(level)
         logging.getLogger("httpx2").setLevel(logging.NOTSET)
+
+
+async def test_claudes_signed_thinking_goes_back_with_the_tool_result(mcp_server) -> None:
+    """Anthropic wants the thinking block (with its signature) before the tool use when
+    the tool result comes back: the loop gives it back to the provider that made it."""
+    replies = (
+        Reply(fixture("anthropic", "thinking_mcp_call")),
+        Reply(fixture("anthropic", "text")),
+    )
+    async with FakeUpstream(*replies) as upstream:
+        engine = Engine(ProviderRegistry(router_for("anthropic", upstream.url)), mcp=config())
+        transport = httpx.ASGITransport(app=create_app(engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tool = mcp_tool(mcp_server.url, allowed_tools=["shout"])
+            _, response = await run(client, tool, model="m", reasoning={"effort": "low"})
+        await engine.registry.aclose()
+    assert [i["type"] for i in response["output"]] == [
+        "mcp_list_tools", "reasoning", "mcp_call", "message"]  # fmt: skip
+    assistant, result = upstream.requests[1].body["messages"][-2:]
+    assert assistant["content"][0] == {"type": "thinking", "thinking": "It should be loud.",
+                                       "signature": "EqQBCkgIARABGAIiQL+sig/=="}  # fmt: skip
+    assert [b["type"] for b in assistant["content"]] == ["thinking", "tool_use"]
+    assert result["content"][0]["content"] == "UPSTREAM!"
