@@ -327,16 +327,17 @@ class ToolLoop:
     # ------------------------------------------------------------ before the first byte
 
     async def open(self) -> AsyncIterator[Signal]:
-        """List the servers' tools, run approved calls, open the model (its errors are
-        raised as they would be without tools); the response's signals."""
+        """List the servers' tools and open the model (its errors are raised as they
+        would be without tools); the response's signals. When the input approves calls,
+        the model is opened in the stream, after they ran: a call that ran is in the
+        Response even if the model then fails."""
         prelude: list[Signal] = []
         items = self.call.items
         await self._list(items, prelude)
         self._context = model_items(items)
-        async for signal in self._execute(self._approved(items)):
-            prelude.append(signal)
-        signals = await self._next_model_call()
-        return self._run(prelude, signals)
+        approved = self._approved(items)
+        signals = None if approved else await self._next_model_call()
+        return self._run(prelude, approved, signals)
 
     async def _list(self, items: list[dict[str, Any]], out: list[Signal]) -> None:
         """Each server's tools: from the last listing of it in the context, else listed now
@@ -452,10 +453,17 @@ class ToolLoop:
     # ------------------------------------------------------------ the stream
 
     async def _run(
-        self, prelude: list[Signal], signals: AsyncIterator[Signal] | None
+        self, prelude: list[Signal], approved: list[_Call], signals: AsyncIterator[Signal] | None
     ) -> AsyncIterator[Signal]:
         for signal in prelude:
             yield signal
+        if approved:
+            async for signal in self._execute(approved):
+                yield signal
+            failure, signals = await self._reopen()
+            if failure is not None:
+                yield failure
+                return
         totals = _Totals()
         while signals is not None:
             turn = _Turn()
@@ -534,6 +542,10 @@ class ToolLoop:
             return Finish(), None  # the client answers (approvals, its own functions)
         if self._steps >= self.config.max_steps:
             return Finish(STEP_LIMIT), None
+        return await self._reopen()
+
+    async def _reopen(self) -> tuple[Failure | None, AsyncIterator[Signal] | None]:
+        """The next model call's signals, or why it could not be opened."""
         try:
             return None, await self._next_model_call()
         except ApiError as err:

@@ -539,3 +539,25 @@ async def test_claudes_signed_thinking_goes_back_with_the_tool_result(mcp_server
                                        "signature": "EqQBCkgIARABGAIiQL+sig/=="}  # fmt: skip
     assert [b["type"] for b in assistant["content"]] == ["thinking", "tool_use"]
     assert result["content"][0]["content"] == "UPSTREAM!"
+
+
+async def test_an_approved_call_is_kept_when_the_model_then_fails(mcp_server) -> None:
+    replies = (Reply(fixture("chat_completions", "mcp_call")), Reply.error(500, "down"))
+    async with FakeUpstream(*replies) as upstream:
+        router = router_for("chat_completions", upstream.url, max_retries=0)
+        engine = Engine(ProviderRegistry(router), mcp=config())
+        transport = httpx.ASGITransport(app=create_app(engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            tool = mcp_tool(mcp_server.url, allowed_tools=["shout"], require_approval="always")
+            user = {"type": "message", "role": "user", "content": "x"}
+            _, first = await run(client, tool, [user], model="m", store=False)
+            request = items(first, "mcp_approval_request")[0]
+            approve = {"type": "mcp_approval_response", "approval_request_id": request["id"],
+                       "approve": True}  # fmt: skip
+            events = await stream_events(client, {"model": "m", "tools": [tool], "store": False,
+                                                  "input": [user, *first["output"], approve]})  # fmt: skip
+        await engine.registry.aclose()
+    assert_valid_stream(events)
+    final = events[-2]["response"]
+    assert final["status"] == "failed"
+    assert [(i["type"], i.get("output")) for i in final["output"]] == [("mcp_call", "UPSTREAM!")]
