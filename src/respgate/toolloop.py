@@ -100,11 +100,12 @@ def servers(req: CreateRequest, config: McpConfig, tenant: str) -> dict[str, Mcp
             continue
         label = tool["server_label"]
         mcp, param = req.mcp[label], f"tools[{i}]"
-        if mcp.server_url is None and mcp.connector_id is not None:
-            raise invalid(
-                "Connectors are not available through this gateway; name a `server_url`.",
-                f"{param}.connector_id",
-            )
+        for field_name, what in (("connector_id", "Connectors"), ("tunnel_id", "MCP tunnels")):
+            if mcp.server_url is None and getattr(mcp, field_name) is not None:
+                raise invalid(
+                    f"{what} are not available through this gateway; name a `server_url`.",
+                    f"{param}.{field_name}",
+                )
         if mcp.server_url is None:
             named = config.servers.get(label)
             if named is not None and named.tenants and tenant not in named.tenants:

@@ -208,6 +208,7 @@ class McpTool(msgspec.Struct, kw_only=True, omit_defaults=True):
     server_label: str
     server_url: str | None = None
     connector_id: str | None = None
+    tunnel_id: str | None = None
     headers: dict[str, str] | None = None
     authorization: str | None = None
     allowed_tools: list[str] | McpToolNames | None = None
