@@ -115,7 +115,7 @@ def test_config_example_is_the_shipped_file_and_checks(tmp_path: Path) -> None:
     assert done.returncode == 0 and "[providers." in done.stdout and "[telemetry]" in done.stdout
     path = tmp_path / "respgate.toml"
     path.write_text(done.stdout)
-    env = {"GROQ_API_KEY": "gsk-test", "TEAM_A_KEY": "sk-team-a-" + "1" * 30}
+    env = {"GROQ_API_KEY": "gsk-test", "TEAM_A_KEY": "sk-team-a-" + "1" * 30, "DOCS_MCP_AUTH": "x"}
     checked = respgate("config", "check", str(path), env=env)
     assert checked.returncode == 0, checked.stderr
     assert "llama-* -> groq/llama-3.3-70b-versatile, then local/llama3.2" in checked.stdout

@@ -113,6 +113,7 @@ def build_engine(
         observers=observers,
         seal_key=seal_key(config),
         reasoning_events=config.server.reasoning_events,
+        mcp=config.mcp,
     )
 
 

@@ -9,6 +9,7 @@ with all of them (`respgate.example.toml`, shipped in the package).
     config.routes:    list[RouteConfig]           # [[routes]]
     config.server, config.store, config.limits, config.telemetry   # [server], ...
     config.keys:      list[KeyConfig]             # [[keys]]
+    config.mcp:       McpConfig                   # [mcp], named servers' headers resolved
     config.prices:    dict[str, PriceConfig]      # [prices."gpt-4o*"]
 
 An unknown table or key, a wrong type or a value that cannot work raises
@@ -171,6 +172,28 @@ class RouteConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return fnmatch.fnmatchcase(model, self.model) if self.is_glob else model == self.model
 
 
+class McpServerTable(Section):
+    """`[mcp.servers.LABEL]`: an MCP server clients name by `server_label` alone."""
+
+    url: str
+    headers: dict[str, str] = {}  # sent as written (not secrets: the file may be shared)
+    headers_env: dict[str, str] = {}  # header -> the environment variable holding its value
+    tenants: tuple[str, ...] = ()  # the tenants (API keys) that may use it; none: every one
+
+
+class McpSection(Section):
+    """`[mcp]`: the remote MCP servers the gateway runs tools on (`type: "mcp"` tools)."""
+
+    # A client-supplied `server_url` is allowed only when it starts with one of these
+    # URLs or its host is one of these hosts; none by default (no SSRF proxy).
+    allowed_urls: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    servers: dict[str, McpServerTable] = {}
+    list_timeout: Seconds = 10.0  # to list a server's tools
+    call_timeout: Seconds = 60.0  # for one tool call
+    max_steps: Annotated[int, msgspec.Meta(ge=1)] = 8  # model calls in one response
+
+
 class ConfigFile(Section):
     """The whole file, as written."""
 
@@ -183,6 +206,29 @@ class ConfigFile(Section):
     prices: dict[str, PriceConfig] = {}
     telemetry: TelemetryConfig = TelemetryConfig()
     console: ConsoleConfig = ConsoleConfig()
+    mcp: McpSection = McpSection()
+
+
+@dataclass(frozen=True, slots=True)
+class McpServerConfig:
+    """A named MCP server with its headers read (values never printed)."""
+
+    label: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    tenants: tuple[str, ...] = ()  # none: every tenant
+
+
+@dataclass(frozen=True, slots=True)
+class McpConfig:
+    """`[mcp]` resolved: named servers with their headers read from the environment."""
+
+    allowed_urls: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    servers: dict[str, McpServerConfig] = field(default_factory=dict)
+    list_timeout: float = 10.0
+    call_timeout: float = 60.0
+    max_steps: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +258,7 @@ class Config:
     prices: dict[str, PriceConfig] = field(default_factory=dict)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
     path: str | None = None  # the file it was read from; None: the environment
 
 
@@ -397,6 +444,33 @@ def _route(index: int, route: RouteConfig, providers: Mapping[str, ProviderConfi
             raise ConfigError(f"{at}.provider: no provider named {provider!r}{hint}")
 
 
+def _mcp(section: McpSection, env: Mapping[str, str]) -> McpConfig:
+    for i, url in enumerate(section.allowed_urls):
+        _url(url, f"mcp.allowed_urls[{i}]", ("http", "https"))
+    servers = {}
+    for label, table in section.servers.items():
+        where = f"mcp.servers.{_key(label)}"
+        if not table.url:
+            raise ConfigError(f"{where}.url: missing")
+        _url(table.url, f"{where}.url", ("http", "https"))
+        headers = dict(table.headers)
+        for header, variable in table.headers_env.items():
+            if not env.get(variable):
+                raise ConfigError(
+                    f"{where}.headers_env.{_key(header)}: environment variable {variable} is not set"
+                )
+            headers[header] = env[variable]
+        servers[label] = McpServerConfig(label, table.url, headers, table.tenants)
+    return McpConfig(
+        allowed_urls=section.allowed_urls,
+        allowed_hosts=tuple(host.lower() for host in section.allowed_hosts),
+        servers=servers,
+        list_timeout=section.list_timeout,
+        call_timeout=section.call_timeout,
+        max_steps=section.max_steps,
+    )
+
+
 def _server(server: ServerConfig) -> None:
     if server.seal_key:
         try:
@@ -432,6 +506,7 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         prices=dict(file.prices),
         telemetry=file.telemetry,
         console=file.console,
+        mcp=_mcp(file.mcp, env),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -22,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from . import carry
+from . import carry, toolloop
+from .config import McpConfig
 from .conversations import Conversations
 from .limits import Grant, Limits
 from .observe import Observer, Observers, RunInfo
@@ -340,8 +342,10 @@ class Engine:
         prices: Prices | None = None,
         seal_key: bytes | None = None,
         reasoning_events: ReasoningEvents = "openai",
+        mcp: McpConfig | None = None,
     ) -> None:
         self.registry = registry
+        self.mcp = mcp or McpConfig()  # the MCP servers requests may name (`toolloop.py`)
         self.reasoning_events = reasoning_events  # unless a request names its own
         # Seals compaction items and reasoning carriers (`carry.py`). Without `seal_key`,
         # `start()` takes the store's key (made by the first process); without a store the
@@ -433,6 +437,7 @@ class Engine:
             if not self.accepting:
                 raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
             self.registry.check(info.model, req)
+            toolloop.servers(req, self.mcp, info.tenant)  # 400: a server it may not reach
             if self.limits is not None:
                 grant = await self.limits.admit(key, info)
             yield grant
@@ -578,6 +583,11 @@ class Engine:
         sealed for `tenant`). Raises `ApiError` when the provider cannot be opened."""
         if call.request.generate is False:
             signals = prewarm()
+        elif call.request.mcp and not compacting:
+            servers = toolloop.servers(call.request, self.mcp, tenant)
+            opener = functools.partial(self.registry.open, info.model)
+            used = functools.partial(self.observers.tool_used, info)
+            signals = await toolloop.ToolLoop(call, servers, self.mcp, opener, used).open()
         else:
             signals = await self.registry.open(info.model, call)
         if not compacting:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from .observe import Observer, RunInfo
+from .observe import Observer, RunInfo, ToolUse
 from .protocol.errors import ApiError
 
 LOG_FORMATS = ("text", "json")
@@ -97,6 +97,9 @@ def configure(fmt: str = "text", level: int = logging.INFO) -> None:
             logger.removeHandler(old)
         logger.propagate = True
     logging.captureWarnings(fmt == "json")  # Python warnings become records too
+    # The MCP client's HTTP library logs every request's URL at info: the tool loop's own
+    # line per listing and call (`ResponseLog.tool_used`) says what matters.
+    logging.getLogger("httpx2").setLevel(max(level, logging.WARNING))
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -104,7 +107,8 @@ def _ms(start: float | None, end: float | None) -> float | None:
 
 
 class ResponseLog(Observer):
-    """One INFO line on `respgate.response` per response, at its end."""
+    """One INFO line on `respgate.response` per response, at its end (and one per
+    gateway-run MCP operation while it runs)."""
 
     def __init__(self, logger: logging.Logger = response_log) -> None:
         self.log = logger
@@ -119,6 +123,16 @@ class ResponseLog(Observer):
         if self.log.isEnabledFor(logging.INFO):
             fields = self.fields(run)
             self.log.info("response %s %s", run.response_id, run.status, extra={"fields": fields})
+
+    def tool_used(self, run: RunInfo, use: ToolUse) -> None:
+        """One line per gateway-run MCP listing or call (never its headers or arguments)."""
+        if self.log.isEnabledFor(logging.INFO):
+            fields = {"id": run.response_id, "request_id": run.request_id, "tenant": run.tenant,
+                      "mcp_server": use.server, "mcp_tool": use.tool,
+                      "duration_ms": round(use.seconds * 1000, 3), "error": use.error}  # fmt: skip
+            what = f"call {use.tool}" if use.tool else "listing"
+            self.log.info("mcp %s %s on %s", what, use.error or "ok", use.server,
+                          extra={"fields": fields})  # fmt: skip
 
     @staticmethod
     def fields(run: RunInfo) -> dict[str, Any]:

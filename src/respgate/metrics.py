@@ -36,7 +36,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .observe import Observer, RunInfo
+from .observe import Observer, RunInfo, ToolUse
 from .protocol.errors import ApiError
 from .usage import tokens_of
 
@@ -147,6 +147,15 @@ class Metrics(Observer):
             "respgate_upstream_fallbacks", "Fallback targets tried, by the provider fallen "
             "back to.", ["provider"], registry=r,
         )  # fmt: skip
+        self.tool_uses = Counter(
+            "respgate_mcp_operations", "Gateway-run MCP operations by server, tool (`-`: a "
+            "listing) and outcome (ok, or the error type).", ["server", "tool", "outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.tool_seconds = Histogram(
+            "respgate_mcp_operation_seconds", "Gateway-run MCP listing and call latency by "
+            "server.", ["server"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.store_seconds = Histogram(
             "respgate_store_operation_seconds", "Store operation latency by operation.",
             ["operation"], buckets=STORE_BUCKETS, registry=r,
@@ -221,6 +230,11 @@ class Metrics(Observer):
                     counter.inc(value)
         if run.cost:
             self._child(self.cost, model, run.tenant).inc(run.cost)
+
+    def tool_used(self, run: RunInfo, use: ToolUse) -> None:
+        outcome = use.error or "ok"
+        self._child(self.tool_uses, use.server, use.tool or "-", outcome).inc()
+        self._child(self.tool_seconds, use.server).observe(use.seconds)
 
     def _gauge(self, run: RunInfo) -> Any:
         gauge = self._flight.get(run.transport)

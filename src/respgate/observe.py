@@ -88,6 +88,18 @@ class RunInfo:
         return max(0, len({(a.provider, a.upstream_model) for a in self.attempts}) - 1)
 
 
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    """One operation of a gateway-run tool (`toolloop.py`): a listing (`tool` None) or a call.
+    `server` is bounded by the operator (a configured label, else the URL's host);
+    `error` the error type (`http_error`, `mcp_protocol_error`, ...), None when it worked."""
+
+    server: str
+    tool: str | None
+    seconds: float
+    error: str | None = None
+
+
 class Observer:
     """Base class: override the steps you care about (all default to nothing)."""
 
@@ -113,6 +125,9 @@ class Observer:
         pass
 
     def delivered(self, run: RunInfo) -> None:
+        pass
+
+    def tool_used(self, run: RunInfo, use: ToolUse) -> None:
         pass
 
     async def aclose(self) -> None:
@@ -176,6 +191,10 @@ class Observers:
                 observer.emitted(run, events)
             except Exception:
                 log.exception("observer %s failed at emitted", type(observer).__name__)
+
+    def tool_used(self, run: RunInfo, use: ToolUse) -> None:
+        """A gateway-run tool was listed or called during the run."""
+        self._tell("tool_used", run, use)
 
     def released(self, run: RunInfo) -> None:
         """The transport let go of the run (it wrote the end, or the client left)."""

@@ -22,6 +22,7 @@ ENV = {
     "GROQ_API_KEY": "gsk-test",
     "TEAM_A_KEY": "sk-team-a-" + "1" * 30,
     "BATCH_KEY": "sk-batch-" + "2" * 30,
+    "DOCS_MCP_AUTH": "Bearer docs-secret",
 }
 
 
@@ -138,7 +139,7 @@ def written_keys(data: object, prefix: str = "") -> set[str]:
     paths = set()
     if isinstance(data, dict):
         for k, v in data.items():
-            name = "*" if prefix in ("providers.", "prices.") else k
+            name = "*" if prefix in ("providers.", "prices.", "mcp.servers.") else k
             paths.add(f"{prefix}{name}")
             paths |= written_keys(v, f"{prefix}{name}.")
     elif isinstance(data, list) and data and isinstance(data[0], dict):
@@ -172,3 +173,33 @@ def test_every_readme_toml_block_loads_as_written(block: Block, tmp_path: Path) 
 
 def test_the_readme_has_toml_blocks() -> None:
     assert len(TOML_BLOCKS) >= 4
+
+
+def test_mcp_section() -> None:
+    cfg = parse(
+        '[mcp]\nallowed_hosts = ["MCP.Example"]\nmax_steps = 3\n'
+        '[mcp.servers.docs]\nurl = "https://docs.example/mcp"\n'
+        'headers = { "x-team" = "a" }\nheaders_env = { Authorization = "DOCS_MCP_AUTH" }\n'
+    )
+    assert cfg.mcp.allowed_hosts == ("mcp.example",) and cfg.mcp.max_steps == 3
+    docs = cfg.mcp.servers["docs"]
+    assert docs.headers == {"x-team": "a", "Authorization": "Bearer docs-secret"}
+    assert "docs-secret" not in repr(cfg)
+    assert parse("").mcp.allowed_urls == () and parse("").mcp.servers == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[mcp.servers.docs]\nurl = "https://d/mcp"\nheaders_env = { A = "NOPE" }\n',
+         "mcp.servers.docs.headers_env.A: environment variable NOPE is not set"),
+        ('[mcp.servers.docs]\nurl = "ftp://d/mcp"\n', "mcp.servers.docs.url: must start with"),
+        ('[mcp]\nallowed_urls = ["mcp.example"]\n', "mcp.allowed_urls[0]: must start with"),
+        ("[mcp]\nmax_steps = 0\n", "mcp.max_steps"),
+        ("[mcp]\nallowed_host = []\n", 'did you mean "allowed_hosts"'),
+    ],
+)  # fmt: skip
+def test_mcp_section_errors_name_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    assert message in str(caught.value)

@@ -11,6 +11,7 @@ import pytest
 from respgate.protocol.signals import (
     Failure,
     Finish,
+    HostedItem,
     ReasoningDelta,
     RefusalDelta,
     TextDelta,
@@ -217,3 +218,47 @@ def test_a_done_event_that_differs_from_its_deltas_is_flagged_there(
 def test_every_delta_kind_is_covered() -> None:
     covered = {t for _, _, t in DONE_CASES}
     assert covered == set(REPEATS_DELTAS)
+
+
+def mcp_stream() -> list:
+    """A listing and a call as the gateway's tool loop emits them."""
+    listing = {"id": "mcpl_1", "type": "mcp_list_tools", "server_label": "s", "tools": [],
+               "error": None}  # fmt: skip
+    call = {"id": "mcp_1", "type": "mcp_call", "server_label": "s", "name": "n",
+            "arguments": "", "output": None, "error": None, "status": "in_progress"}  # fmt: skip
+    events = run(
+        [
+            HostedItem(0, listing),
+            HostedItem(0, event="response.mcp_list_tools.in_progress"),
+            HostedItem(0, {**listing, "tools": [{"name": "n", "input_schema": {}}]}, done=True),
+            HostedItem(1, call),
+            HostedItem(1, event="response.mcp_call_arguments.delta", data={"delta": "{}"}),
+            HostedItem(
+                1, {**call, "arguments": "{}", "output": "ok", "status": "completed"}, done=True
+            ),
+            Finish(),
+        ]
+    )
+    return [*orjson.loads(orjson.dumps(events)), "[DONE]"]
+
+
+def done_item(events: list, item_type: str) -> dict:
+    return next(
+        e["item"]
+        for e in events
+        if isinstance(e, dict)
+        and e["type"] == "response.output_item.done"
+        and e["item"]["type"] == item_type
+    )
+
+
+def test_mcp_items_are_checked() -> None:
+    assert check_events(mcp_stream()) == []
+    completed_with_error = mcp_stream()
+    done_item(completed_with_error, "mcp_list_tools")["error"] = "down"
+    nameless = mcp_stream()
+    del done_item(nameless, "mcp_call")["name"]
+    for events, message in ((completed_with_error, "completed with an error"),
+                            (nameless, "mcp_call without name")):  # fmt: skip
+        found = [(v.rule, v.message) for v in check_events(events)]
+        assert any(rule == "done_item" and message in text for rule, text in found), found

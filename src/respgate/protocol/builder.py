@@ -605,7 +605,8 @@ class ResponseBuilder:
         if sig.event is not None:
             self._hosted_progress(out, item, sig.event, sig.data or {})
         if sig.done and sig.item is not None:
-            item.hosted = {**sig.item, "id": item.id}
+            if sig.item.get("type") == item.type:  # (another type's fields would not fit)
+                item.hosted = {**sig.item, "id": item.id}
             final = sig.item.get("status") or ("failed" if sig.item.get("error") else "completed")
             self._close_item(out, final)
 

@@ -190,6 +190,38 @@ class FunctionTool(msgspec.Struct, kw_only=True):
     strict: bool | None = None
 
 
+class McpToolNames(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A filter of an MCP server's tools (`allowed_tools`, `require_approval.always|never`)."""
+
+    tool_names: list[str] | None = None
+    read_only: bool | None = None
+
+
+class McpApproval(msgspec.Struct, kw_only=True, omit_defaults=True):
+    always: McpToolNames | None = None
+    never: McpToolNames | None = None
+
+
+class McpTool(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A remote MCP server whose tools the gateway runs (`{"type": "mcp", ...}`)."""
+
+    server_label: str
+    server_url: str | None = None
+    connector_id: str | None = None
+    tunnel_id: str | None = None
+    headers: dict[str, str] | None = None
+    authorization: str | None = None
+    allowed_tools: list[str] | McpToolNames | None = None
+    require_approval: Literal["always", "never"] | McpApproval | None = None
+    server_description: str | None = None
+
+
+# A server label names the model's function namespace: a function name's characters.
+MCP_LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Fields of an `mcp` tool sent to its server only: never echoed in the Response or stored.
+MCP_SECRETS = ("headers", "authorization")
+
+
 class TextFormat(msgspec.Struct, kw_only=True, omit_defaults=True):
     type: Literal["text", "json_object", "json_schema"] = "text"
     name: str | None = None
@@ -256,6 +288,8 @@ class CreateRequest(msgspec.Struct, kw_only=True):
     # Stop sequences: set by another surface (Chat Completions `stop`, Messages
     # `stop_sequences`), never by a Responses body.
     stop: list[str] | None = None
+    # The `mcp` tools by server label; their `headers`/`authorization` are kept only here.
+    mcp: dict[str, McpTool] = {}
 
 
 _decoder = msgspec.json.Decoder(CreateRequest)
@@ -692,6 +726,7 @@ def _validate(req: CreateRequest) -> None:
     if req.background and req.store is False:
         raise invalid("Background responses need `store: true`.", "background")
     req.tools = [_normalize_tool(tool, i, req.warnings) for i, tool in enumerate(req.tools or [])]
+    req.mcp = _mcp_tools(req.tools)
     _validate_tool_choice(req)
     fmt = req.text.format if req.text else None
     if fmt is not None and fmt.type == "json_schema":
@@ -765,6 +800,34 @@ def _normalize_tool(
         "parameters": fn.parameters,
         "strict": fn.strict,
     }
+
+
+def _mcp_tools(tools: list[dict[str, Any]]) -> dict[str, McpTool]:
+    """The request's `mcp` tools by label (400 naming the field for a bad one), each
+    removed of its secrets in `tools` (the Response echoes `tools`)."""
+    found: dict[str, McpTool] = {}
+    for i, tool in enumerate(tools):
+        if tool.get("type") != "mcp":
+            continue
+        param = f"tools[{i}]"
+        try:
+            mcp = msgspec.convert({k: v for k, v in tool.items() if k != "type"}, McpTool)
+        except msgspec.ValidationError as exc:
+            message, p = _param_of(exc, param)
+            raise invalid(message, p and p.split("[...]")[0]) from None  # (a dict's key)
+        if not MCP_LABEL.fullmatch(mcp.server_label):
+            raise invalid(
+                "`server_label` must be 1 to 64 letters, digits, `_` or `-`.",
+                f"{param}.server_label",
+            )
+        if mcp.server_label in found:
+            raise invalid(
+                f"Two `mcp` tools have the server label {quote(mcp.server_label)}.",
+                f"{param}.server_label",
+            )
+        found[mcp.server_label] = mcp
+        tools[i] = {k: v for k, v in tool.items() if k not in MCP_SECRETS}
+    return found
 
 
 def _validate_tool_choice(req: CreateRequest) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-FinishReason = Literal["stop", "max_output_tokens", "content_filter"]
-"""`stop` ends `completed`; the other two end `incomplete` with that reason."""
+FinishReason = Literal["stop", "max_output_tokens", "content_filter", "max_steps"]
+"""`stop` ends `completed`; the others end `incomplete` with that reason (`max_steps`: the
+gateway's tool loop made its `[mcp] max_steps` model calls, `toolloop.py`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,14 @@ class Violation:
         return f"[{self.rule}] {where}: {self.message}"
 
 
+# MCP item type -> its string fields a done item must have (besides id and type).
+MCP_FIELDS: dict[str, tuple[str, ...]] = {
+    "mcp_list_tools": ("server_label",),
+    "mcp_call": ("server_label", "name", "arguments"),
+    "mcp_approval_request": ("server_label", "name", "arguments"),
+}
+
+
 @dataclass(slots=True)
 class _Open:
     """The item being checked."""
@@ -352,6 +360,20 @@ class StreamChecker:
         stream = HOSTED_STREAMS.get(cur.item_type)
         if stream is not None and cur.streamed and item.get(stream[2]) != "".join(cur.arguments):
             self._flag("delta_concat", f"item {stream[2]} differs from its deltas", event_type)
+        if cur.item_type in MCP_FIELDS:
+            self._check_mcp_done(cur, item, event_type)
+
+    def _check_mcp_done(self, cur: _Open, item: dict[str, Any], event_type: str) -> None:
+        """An MCP item has its fields, and one that ended with its `.completed` event
+        carries no `error`."""
+        missing = [f for f in MCP_FIELDS[cur.item_type] if not isinstance(item.get(f), str)]
+        if cur.item_type == "mcp_list_tools" and not isinstance(item.get("tools"), list):
+            missing.append("tools")
+        if missing:
+            self._flag("done_item", f"{cur.item_type} without {', '.join(missing)}", event_type)
+        completed = f"response.{cur.item_type}.completed"
+        if cur.state == hosted_state(cur.item_type, completed) and item.get("error"):
+            self._flag("done_item", f"{cur.item_type} completed with an error", event_type)
 
     def _step_item(self, ev: dict[str, Any]) -> None:
         t = ev["type"]

@@ -11,7 +11,9 @@ It honours the request for real so that every protocol path can be exercised
   first; every function tool when `parallel_tool_calls` is on and there are
   several), with arguments built from the tool's JSON schema (string fields
   get the user text); when the last item is a `function_call_output` it
-  answers `Tool output: <output>`;
+  answers `Tool output: <output>`; a request's `mcp` tools reach it as such functions
+  (`<server_label>__<tool>`, the gateway's tool loop, `toolloop.py`), so it calls every
+  allowed tool of the server, deterministically;
 - `reasoning.effort` (not `none`): a reasoning item with the summary
   `Thinking about: <text>` first;
 - `max_output_tokens` smaller than the reply: the reply is cut there and the

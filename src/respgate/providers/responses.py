@@ -48,6 +48,7 @@ LOCAL_FIELDS = (
     "stream",
     "stream_options",
     "stop",  # the Responses API has no stop sequences
+    "mcp",  # gateway-run MCP servers, with their secrets (`toolloop.py`)
 )
 CALL_ITEMS = {"function_call": "function", "custom_tool_call": "custom"}
 INCOMPLETE_REASONS: dict[str, FinishReason] = {

@@ -1,0 +1,1 @@
+"""Tools the gateway runs itself. `mcp.py`: the MCP client (the only one)."""
