@@ -500,7 +500,7 @@ class Engine:
         response = new_response(req, new_id("response"), self._now())
         builder = self._builder(req, response, tenant, info, reasoning_events)
         opening = builder.open()
-        surface_builder = None if surface is None else surface(builder.snapshot())
+        surface_builder = None if surface is None else surface(builder.snapshot(), info.provider)
         if surface_builder is not None:
             opening = surface_builder.open()
         persist = None

@@ -4,7 +4,8 @@ Every surface turns the same neutral signals into its own wire events with one s
 builder. The Responses builder (`protocol/builder.py`) always runs too: it keeps the
 response's record (store, usage, observers); a surface builder only decides what its
 client sees. A surface builder is made per response by a `SurfaceFactory` from the new
-Response object (its `id`, `model` and `created_at`).
+Response object (its `id`, `model` and `created_at`) and the name of the provider that
+answers (`observe.RunInfo.provider`: what a sealed reasoning carrier is bound to).
 """
 
 from __future__ import annotations
@@ -32,4 +33,4 @@ class SurfaceBuilder(Protocol):
         ...
 
 
-SurfaceFactory = Callable[[dict[str, Any]], SurfaceBuilder]
+SurfaceFactory = Callable[[dict[str, Any], str], SurfaceBuilder]

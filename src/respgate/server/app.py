@@ -28,7 +28,8 @@ from ..protocol.conversations import (
 )
 from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
 from ..protocol.items import parse_include
-from ..protocol.request import parse_compact_request, parse_create_request
+from ..protocol.request import CreateRequest, parse_compact_request, parse_create_request
+from ..protocol.surface import SurfaceFactory
 from ..sse import RESPONSES_FRAMES, SSEFrames
 from ..store.base import ListQuery, ResponseQuery
 from ..store.keys import ApiKey, ApiKeys
@@ -239,6 +240,22 @@ def create_app(
         finally:
             run.release()
         return JSON(response, headers=headers)
+
+    async def serve(
+        request: Request,
+        key: ApiKey,
+        req: CreateRequest,
+        *,
+        surface: SurfaceFactory,
+        stream: bool,
+        frames: SSEFrames,
+    ) -> Response:
+        """Another inbound surface's translated request, run and answered (`Serve`)."""
+        request.state.model = req.model  # for the request counter's label
+        run = await engine.create(
+            req, tenant=key.tenant, key=key, request_id=request.state.request_id, surface=surface
+        )
+        return await answer(request, run, stream=stream, frames=frames)
 
     async def compact_response(request: Request) -> Response:
         key = key_of(request)
@@ -467,12 +484,12 @@ def create_app(
                 delete_conversation_item,
                 methods=["DELETE"],
             ),
-            *chat_routes(engine, key_of=key_of, json_body=json_body, answer=answer),
+            *chat_routes(key_of=key_of, json_body=json_body, serve=serve),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics else []),
-            *messages_routes(engine, api_keys, read_json=json_body, answer=answer),
+            *messages_routes(engine, api_keys, read_json=json_body, serve=serve),
             *console_routes_for(console),
         ],
         middleware=middleware,

@@ -9,34 +9,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..engine import Engine
 from ..store.keys import ApiKey
 from ..surfaces.chat.builder import CHAT_FRAMES, chat_surface
 from ..surfaces.chat.request import parse_chat_request, to_create_request
-from .transport import Answer
+from .transport import Serve
 
 
 def chat_routes(
-    engine: Engine,
     *,
     key_of: Callable[[Request], ApiKey],
     json_body: Callable[[Request], Awaitable[bytes]],
-    answer: Answer,
+    serve: Serve,
 ) -> list[Route]:
     """The Chat Completions routes, for `create_app` to mount."""
 
     async def create_chat_completion(request: Request) -> Response:
         key = key_of(request)
         chat = parse_chat_request(await json_body(request))
-        req = to_create_request(chat)
-        request.state.model = req.model  # for the request counter's label
-        run = await engine.create(
-            req,
-            tenant=key.tenant,
-            key=key,
-            request_id=request.state.request_id,
+        return await serve(
+            request,
+            key,
+            to_create_request(chat),
             surface=chat_surface(chat.include_usage),
+            stream=bool(chat.stream),
+            frames=CHAT_FRAMES,
         )
-        return await answer(request, run, stream=bool(chat.stream), frames=CHAT_FRAMES)
 
     return [Route("/v1/chat/completions", create_chat_completion, methods=["POST"])]

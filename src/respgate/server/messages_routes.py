@@ -32,7 +32,7 @@ from ..surfaces.messages.request import (
     parse_count_tokens_request,
     parse_messages_request,
 )
-from .transport import Answer
+from .transport import Serve
 
 log = logging.getLogger("respgate.server")
 
@@ -59,10 +59,10 @@ def messages_routes(
     keys: ApiKeys,
     *,
     read_json: Callable[[Request], Awaitable[bytes]],
-    answer: Answer,
+    serve: Serve,
 ) -> list[Route]:
     """The routes, around the app's engine and keys; `read_json` reads a JSON body
-    (content type and size checked), `answer` sends a started run (stream or fold)."""
+    (content type and size checked), `serve` runs a translated request (stream or fold)."""
 
     def key_of(request: Request) -> ApiKey:
         api_key = request.headers.get("x-api-key")
@@ -94,20 +94,14 @@ def messages_routes(
     async def create_message(request: Request) -> Response:
         key = key_of(request)
         req = parse_messages_request(await read_json(request))
-        request.state.model = req.model  # for the request counter's label
-        run = await engine.create(
-            req,
-            tenant=key.tenant,
-            key=key,
-            request_id=request.state.request_id,
-            surface=MessagesBuilder,
+
+        def surface(response: dict[str, Any], provider: str) -> MessagesBuilder:
+            # thinking blocks are sealed for this tenant and the provider that answered
+            return MessagesBuilder(response, sealing(engine.sealer, key.tenant, provider))
+
+        return await serve(
+            request, key, req, surface=surface, stream=bool(req.stream), frames=MESSAGES_FRAMES
         )
-        # The run's producer has not run yet (nothing awaited since `create` returned): the
-        # builder seals every thinking block for the provider that answered.
-        surface = run.surface
-        assert isinstance(surface, MessagesBuilder)
-        surface.seal = sealing(engine.sealer, key.tenant, run.info.provider)
-        return await answer(request, run, stream=bool(req.stream), frames=MESSAGES_FRAMES)
 
     async def count_message_tokens(request: Request) -> Response:
         key_of(request)

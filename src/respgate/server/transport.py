@@ -14,9 +14,10 @@ from ..protocol.errors import invalid, quote
 from ..protocol.lifecycle import REASONING_EVENTS, TERMINAL_EVENTS, ReasoningEvents
 from ..sse import KEEPALIVE_FRAME, RESPONSES_FRAMES, SSEFrames
 
-Answer = Callable[..., Awaitable[Response]]
-"""`answer(request, run, *, stream, frames)`: the app's way to send a started run (its
-SSE stream written as `frames` say, or its fold as JSON), for every inbound surface."""
+Serve = Callable[..., Awaitable[Response]]
+"""`serve(request, key, req, *, surface, stream, frames)`: how another inbound surface's
+route runs its translated request: `engine.create(..., surface=...)` with the caller's key,
+then the run's SSE stream (framed as `frames` say) or its fold as JSON."""
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),

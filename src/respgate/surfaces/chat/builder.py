@@ -261,7 +261,7 @@ class ChatBuilder:
 def chat_surface(include_usage: bool) -> SurfaceFactory:
     """The `SurfaceFactory` of one Chat Completions request."""
 
-    def make(response: dict[str, Any]) -> ChatBuilder:
+    def make(response: dict[str, Any], provider: str) -> ChatBuilder:
         return ChatBuilder(response, include_usage=include_usage)
 
     return make
