@@ -37,7 +37,7 @@ from .protocol.request import CompactRequest, CreateRequest
 from .protocol.response import new_response, usage_object
 from .protocol.signals import Compaction, Failure, Finish, Signal, Usage
 from .protocol.surface import SurfaceBuilder, SurfaceFactory
-from .providers.base import ModelCall
+from .providers.base import ModelCall, close_quietly
 from .providers.registry import ProviderRegistry
 from .seal import Sealer, decode_key, new_key
 from .store.base import ACTIVE_STATUSES, ResponseQuery, ResponseStore, StoredResponse
@@ -212,7 +212,7 @@ class Run(EventSource):
                         )
                     )
             finally:
-                await _close_quietly(self._signals)
+                await close_quietly(self._signals)
         except asyncio.CancelledError:
             if self._abort is None:
                 interrupted = True
@@ -310,16 +310,6 @@ def _as_api_error(exc: Exception) -> ApiError:
         return exc
     return ApiError(500, f"The gateway hit an internal error ({type(exc).__name__}).",
                     code="server_error")  # fmt: skip
-
-
-async def _close_quietly(signals: AsyncIterator[Signal]) -> None:
-    aclose = getattr(signals, "aclose", None)
-    if aclose is None:
-        return
-    try:
-        await aclose()
-    except Exception:
-        log.exception("closing a provider stream failed")
 
 
 class Engine:
@@ -610,7 +600,7 @@ class Engine:
             async for signal in signals:
                 yield signal
         finally:
-            await _close_quietly(signals)
+            await close_quietly(signals)
 
     async def _log(self, run: Run) -> None:
         """Append a background run's events to its log as they come (each write takes

@@ -18,7 +18,6 @@ Usage is summed over the model calls. Providers never learn that tools ran.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import time
@@ -46,7 +45,7 @@ from .protocol.signals import (
     ToolCallDelta,
     Usage,
 )
-from .providers.base import CARRIER, ModelCall
+from .providers.base import CARRIER, ModelCall, close_quietly
 from .providers.tools import NAMESPACE_SEPARATOR, wire_name
 from .tools.mcp import McpError, McpServer, call_tool, list_tools
 
@@ -472,7 +471,7 @@ class ToolLoop:
                 async for signal in self._relay(signals, turn):
                     yield signal
             finally:
-                await _close(signals)
+                await close_quietly(signals)
             totals.add(turn.usage)
             end, signals = turn.end, None
             if isinstance(end, Finish) and end.reason == "stop" and turn.calls:
@@ -633,10 +632,3 @@ class ToolLoop:
 def _refused(message: str) -> McpError:
     """A call the gateway does not send (JSON-RPC's "invalid params")."""
     return McpError(message, {"type": "mcp_protocol_error", "code": -32602, "message": message})
-
-
-async def _close(signals: AsyncIterator[Signal]) -> None:
-    aclose = getattr(signals, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()

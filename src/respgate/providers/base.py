@@ -20,6 +20,7 @@ as hosted tools dropped), which the server returns in `x-respgate-warning`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,21 @@ from typing import Any, Protocol
 from ..protocol.errors import ApiError
 from ..protocol.request import CreateRequest
 from ..protocol.signals import Signal
+
+log = logging.getLogger("respgate.providers")
+
+
+async def close_quietly(signals: AsyncIterator[Signal]) -> None:
+    """Close a signal stream (a provider's, or a wrapper of one) if it can be closed; a
+    failure while closing is logged, never raised (the run has its ending already)."""
+    aclose = getattr(signals, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception:
+        log.exception("closing a provider stream failed")
+
 
 # Key of a reasoning carrier the engine opened (`carry.py`): {"provider", and what that
 # provider needs}. `for_provider` consumes it; it never goes upstream.
