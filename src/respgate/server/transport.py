@@ -69,8 +69,9 @@ class SSEResponse:
 
     Each wake-up writes everything already emitted in one `send` (coalescing
     without waiting); a comment line keeps the connection alive while the
-    model is silent. A client disconnect stops the writer at once (the ASGI
-    server's `send` does not raise after one) and aborts the run.
+    model is silent. The writer runs in the request's own task; one watcher task
+    waits for the client to leave and aborts the run then (the ASGI server's
+    `send` does nothing after a disconnect), so the writer ends with the run.
     """
 
     def __init__(
@@ -89,22 +90,18 @@ class SSEResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with self.streams:
-            writer = asyncio.create_task(self._write(send))
             watcher = asyncio.create_task(self._watch_disconnect(receive))
             finished = False
             try:
-                await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
-                finished = writer.done() and not writer.cancelled() and not writer.exception()
+                await self._write(send)
+                finished = True
+            except OSError:
+                pass  # the connection broke under a write: as a disconnect
             finally:
-                for task in (writer, watcher):
-                    task.cancel()
-                await asyncio.gather(writer, watcher, return_exceptions=True)
-                if not finished:  # the client left (or this request was cancelled)
+                watcher.cancel()
+                if not finished:  # the write failed (or this request was cancelled)
                     self.run.abort("client_disconnected", "The client disconnected.")
                 self.run.release()
-            failure = writer.exception() if writer.done() and not writer.cancelled() else None
-            if failure is not None and not isinstance(failure, OSError):
-                raise failure
 
     async def _write(self, send: Send) -> None:
         run = self.run
@@ -128,10 +125,10 @@ class SSEResponse:
                 return
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
-    @staticmethod
-    async def _watch_disconnect(receive: Receive) -> None:
+    async def _watch_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
+        self.run.abort("client_disconnected", "The client disconnected.")
 
 
 async def fold(run: Run) -> dict[str, Any]:
