@@ -351,7 +351,7 @@ def run(a: argparse.Namespace) -> None:
         ["-c", TRACED, "serve", "--port", str(gw_port), "--config", str(cfg)]
         if traced
         else ["-m", "respgate", "serve", "--port", str(gw_port), "--config", str(cfg)],
-        env={"RESPGATE_NO_OLLAMA_PROBE": "1"},
+        env={"RESPGATE_NO_OLLAMA_PROBE": "1", "PYTHONPATH": str(ROOT / "src")},  # this tree
         stdout=log,
         stderr=subprocess.STDOUT,
     )
