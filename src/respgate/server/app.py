@@ -27,6 +27,7 @@ from ..protocol.errors import ApiError, invalid, invalid_api_key, shorten
 from ..protocol.items import parse_include
 from ..protocol.request import parse_compact_request, parse_create_request
 from ..store.keys import ApiKey, ApiKeys
+from .direct import DirectRoute
 from .request_id import RequestIds
 from .transport import Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
@@ -340,6 +341,17 @@ def create_app(
     middleware = [Middleware(RequestIds)]
     if metrics is not None:
         middleware.append(Middleware(metrics.count_requests))  # type: ignore[arg-type]
+    # `POST /v1/responses` past Starlette's router, through the same request-id and metrics
+    # layers (server/direct.py); with CORS on, every request takes the routed way.
+    create_route = Route("/v1/responses", create_response, methods=["POST"])
+    if not cors_origins:
+
+        def layers(handler: Any) -> Any:
+            counted = metrics.count_requests(handler) if metrics is not None else handler
+            return RequestIds(counted)
+
+        direct = Middleware(DirectRoute, route=create_route, layers=layers, on_error=error_response)
+        middleware.insert(0, direct)
     if cors_origins:
         middleware.append(
             Middleware(
@@ -360,7 +372,7 @@ def create_app(
     app = Starlette(
         lifespan=lifespan,
         routes=[
-            Route("/v1/responses", create_response, methods=["POST"]),
+            create_route,
             WebSocketRoute(
                 "/v1/responses",
                 websocket_endpoint(
