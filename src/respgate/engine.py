@@ -53,7 +53,7 @@ class EventSource:
 
     def __init__(self) -> None:
         self._buffer: list[Event] = []
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the reader waiting, if any
         self._finished = False
         self.task: asyncio.Task[None] | None = None
         # Request and translation warnings (tools dropped, ...) for a response header.
@@ -62,7 +62,12 @@ class EventSource:
     def push(self, events: list[Event]) -> None:
         if events:
             self._buffer.extend(events)
-            self._wakeup.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     @property
     def drained(self) -> bool:
@@ -71,21 +76,28 @@ class EventSource:
 
     def finish(self) -> None:
         self._finished = True
-        self._wakeup.set()
+        self._wake()
 
     async def next_batch(self, timeout: float | None = None) -> list[Event] | None:
         """Every event emitted since the last call, at once (never waits to fill a batch).
 
         Returns `[]` once the source has finished and everything was drained, and
         None when `timeout` seconds passed with nothing new (time for a keep-alive).
+        One reader at a time; a future made per wait, not an `asyncio.Event` per source
+        (an open stream holds less).
         """
         if not self._buffer and not self._finished:
-            self._wakeup.clear()
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
+                if timeout is None:
+                    await self._waiter
+                else:
+                    async with asyncio.timeout(timeout):
+                        await self._waiter
             except TimeoutError:
                 return None
+            finally:
+                self._waiter = None
         batch, self._buffer = self._buffer, []
         return batch
 

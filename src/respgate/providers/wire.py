@@ -46,6 +46,8 @@ Origin = tuple[str, str, int]  # scheme, host, port
 class Connection(asyncio.Protocol):
     """One upstream connection; it carries one exchange at a time (`Response`)."""
 
+    __slots__ = ("origin", "transport", "closed", "idle_since", "_response")
+
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
         self.transport: asyncio.Transport | None = None
@@ -78,6 +80,12 @@ class Response:
     """The answer to one request: `status` and `headers` (lower-case names) once `start()`
     returned, then the body through `read()`. `close()` drops the connection; `release()`
     gives a fully read one back to the pool."""
+
+    __slots__ = (
+        "_pool", "_conn", "_timeouts", "_loop", "_deadline", "_parser", "status", "headers",
+        "_chunks", "_buffered", "_paused", "_head_done", "complete", "_keep_alive", "_error",
+        "_waiter", "_decompress", "got_bytes",
+    )  # fmt: skip
 
     def __init__(self, pool: UpstreamClient, conn: Connection, timeouts: Timeouts) -> None:
         self._pool = pool

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from starlette.types import Receive, Scope, Send
 
-from ..engine import EventSource, Run
+from ..engine import Event, EventSource, Run
 from ..protocol.errors import invalid, quote
 from ..protocol.lifecycle import REASONING_EVENTS, TERMINAL_EVENTS, ReasoningEvents
 from ..sse import DONE_FRAME, KEEPALIVE_FRAME, encode_event
@@ -109,21 +109,25 @@ class SSEResponse:
         # Let the producer run once before the first write, so the opening events go
         # out with whatever the upstream has already sent (one write fewer per stream).
         await asyncio.sleep(0)
-        while True:
-            batch = await run.next_batch(self.keepalive)
-            if batch is None:
-                await send(
-                    {"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True}
-                )
-                continue
-            body = b"".join(encode_event(e) for e in batch)
-            run.client_first_byte()
-            if run.drained:  # the last events and [DONE] go out in one write
-                await send(
-                    {"type": "http.response.body", "body": body + DONE_FRAME, "more_body": False}
-                )
-                return
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+        while await self._send_batch(send, await run.next_batch(self.keepalive)):
+            pass
+
+    async def _send_batch(self, send: Send, batch: list[Event] | None) -> bool:
+        """Write one batch (None: a keep-alive comment); False once the end went out. Its
+        own frame, so an open stream holds no encoded body between writes."""
+        if batch is None:
+            await send({"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True})
+            return True
+        body = b"".join([encode_event(e) for e in batch])
+        run = self.run
+        run.client_first_byte()
+        if run.drained:  # the last events and [DONE] go out in one write
+            await send(
+                {"type": "http.response.body", "body": body + DONE_FRAME, "more_body": False}
+            )
+            return False
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        return True
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
