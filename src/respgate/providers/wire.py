@@ -46,7 +46,7 @@ Origin = tuple[str, str, int]  # scheme, host, port
 class Connection(asyncio.Protocol):
     """One upstream connection; it carries one exchange at a time (`Response`)."""
 
-    __slots__ = ("origin", "transport", "closed", "idle_since", "_response")
+    __slots__ = ("_response", "closed", "idle_since", "origin", "transport")
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
@@ -82,9 +82,24 @@ class Response:
     gives a fully read one back to the pool."""
 
     __slots__ = (
-        "_pool", "_conn", "_timeouts", "_loop", "_deadline", "_parser", "status", "headers",
-        "_chunks", "_buffered", "_paused", "_head_done", "complete", "_keep_alive", "_error",
-        "_waiter", "_decompress", "got_bytes",
+        "_buffered",
+        "_chunks",
+        "_conn",
+        "_deadline",
+        "_decompress",
+        "_error",
+        "_head_done",
+        "_keep_alive",
+        "_loop",
+        "_parser",
+        "_paused",
+        "_pool",
+        "_timeouts",
+        "_waiter",
+        "complete",
+        "got_bytes",
+        "headers",
+        "status",
     )  # fmt: skip
 
     def __init__(self, pool: UpstreamClient, conn: Connection, timeouts: Timeouts) -> None:
