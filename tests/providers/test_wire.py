@@ -252,3 +252,18 @@ async def test_a_response_that_is_not_http_is_an_upstream_error() -> None:
     async with raw_upstream(handler) as url:
         err = await open_error(url)
     assert (err.status, err.code) == (502, "upstream_connect_error")
+
+
+async def test_the_idle_watchdog_ends_the_pending_read_at_once() -> None:
+    # stream_idle_timeout closes the connection under a pending read: that read must end
+    # then, not when the (much longer) read timeout would have passed
+    async with FakeUpstream(Reply(TEXT, stall_after=len(TEXT) // 2)) as up:
+        router = router_for("chat_completions", up.url, read_timeout=60, stream_idle_timeout=0.2)
+        try:
+            stream = await router.open("m", call_of(request()))
+            out = await asyncio.wait_for(drive(stream), 10)
+        finally:
+            await router.aclose()
+    errors = [e for e in out.events if isinstance(e, dict) and e["type"] == "error"]
+    assert [e["code"] for e in errors] == ["upstream_timeout"]
+    assert "0.2 seconds" in errors[0]["message"]

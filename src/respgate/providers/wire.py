@@ -17,6 +17,7 @@ included), `read` the silence between two socket reads (the response headers inc
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import zlib
 from dataclasses import dataclass
@@ -90,12 +91,14 @@ class Response:
         "_error",
         "_head_done",
         "_keep_alive",
+        "_last_read",
         "_loop",
         "_parser",
         "_paused",
         "_pool",
         "_timeouts",
         "_waiter",
+        "_watchdog",
         "complete",
         "got_bytes",
         "headers",
@@ -107,7 +110,8 @@ class Response:
         self._conn = conn
         self._timeouts = timeouts
         self._loop = asyncio.get_running_loop()
-        self._deadline = self._loop.time() + timeouts.total if timeouts.total else None
+        self._last_read = self._loop.time()
+        self._deadline = self._last_read + timeouts.total if timeouts.total else None
         self._parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: dict[str, str] = {}
@@ -119,9 +123,11 @@ class Response:
         self._keep_alive = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self._decompress: zlib._Decompress | None = None
         self.got_bytes = False
         conn._response = self
+        self._arm()
 
     # -- httptools callbacks (inside data_received)
 
@@ -144,11 +150,13 @@ class Response:
     def on_message_complete(self) -> None:
         self.complete = True
         self._keep_alive = self._parser.should_keep_alive()  # only valid right here
+        self._disarm()
 
     # -- the connection's side
 
     def received(self, data: bytes) -> None:
         self.got_bytes = True
+        self._last_read = self._loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -161,6 +169,7 @@ class Response:
         self._wake()
 
     def lost(self, exc: Exception | None) -> None:
+        self._disarm()
         if not self.complete:
             if self._head_done and self._ends_at_close():
                 self.complete = True  # a body delimited by the end of the connection
@@ -185,20 +194,35 @@ class Response:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _arm(self) -> None:
+        """The read/total watchdog: one timer per response, re-armed only when it fires
+        (a socket read just records its time), not a timeout per wait."""
+        read, deadline = self._timeouts.read, self._deadline
+        if not read and deadline is None:
+            return
+        now = self._loop.time()
+        due = math.inf
+        if read:  # body still waiting for the reader: the reader is behind, not the upstream
+            due = (now if self._chunks else self._last_read) + read
+        if deadline is not None:
+            due = min(due, deadline)
+        if now < due:
+            self._watchdog = self._loop.call_at(due, self._arm)
+        else:
+            self._watchdog = None
+            self._fail(TimeoutError())
+            self._wake()
+
+    def _disarm(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
     async def _wait(self) -> None:
-        """Until the connection brings something (or fails); TimeoutError after the read or
-        total timeout."""
-        read = self._timeouts.read
-        due = self._loop.time() + read if read else None
-        if self._deadline is not None:
-            due = self._deadline if due is None else min(due, self._deadline)
+        """Until the connection brings something (or fails, or the watchdog fires)."""
         self._waiter = self._loop.create_future()
         try:
-            if due is None:
-                await self._waiter
-            else:
-                async with asyncio.timeout_at(due):
-                    await self._waiter
+            await self._waiter
         finally:
             self._waiter = None
 
@@ -243,8 +267,13 @@ class Response:
         return bytes(out[:limit])
 
     def close(self) -> None:
+        """Drop the connection; a read waiting on it ends with `UpstreamConnectionError`."""
+        self._disarm()
         self._conn._response = None
         self._conn.close()
+        if not self.complete:
+            self._fail(UpstreamConnectionError("the connection was closed"))
+            self._wake()
 
     def release(self) -> None:
         conn = self._conn
