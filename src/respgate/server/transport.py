@@ -12,6 +12,7 @@ from ..engine import Event, EventSource, Run
 from ..protocol.errors import invalid, quote
 from ..protocol.lifecycle import REASONING_EVENTS, TERMINAL_EVENTS, ReasoningEvents
 from ..sse import DONE_FRAME, KEEPALIVE_FRAME, encode_event
+from .edge import ON_DISCONNECT
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -90,7 +91,13 @@ class SSEResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with self.streams:
-            watcher = asyncio.create_task(self._watch_disconnect(receive))
+            # the edge protocol calls back when the client leaves; elsewhere, a task watches
+            on_disconnect = scope.get("extensions", {}).get(ON_DISCONNECT)
+            if on_disconnect is not None:
+                on_disconnect.append(self._client_left)
+                watcher = None
+            else:
+                watcher = asyncio.create_task(self._watch_disconnect(receive))
             finished = False
             try:
                 await self._write(send)
@@ -98,10 +105,16 @@ class SSEResponse:
             except OSError:
                 pass  # the connection broke under a write: as a disconnect
             finally:
-                watcher.cancel()
+                if watcher is None:
+                    on_disconnect.remove(self._client_left)
+                else:
+                    watcher.cancel()
                 if not finished:  # the write failed (or this request was cancelled)
-                    self.run.abort("client_disconnected", "The client disconnected.")
+                    self._client_left()
                 self.run.release()
+
+    def _client_left(self) -> None:
+        self.run.abort("client_disconnected", "The client disconnected.")
 
     async def _write(self, send: Send) -> None:
         run = self.run
@@ -132,7 +145,7 @@ class SSEResponse:
     async def _watch_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
-        self.run.abort("client_disconnected", "The client disconnected.")
+        self._client_left()
 
 
 async def fold(run: Run) -> dict[str, Any]:
