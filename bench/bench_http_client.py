@@ -1,4 +1,5 @@
-"""Which HTTP client should respgate use upstream? httpx versus aiohttp, measured.
+"""Which HTTP client should respgate use upstream? httpx, aiohttp and respgate's own
+(`providers/wire.py`: asyncio Protocol + httptools), measured.
 
     python bench/bench_http_client.py --tokens 200 --streams 256 --concurrency 1 16 64
 
@@ -27,6 +28,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from respgate.providers.wire import Timeouts, UpstreamClient
 from respgate.sse import SSEDecoder
 
 BODY = orjson.dumps(
@@ -94,7 +96,24 @@ async def with_aiohttp(url: str, run: Callable[[StreamOnce], Awaitable[None]]) -
         await run(once)
 
 
-CLIENTS = {"httpx": with_httpx, "aiohttp": with_aiohttp}
+async def with_wire(url: str, run: Callable[[StreamOnce], Awaitable[None]]) -> None:
+    client, timeouts = UpstreamClient(), Timeouts(connect=30, read=30)
+    try:
+
+        async def once() -> int:
+            decoder, n = SSEDecoder(), 0
+            r = await client.post(url, BODY, HEADERS, timeouts)
+            while chunk := await r.read():
+                n += count_events(decoder, chunk)
+            client.release_later(r)
+            return n
+
+        await run(once)
+    finally:
+        await client.aclose()
+
+
+CLIENTS = {"httpx": with_httpx, "aiohttp": with_aiohttp, "wire": with_wire}
 
 
 async def measure(client: str, url: str, streams: int, concurrency: int) -> dict[str, float]:

@@ -18,6 +18,7 @@ logs when it cannot).
     python bench/bench_open_streams.py                     # 10,000 x 60 tokens, 1 token/s
     python bench/bench_open_streams.py -n 500 --tokens 10  # a small run, ~12 s
     python bench/bench_open_streams.py --no-store
+    python bench/bench_open_streams.py --src <before>/src      # another tree (A/B)
     RESPGATE_BENCH_TRACEMALLOC=1 ...                       # respgate prints a tracemalloc diff
 """
 
@@ -351,7 +352,7 @@ def run(a: argparse.Namespace) -> None:
         ["-c", TRACED, "serve", "--port", str(gw_port), "--config", str(cfg)]
         if traced
         else ["-m", "respgate", "serve", "--port", str(gw_port), "--config", str(cfg)],
-        env={"RESPGATE_NO_OLLAMA_PROBE": "1", "RESPGATE_WORKERS": "1"},
+        env={"RESPGATE_NO_OLLAMA_PROBE": "1", "RESPGATE_WORKERS": "1", "PYTHONPATH": a.src},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -437,6 +438,7 @@ def main() -> None:
         s.add_argument("--connecting", type=int, default=256, help="connects in flight")
         s.add_argument("--timeout", type=float, default=300)
         s.add_argument("--no-store", action="store_true", help="[store] enabled = false")
+        s.add_argument("--src", default=str(ROOT / "src"), help="the respgate tree to serve")
     argv = sys.argv[1:]
     if not argv or argv[0] not in ("run", "upstream", "client"):
         argv = ["run", *argv]

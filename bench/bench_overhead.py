@@ -13,11 +13,19 @@ per-response lines), `metrics` (metrics on, still `--log-level warning`) and `op
 uvicorn's per access, written to a file). The cost of metrics and of logging is the
 difference between the rows; /metrics is scraped at the end.
 
-    python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
-                                   [--ops] [--rounds 1] [--surface responses|chat|messages]
+The default gateway runs as a user gets it (issue 11 part 1): SQLite store on, one API key
+configured (the load sends it), info logging in text to a file. `up CPU` is the fake
+upstream's CPU per stream while it served the gateway's streams, in the same interval, and
+`ratio` the gateway's CPU over it: the machine's drift cancels out of the ratio.
 
-`--surface chat` measures through `/v1/chat/completions` instead of `/v1/responses`,
-`--surface messages` through `/v1/messages`.
+    python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
+                                   [--against DIR] [--ops] [--rounds 1] [--surface responses|chat|messages]
+
+`--against DIR` adds a gateway `against` serving another source tree (say `git archive`
+of the commit before a change) with the same config, measured in turn with `respgate` in
+the same run: an A/B whose rows share the machine's state. `--surface chat` measures
+through `/v1/chat/completions` instead of `/v1/responses`, `--surface messages` through
+`/v1/messages`.
 """
 
 from __future__ import annotations
@@ -67,6 +75,11 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU seconds of a process so far."""
+    return sum(process.cpu_times()[:2])
+
+
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     """Each field's median over the rounds."""
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -87,6 +100,7 @@ def main() -> None:
     p.add_argument(
         "--src", default=str(ROOT / "src"), help="the respgate source tree to serve (for A/B)"
     )
+    p.add_argument("--against", help="a second source tree served side by side (A/B)")
     p.add_argument("--ops", action="store_true", help="compare metrics+logs off and on")
     p.add_argument(
         "--rounds", type=int, default=1, help="measure each level this often (gateways in "
@@ -109,13 +123,18 @@ def main() -> None:
         f'[providers.fake]\nkind = "chat_completions"\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
         '[[routes]]\nmodel = "fake-model"\nprovider = "fake"\n'
     )
-    variants = {"respgate": ("", ["--log-level", "warning"])}
+    key = "sk-bench-" + "0" * 24
+    keys = f'[[keys]]\ntenant = "bench"\nkey = "{key}"\nadmin = true\n'
+    variants = {"respgate": (keys, ["--log-level", "info"])}
+    if a.against:
+        variants["against"] = variants["respgate"]
     if a.ops:
         variants = {
             "ops-off": ("[server]\nmetrics = false\n", ["--log-level", "warning"]),
             "metrics": ("", ["--log-level", "warning"]),
             "ops-on": ("", ["--log-level", "info", "--log-format", "json"]),
         }
+        key = None
     tmp = tempfile.TemporaryDirectory()
     gateways: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     for name, (extra, args) in variants.items():
@@ -128,7 +147,9 @@ def main() -> None:
             subprocess.Popen(
                 [sys.executable, "-m", "respgate", "serve", "--port", str(port),
                  "--config", str(cfg), *args],
-                env={**env, "RESPGATE_NO_OLLAMA_PROBE": "1"}, stdout=log, stderr=log,
+                env={**env, "RESPGATE_NO_OLLAMA_PROBE": "1",
+                     **({"PYTHONPATH": a.against} if name == "against" else {})},
+                stdout=log, stderr=log,
             ),
             port,
         )  # fmt: skip
@@ -145,10 +166,12 @@ def main() -> None:
         head = (
             f"{'conc':>5} | {'gateway':>8} | {'direct ttft p50/p99':>20} | "
             f"{'respgate ttft p50/p99':>22} | {'added ttft p50/p99':>19} | "
-            f"{'added total p50/p99':>20} | {'streams/s':>9} | {'events/s':>9} | {'CPU/stream':>10}"
+            f"{'added total p50/p99':>20} | {'streams/s':>9} | {'events/s':>9} | {'CPU/stream':>10} | "
+            f"{'up CPU':>8} | {'ratio':>5}"
         )
         print(head)
         names = list(gateways)
+        up = psutil.Process(upstream.pid)
         for c in a.concurrency:
             n = max(a.requests, 4 * c)
             warmup = min(c, 16)
@@ -162,12 +185,14 @@ def main() -> None:
                 for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate order
                     proc, port = gateways[name]
                     gw = psutil.Process(proc.pid)
-                    cpu0 = sum(gw.cpu_times()[:2])
+                    cpu0, up0 = cpu_seconds(gw), cpu_seconds(up)
                     through = asyncio.run(
                         run_load(f"http://127.0.0.1:{port}{path}", mode=a.surface,
-                                 concurrency=c, requests=n, warmup=warmup)
+                                 concurrency=c, requests=n, warmup=warmup, api_key=key)
                     ).summary()  # fmt: skip
-                    through["cpu_ms"] = (sum(gw.cpu_times()[:2]) - cpu0) / (n + warmup) * 1000
+                    through["cpu_ms"] = (cpu_seconds(gw) - cpu0) / (n + warmup) * 1000
+                    through["up_cpu_ms"] = (cpu_seconds(up) - up0) / (n + warmup) * 1000
+                    through["ratio"] = through["cpu_ms"] / through["up_cpu_ms"]
                     runs[name].append(through)
             direct = median_of(direct_runs)
             for name in names:
@@ -182,12 +207,14 @@ def main() -> None:
                     f"{added['ttft_p50_ms']:>8.2f} / {added['ttft_p99_ms']:>8.2f} | "
                     f"{added['total_p50_ms']:>9.2f} / {added['total_p99_ms']:>8.2f} | "
                     f"{through['req_per_s']:>9.0f} | {through['events_per_s']:>9.0f} | "
-                    f"{through['cpu_ms']:>7.2f} ms"
+                    f"{through['cpu_ms']:>7.2f} ms | {through['up_cpu_ms']:>5.2f} ms | "
+                    f"{through['ratio']:>5.2f}"
                     + (f"  errors={through['errors']:.0f}" if through["errors"] else "")
                 )
         for name, (proc, port) in gateways.items():
             print(f"{name} peak RSS: {peak_rss_mib(proc.pid):.0f} MiB")
-            r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            auth = {"authorization": f"Bearer {key}"} if key else {}
+            r = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=auth, timeout=5)
             if r.status_code == 200:
                 count = next(
                     (line.split()[-1] for line in r.text.splitlines()

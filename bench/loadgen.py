@@ -115,12 +115,17 @@ class LoadResult:
 
 
 async def one_request(
-    session: aiohttp.ClientSession, url: str, body: bytes, mode: Mode, result: LoadResult
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    mode: Mode,
+    result: LoadResult,
+    headers: dict[str, str],
 ) -> None:
     scan = StreamScan(mode)
     t0 = time.perf_counter()
     first: float | None = None
-    async with session.post(url, data=body, headers={"content-type": "application/json"}) as r:
+    async with session.post(url, data=body, headers=headers) as r:
         if r.status != 200:
             await r.read()
             result.errors += 1
@@ -143,22 +148,26 @@ async def run_load(
     requests: int = 100,
     body: dict[str, Any] | None = None,
     warmup: int = 0,
+    api_key: str | None = None,
 ) -> LoadResult:
     payload = orjson.dumps(body or BODIES[mode])
+    headers = {"content-type": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None)
     ) as session:
         scratch = LoadResult()
         await asyncio.gather(
-            *(one_request(session, url, payload, mode, scratch) for _ in range(warmup))
+            *(one_request(session, url, payload, mode, scratch, headers) for _ in range(warmup))
         )
         result = LoadResult()
         queue = iter(range(requests))
 
         async def worker() -> None:
             for _ in queue:
-                await one_request(session, url, payload, mode, result)
+                await one_request(session, url, payload, mode, result, headers)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

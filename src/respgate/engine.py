@@ -56,7 +56,10 @@ class EventSource:
 
     def __init__(self) -> None:
         self._buffer: list[Event] = []
-        self._wakeup = asyncio.Event()
+        # the reader waiting, if any: True when events came (or the end), False for quiet
+        self._waiter: asyncio.Future[bool] | None = None
+        self._tick: asyncio.TimerHandle | None = None  # the keep-alive timer
+        self._taken_at = 0.0  # loop time of the last batch (or keep-alive) taken
         self._finished = False
         self.task: asyncio.Task[None] | None = None
         # Request and translation warnings (tools dropped, ...) for a response header.
@@ -65,7 +68,12 @@ class EventSource:
     def push(self, events: list[Event]) -> None:
         if events:
             self._buffer.extend(events)
-            self._wakeup.set()
+            self._wake()
+
+    def _wake(self, data: bool = True) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(data)
 
     @property
     def drained(self) -> bool:
@@ -74,23 +82,45 @@ class EventSource:
 
     def finish(self) -> None:
         self._finished = True
-        self._wakeup.set()
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+        self._wake()
 
     async def next_batch(self, timeout: float | None = None) -> list[Event] | None:
         """Every event emitted since the last call, at once (never waits to fill a batch).
 
         Returns `[]` once the source has finished and everything was drained, and
-        None when `timeout` seconds passed with nothing new (time for a keep-alive).
+        None when `timeout` seconds passed since the last batch with nothing new (time
+        for a keep-alive). One reader at a time; a future per wait, and one keep-alive
+        timer re-armed only when it fires (not an `asyncio.Event` and a timeout per wait:
+        an open stream holds less and a token costs less).
         """
+        loop = asyncio.get_running_loop()
         if not self._buffer and not self._finished:
-            self._wakeup.clear()
+            if timeout is not None and self._tick is None:
+                self._taken_at = self._taken_at or loop.time()
+                self._tick = loop.call_at(self._taken_at + timeout, self._quiet, timeout)
+            self._waiter = loop.create_future()
             try:
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                return None
+                if not await self._waiter:
+                    self._taken_at = loop.time()
+                    return None
+            finally:
+                self._waiter = None
+        self._taken_at = loop.time()
         batch, self._buffer = self._buffer, []
         return batch
+
+    def _quiet(self, timeout: float) -> None:
+        """The keep-alive timer: wake the waiting reader with nothing if `timeout` passed
+        since the last batch, and re-arm for the next one."""
+        loop = asyncio.get_running_loop()
+        due = self._taken_at + timeout
+        if loop.time() >= due:
+            self._wake(False)
+            due = loop.time() + timeout
+        self._tick = None if self._finished else loop.call_at(due, self._quiet, timeout)
 
     def abort(self, code: str, message: str) -> None:
         if self.task is not None and not self.task.done():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,11 @@ class Request:
 
 
 class FakeUpstream:
-    def __init__(self, *replies: Reply) -> None:
+    """With `tls`, it serves HTTPS with that server context."""
+
+    def __init__(self, *replies: Reply, tls: ssl.SSLContext | None = None) -> None:
         self.replies = list(replies)
+        self.tls = tls
         self.requests: list[Request] = []
         self.disconnected = asyncio.Event()
         self.connections = 0
@@ -62,10 +66,10 @@ class FakeUpstream:
     def url(self) -> str:
         assert self._server is not None
         port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/v1"
+        return f"{'https' if self.tls else 'http'}://localhost:{port}/v1"
 
     async def __aenter__(self) -> FakeUpstream:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

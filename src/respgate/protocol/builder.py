@@ -244,19 +244,6 @@ class ResponseBuilder:
         self._hosted: dict[int, _Item] = {}  # upstream hosted item index -> its item
         self._pending: dict[int, _Call] = {}  # buffered calls, not yet emitted
         self._usage: Usage | None = None
-        self._dispatch: dict[type, Callable[[Any, list[Event]], None]] = {
-            TextDelta: self._on_text,
-            Annotation: self._on_annotation,
-            HostedItem: self._on_hosted,
-            RefusalDelta: self._on_refusal,
-            ReasoningDelta: self._on_reasoning,
-            ReasoningOpaque: self._on_opaque,
-            Compaction: self._on_compaction,
-            ToolCallDelta: self._on_tool,
-            Usage: self._on_usage,
-            Finish: self._on_finish,
-            Failure: self._on_failure,
-        }
 
     @classmethod
     def resume(
@@ -314,7 +301,7 @@ class ResponseBuilder:
         if self.state in ("ended", "errored", "start"):
             raise BuilderError(f"cannot feed {type(signal).__name__} in state {self.state!r}")
         out: list[Event] = []
-        self._dispatch[type(signal)](signal, out)
+        _DISPATCH[type(signal)](self, signal, out)
         return out
 
     def stored(self) -> dict[str, Any]:
@@ -825,3 +812,19 @@ class ResponseBuilder:
                 u.reasoning_tokens,
                 u.cache_write_tokens,
             )
+
+
+# signal type -> its handler: one table for every builder (not bound methods per instance)
+_DISPATCH: dict[type, Callable[[ResponseBuilder, Any, list[Event]], None]] = {
+    TextDelta: ResponseBuilder._on_text,
+    Annotation: ResponseBuilder._on_annotation,
+    HostedItem: ResponseBuilder._on_hosted,
+    RefusalDelta: ResponseBuilder._on_refusal,
+    ReasoningDelta: ResponseBuilder._on_reasoning,
+    ReasoningOpaque: ResponseBuilder._on_opaque,
+    Compaction: ResponseBuilder._on_compaction,
+    ToolCallDelta: ResponseBuilder._on_tool,
+    Usage: ResponseBuilder._on_usage,
+    Finish: ResponseBuilder._on_finish,
+    Failure: ResponseBuilder._on_failure,
+}

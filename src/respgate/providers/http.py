@@ -4,10 +4,7 @@ open, status mapping before the first byte, and faults after it.
 A dialect module subclasses `HttpProvider` and supplies four things: the
 endpoint path, its auth headers, the request body (`request_body`, which may
 append to `warnings`) and a sans-IO `Translator` (SSE events in, signals
-out). Everything that touches sockets is here, once.
-
-aiohttp, not httpx: measured in `bench/bench_http_client.py` (see
-docs/design.md, "Upstream HTTP client").
+out). The sockets themselves are `wire.py`'s (asyncio + httptools).
 """
 
 from __future__ import annotations
@@ -17,65 +14,16 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Protocol
 
-import aiohttp
 import orjson
 
 from ..config import ProviderConfig
 from ..protocol.signals import Failure, Finish, Signal, Usage
 from ..sse import SSEDecoder
 from .base import ModelCall, UpstreamError, upstream_error
+from .wire import Response, Timeouts, UpstreamClient
 
 ERROR_BODY_LIMIT = 64 * 1024
 _ENDS = (Finish, Failure)  # a tuple: `Finish | Failure` would build a union per signal
-DRAIN_SECONDS = 2.0
-
-
-class UpstreamClient:
-    """One pooled aiohttp session for every provider; created on first use
-    (inside the running loop) and closed by `aclose()`."""
-
-    def __init__(self, *, limit: int = 0) -> None:
-        self._limit = limit
-        self._session: aiohttp.ClientSession | None = None
-        self._drains: set[asyncio.Task[None]] = set()
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=0, enable_cleanup_closed=True
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, timeout=aiohttp.ClientTimeout(total=None)
-            )
-        return self._session
-
-    def release_later(self, response: aiohttp.ClientResponse) -> None:
-        """Give a finished response's connection back to the pool once its body's
-        last bytes (the chunked terminator after `[DONE]`) arrive."""
-        if response.content.at_eof():
-            response.release()
-            return
-        task = asyncio.get_running_loop().create_task(_drain(response))
-        self._drains.add(task)
-        task.add_done_callback(self._drains.discard)
-
-    async def aclose(self) -> None:
-        for task in list(self._drains):
-            task.cancel()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-async def _drain(response: aiohttp.ClientResponse) -> None:
-    try:
-        async with asyncio.timeout(DRAIN_SECONDS):
-            while await response.content.readany():
-                pass
-        response.release()
-    except (TimeoutError, aiohttp.ClientError, asyncio.CancelledError):
-        response.close()
 
 
 # ---------------------------------------------------------------- errors
@@ -170,7 +118,7 @@ class SignalStream:
     Faults while reading become one `Failure` (idle timeout, dropped
     connection, malformed or truncated stream); it stops after the first
     `Finish` or `Failure`. Idle limits: until the first token (any signal but
-    `Usage`) the upstream may be silent for `read_timeout` (aiohttp's socket
+    `Usage`) the upstream may be silent for `read_timeout` (the socket
     read timeout: models think silently); after it, for `stream_idle_timeout`
     (a watchdog that closes the connection; one clock read per chunk).
     `aclose()` closes the upstream connection at once unless the stream ended
@@ -180,7 +128,7 @@ class SignalStream:
 
     def __init__(
         self,
-        response: aiohttp.ClientResponse,
+        response: Response,
         translator: Translator,
         *,
         client: UpstreamClient,
@@ -224,7 +172,8 @@ class SignalStream:
         translator, decoder = self._translator, SSEDecoder()
         clock = asyncio.get_running_loop().time
         try:
-            async for chunk in self._response.content.iter_any():
+            read = self._response.read
+            while chunk := await read():
                 self._last_read = clock()
                 for event in decoder.feed(chunk):
                     for signal in translator.feed(event.event, event.data):
@@ -239,8 +188,12 @@ class SignalStream:
                         yield signal
             tail = translator.end()
         except TimeoutError:
-            tail = [Failure("upstream_timeout", self._timeout_message(self._read_timeout))]
-        except aiohttp.ClientError as exc:
+            if self._response.overdue:
+                message = f"Provider {self.provider} did not finish within its total timeout."
+            else:
+                message = self._timeout_message(self._read_timeout)
+            tail = [Failure("upstream_timeout", message)]
+        except OSError as exc:
             tail = [
                 Failure(
                     "upstream_disconnected",
@@ -284,8 +237,8 @@ class HttpProvider:
         self.config = config
         self.name = config.name
         self.client = client
-        self._timeout = aiohttp.ClientTimeout(
-            total=config.timeout, sock_connect=config.connect_timeout, sock_read=config.read_timeout
+        self._timeouts = Timeouts(
+            connect=config.connect_timeout, read=config.read_timeout, total=config.timeout
         )
 
     # -- what a dialect supplies
@@ -314,9 +267,7 @@ class HttpProvider:
         body = orjson.dumps(self.request_body(call, warnings))
         url = self.config.base_url + self.path
         try:
-            response = await self.client.session.post(
-                url, data=body, headers=self.headers(call), timeout=self._timeout
-            )
+            response = await self.client.post(url, body, self.headers(call), self._timeouts)
         except TimeoutError:
             raise upstream_error(
                 504,
@@ -324,7 +275,7 @@ class HttpProvider:
                 code="upstream_timeout",
                 retryable=True,
             ) from None
-        except aiohttp.ClientError as exc:
+        except OSError as exc:
             raise upstream_error(
                 502,
                 f"Cannot reach provider {self.name} ({type(exc).__name__}).",
@@ -343,11 +294,11 @@ class HttpProvider:
             stream_idle_timeout=self.config.stream_idle_timeout,
         )
 
-    async def _error_of(self, response: aiohttp.ClientResponse) -> UpstreamError:
+    async def _error_of(self, response: Response) -> UpstreamError:
         body = b""
-        with contextlib.suppress(asyncio.TimeoutError, aiohttp.ClientError):
+        with contextlib.suppress(TimeoutError, OSError):
             async with asyncio.timeout(self.config.connect_timeout):
-                body = await response.content.read(ERROR_BODY_LIMIT)
+                body = await response.read_body(ERROR_BODY_LIMIT)
         response.close()
         return status_error(self.config, response.status, body, response.headers)
 

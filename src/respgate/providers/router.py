@@ -29,8 +29,9 @@ from ..protocol.errors import not_found, quote
 from .anthropic import AnthropicProvider
 from .base import Attempt, ModelCall, UpstreamError, for_provider
 from .chat_completions import ChatCompletionsProvider
-from .http import HttpProvider, SignalStream, UpstreamClient
+from .http import HttpProvider, SignalStream
 from .responses import ResponsesProvider
+from .wire import UpstreamClient
 
 log = logging.getLogger(__name__)
 

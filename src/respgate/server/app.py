@@ -34,6 +34,7 @@ from ..sse import RESPONSES_FRAMES, SSEFrames
 from ..store.base import ListQuery, ResponseQuery
 from ..store.keys import ApiKey, ApiKeys
 from .chat_routes import chat_routes
+from .direct import DirectRoute
 from .messages_routes import messages_routes
 from .request_id import RequestIds
 from .transport import Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
@@ -419,6 +420,17 @@ def create_app(
     middleware = [Middleware(RequestIds)]
     if metrics is not None:
         middleware.append(Middleware(metrics.count_requests))  # type: ignore[arg-type]
+    # `POST /v1/responses` past Starlette's router, through the same request-id and metrics
+    # layers (server/direct.py); with CORS on, every request takes the routed way.
+    create_route = Route("/v1/responses", create_response, methods=["POST"])
+    if not cors_origins:
+
+        def layers(handler: Any) -> Any:
+            counted = metrics.count_requests(handler) if metrics is not None else handler
+            return RequestIds(counted)
+
+        direct = Middleware(DirectRoute, route=create_route, layers=layers, on_error=error_response)
+        middleware.insert(0, direct)
     if cors_origins:
         middleware.append(
             Middleware(
@@ -446,7 +458,7 @@ def create_app(
     app = Starlette(
         lifespan=lifespan,
         routes=[
-            Route("/v1/responses", create_response, methods=["POST"]),
+            create_route,
             Route("/v1/responses", list_responses, methods=["GET"]),
             WebSocketRoute(
                 "/v1/responses",

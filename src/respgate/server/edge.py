@@ -13,6 +13,12 @@ the body, and accepts connections until the descriptor limit. `GuardedProtocol` 
   one has waited `EVICT_AFTER_SECONDS`, else it is answered 503 and closed; one log line per
   interval, however many.
 
+It also tells a response that its client left without a task per request waiting on
+`receive()`: each request's scope carries a list under `scope["extensions"][ON_DISCONNECT]`,
+and the callbacks in it run when the connection is lost before the response completed (the
+SSE writer registers one; other servers, and the in-process test transport, have no such
+list and the writer watches `receive()` instead).
+
 It subclasses uvicorn internals (`HttpToolsProtocol`), hence the pinned uvicorn range in
 pyproject.toml; tests/server/test_edge.py drives every limit over real sockets.
 """
@@ -40,6 +46,7 @@ log = logging.getLogger("respgate.edge")
 RESERVED_DESCRIPTORS = 64
 LOG_INTERVAL_SECONDS = 10.0
 EVICT_AFTER_SECONDS = 0.5  # an idle connection younger than this is never evicted
+ON_DISCONNECT = "respgate.on_disconnect"  # the scope extension: callbacks for a lost client
 
 
 @dataclass(frozen=True)
@@ -268,6 +275,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {ON_DISCONNECT: []}  # type: ignore[typeddict-unknown-key]
         self.request_started = True
         if self.expiry is None:  # a later request on a kept-alive connection
             self._arm(self.limits.header_timeout, self._header_timeout)
@@ -310,7 +318,14 @@ class GuardedProtocol(HttpToolsProtocol):
         self._stop_timer()
         self.awaiting_headers = False
         self.edge.idle.pop(self, None)
+        cycle = self.cycle
         super().connection_lost(exc)
+        if cycle is not None and cycle.disconnected:
+            for callback in list(cycle.scope.get("extensions", {}).get(ON_DISCONNECT, ())):
+                try:
+                    callback()
+                except Exception:
+                    log.exception("a disconnect callback failed")
 
 
 class HeaderLimit(Exception):

@@ -9,10 +9,11 @@ from typing import Any, cast
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..engine import EventSource, Run
+from ..engine import Event, EventSource, Run
 from ..protocol.errors import invalid, quote
 from ..protocol.lifecycle import REASONING_EVENTS, TERMINAL_EVENTS, ReasoningEvents
 from ..sse import KEEPALIVE_FRAME, RESPONSES_FRAMES, SSEFrames
+from .edge import ON_DISCONNECT
 
 Serve = Callable[..., Awaitable[Response]]
 """`serve(request, key, req, *, surface, stream, frames)`: how another inbound surface's
@@ -75,8 +76,9 @@ class SSEResponse:
 
     Each wake-up writes everything already emitted in one `send` (coalescing
     without waiting); a comment line keeps the connection alive while the
-    model is silent. A client disconnect stops the writer at once (the ASGI
-    server's `send` does not raise after one) and aborts the run.
+    model is silent. The writer runs in the request's own task; one watcher task
+    waits for the client to leave and aborts the run then (the ASGI server's
+    `send` does nothing after a disconnect), so the writer ends with the run.
     """
 
     def __init__(
@@ -97,13 +99,30 @@ class SSEResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with self.streams:
+            # the edge protocol calls back when the client leaves; elsewhere, a task watches
+            on_disconnect = scope.get("extensions", {}).get(ON_DISCONNECT)
+            if on_disconnect is not None:
+                on_disconnect.append(self._client_left)
+                watcher = None
+            else:
+                watcher = asyncio.create_task(self._watch(receive))
             finished = False
             try:
-                finished = await until_disconnect(receive, self._write(send))
+                await self._write(send)
+                finished = True
+            except OSError:
+                pass  # the connection broke under a write: as a disconnect
             finally:
-                if not finished:  # the client left (or this request was cancelled)
-                    self.run.abort("client_disconnected", "The client disconnected.")
+                if watcher is None:
+                    on_disconnect.remove(self._client_left)
+                else:
+                    watcher.cancel()
+                if not finished:  # the write failed (or this request was cancelled)
+                    self._client_left()
                 self.run.release()
+
+    def _client_left(self) -> None:
+        self.run.abort("client_disconnected", "The client disconnected.")
 
     async def _write(self, send: Send) -> None:
         run = self.run
@@ -111,25 +130,29 @@ class SSEResponse:
         # Let the producer run once before the first write, so the opening events go
         # out with whatever the upstream has already sent (one write fewer per stream).
         await asyncio.sleep(0)
-        while True:
-            batch = await run.next_batch(self.keepalive)
-            if batch is None:
-                await send(
-                    {"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True}
-                )
-                continue
-            body = b"".join(map(self.frames.encode, batch))
-            run.client_first_byte()
-            if run.drained:  # the last events and [DONE] go out in one write
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": body + self.frames.end,
-                        "more_body": False,
-                    }
-                )
-                return
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+        while await self._send_batch(send, await run.next_batch(self.keepalive)):
+            pass
+
+    async def _send_batch(self, send: Send, batch: list[Event] | None) -> bool:
+        """Write one batch (None: a keep-alive comment); False once the end went out. Its
+        own frame, so an open stream holds no encoded body between writes."""
+        if batch is None:
+            await send({"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True})
+            return True
+        body = b"".join([self.frames.encode(e) for e in batch])
+        run = self.run
+        run.client_first_byte()
+        if run.drained:  # the last events and [DONE] go out in one write
+            await send(
+                {"type": "http.response.body", "body": body + self.frames.end, "more_body": False}
+            )
+            return False
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        return True
+
+    async def _watch(self, receive: Receive) -> None:
+        await _watch_disconnect(receive)
+        self._client_left()
 
 
 async def until_disconnect(receive: Receive, write: Coroutine[Any, Any, None]) -> bool:
