@@ -62,7 +62,7 @@ async def test_cors_headers_follow_the_configuration(engine: Engine, origins) ->
 
 async def test_other_methods_and_paths_still_take_the_router(engine: Engine) -> None:
     async with client_of(create_app(engine)) as c:
-        wrong_method = await c.get("/v1/responses")
+        wrong_method = await c.put("/v1/responses")  # GET lists
         below = await c.post("/v1/responses/compact", content=b"{}")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
