@@ -26,6 +26,7 @@ from ...protocol.request import (
     decode_checked,
     normalize_input,
 )
+from .stored import CHAT_SURFACE
 
 # ---------------------------------------------------------------- content parts
 
@@ -481,6 +482,7 @@ def to_create_request(chat: ChatRequest) -> CreateRequest:
     )
     req.items = normalize_input(items, "messages")
     req.stop = [chat.stop] if isinstance(chat.stop, str) else chat.stop or None
+    req.surface = CHAT_SURFACE  # a stored call is listed as a chat completion
     req.warnings = [
         f"`{name}` is not supported by this gateway and was ignored"
         for name in IGNORED
