@@ -114,7 +114,7 @@ async def test_filters_by_surface_and_metadata_with_output_and_metadata_updates(
         return record
 
     records = [
-        made("one", 100, "chat.completions", team="x", odd="it's \"quoted\" é"),
+        made("one", 100, "chat.completions", team="x", odd='it\'s "quoted" é'),
         made("two", 200, None, team="x"),
         made("three", 300, "chat.completions", team="y"),
         made("four", 400, "chat.completions"),
