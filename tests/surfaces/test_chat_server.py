@@ -325,3 +325,21 @@ async def test_custom_tools_through_a_chat_upstream(upstream_engine: Any) -> Non
                 "arguments": '{"input":"*** Begin Patch"}',
             }
             assert messages[2] == {"role": "tool", "tool_call_id": "call_p", "content": "applied"}
+
+
+@pytest.mark.parametrize("send_reasoning", [True, False])
+async def test_reasoning_content_sent_back_reaches_a_chat_upstream_that_takes_it(
+    send_reasoning: bool, upstream_engine: Any
+) -> None:
+    """An assistant message's `reasoning_content` (as vLLM/DeepSeek clients send it back)
+    goes upstream as `reasoning_content` when the provider is set to send reasoning
+    (`send_reasoning`), and is dropped otherwise."""
+    async with FakeUpstream(Reply(fixture("chat_completions", "text"))) as upstream:
+        engine = upstream_engine("chat_completions", upstream.url, send_reasoning=send_reasoning)
+        with LiveServer(engine) as server:
+            thought = {"role": "assistant", "content": "Hello", "reasoning_content": "think"}
+            body = {"model": "m", "messages": [*HI, thought, *HI]}
+            assert (await post_chat(server, body)).status_code == 200
+    assistant = upstream.requests[0].body["messages"][1]
+    assert assistant["content"] == "Hello"
+    assert assistant.get("reasoning_content") == ("think" if send_reasoning else None)
