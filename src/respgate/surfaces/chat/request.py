@@ -26,6 +26,8 @@ from ...protocol.request import (
     decode_checked,
     normalize_input,
 )
+from ...protocol.response import CALL_ITEMS
+from .builder import CALL_FIELDS
 from .stored import CHAT_SURFACE
 
 # ---------------------------------------------------------------- content parts
@@ -414,23 +416,12 @@ def _text_parts(content: str | list[TextPart]) -> str | list[dict[str, Any]]:
 
 def _call_item(call: ToolCall, param: str) -> dict[str, Any]:
     """A tool call of an assistant message as a `function_call` or `custom_tool_call` item."""
-    if call.type == "custom":
-        if call.custom is None:
-            raise invalid("A `custom` tool call needs `custom`.", f"{param}.custom")
-        return {
-            "type": "custom_tool_call",
-            "call_id": call.id,
-            "name": call.custom.name,
-            "input": call.custom.input,
-        }
-    if call.function is None:
-        raise invalid("A `function` tool call needs `function`.", f"{param}.function")
-    return {
-        "type": "function_call",
-        "call_id": call.id,
-        "name": call.function.name,
-        "arguments": call.function.arguments,
-    }
+    body = call.function if call.type == "function" else call.custom
+    if body is None:
+        raise invalid(f"A `{call.type}` tool call needs `{call.type}`.", f"{param}.{call.type}")
+    field = CALL_FIELDS[call.type]
+    item_type = next(item for item, kind in CALL_ITEMS.items() if kind == call.type)
+    return {"type": item_type, "call_id": call.id, "name": body.name, field: getattr(body, field)}
 
 
 def _assistant(message: AssistantMessage, param: str) -> list[dict[str, Any]]:
