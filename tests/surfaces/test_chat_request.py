@@ -348,3 +348,9 @@ async def test_a_missing_required_field_is_named(client: httpx.AsyncClient, miss
 def test_stop_is_never_read_from_a_responses_body() -> None:
     req = parse_create_request(b'{"model": "m", "input": "x", "stop": ["a"]}')
     assert req.stop is None
+
+
+def test_only_the_chat_surface_marks_a_request_as_a_chat_call() -> None:
+    assert translate().surface == "chat.completions"  # listed as a chat completion when stored
+    spoofed = b'{"model":"m","input":"hi","surface":"chat.completions"}'
+    assert parse_create_request(spoofed).surface is None  # never read from a Responses body
