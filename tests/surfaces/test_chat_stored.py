@@ -157,6 +157,25 @@ async def test_stored_messages_of_a_tool_turn_and_bad_pages(server: LiveServer) 
     desc = (await chat.messages.list(done.id, order="desc", limit=2)).data
     assert [m.id for m in desc] == [messages[2].id, messages[1].id]
 
+    # a custom call and reasoning sent back come back as they were sent
+    custom = {"type": "custom", "custom": {"name": "patch"}}
+    patch_call = {"id": "call_2", "type": "custom", "custom": {"name": "patch", "input": "*** P"}}
+    sent = [
+        USER,
+        {"role": "assistant", "reasoning_content": "why", "tool_calls": [patch_call]},
+        {"role": "tool", "tool_call_id": "call_2", "content": "ok"},
+    ]
+    again = await chat.create(model="echo", messages=sent, tools=[custom], store=True)  # type: ignore[call-overload]
+    async with httpx.AsyncClient(base_url=server.url) as c:
+        r = await c.get(
+            f"/v1/chat/completions/{again.id}/messages",
+            headers={"authorization": f"Bearer {KEY_A}"},
+        )
+    assistant, tool = r.json()["data"][1:]
+    assert assistant["tool_calls"] == [patch_call]
+    assert assistant["reasoning_content"] == "why"
+    assert (tool["role"], tool["tool_call_id"], tool["content"]) == ("tool", "call_2", "ok")
+
     for query, param in (({"limit": 0}, "limit"), ({"order": "up"}, "order")):
         with pytest.raises(openai.BadRequestError) as bad:
             await chat.list(**query)  # type: ignore[arg-type]
