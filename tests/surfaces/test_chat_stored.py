@@ -176,7 +176,11 @@ async def test_stored_messages_of_a_tool_turn_and_bad_pages(server: LiveServer) 
     assert assistant["reasoning_content"] == "why"
     assert (tool["role"], tool["tool_call_id"], tool["content"]) == ("tool", "call_2", "ok")
 
-    for query, param in (({"limit": 0}, "limit"), ({"order": "up"}, "order")):
+    for query, param in (
+        ({"limit": 0}, "limit"),
+        ({"order": "up"}, "order"),
+        ({"after": "resp_1"}, "after"),
+    ):
         with pytest.raises(openai.BadRequestError) as bad:
             await chat.list(**query)  # type: ignore[arg-type]
         assert bad.value.body["param"] == param  # type: ignore[index]

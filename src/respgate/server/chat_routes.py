@@ -53,6 +53,14 @@ def _page_args(request: Request) -> tuple[int, str, str | None]:
     return int(raw), order, request.query_params.get("after") or None
 
 
+def _response_after(after: str) -> str:
+    """The response id behind the list's `after` (400 for one that is no completion id)."""
+    try:
+        return response_id_of(after)
+    except ApiError:
+        raise invalid(f"`after` must be a chat completion id, got {after!r}.", "after") from None
+
+
 def _listed(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
     return {
         "object": "list",
@@ -108,7 +116,7 @@ def chat_routes(
         query = ResponseQuery(
             limit=limit,
             order=order,  # type: ignore[arg-type]
-            after=None if after is None else response_id_of(after),
+            after=None if after is None else _response_after(after),
             model=request.query_params.get("model") or None,
             surface=CHAT_SURFACE,
             metadata=metadata,
