@@ -286,7 +286,7 @@ async def test_custom_tools_through_a_chat_upstream(upstream_engine: Any) -> Non
     one `input` string; the upstream's call comes back as a custom call, streamed and whole,
     and its result goes back as that function's result."""
     body = fixture("chat_completions", "tools_mapped")
-    async with FakeUpstream(Reply(body), Reply(body), Reply(body)) as upstream:
+    async with FakeUpstream(Reply(body), Reply(body), Reply(body), Reply(body)) as upstream:
         with LiveServer(upstream_engine("chat_completions", upstream.url)) as server:
             request = {"model": "m", "messages": HI, "tools": [PATCH_TOOL, READ_TOOL]}
             frames = checked((await post_chat(server, {**request, "stream": True})).content)
@@ -304,8 +304,21 @@ async def test_custom_tools_through_a_chat_upstream(upstream_engine: Any) -> Non
             sent = upstream.requests[0].body
             assert sent["tools"][0]["function"]["name"] == "apply_patch"  # a function upstream
 
-            # the openai SDK, whole: a typed custom call
+            # the openai SDK, streaming: its chunk type knows only function calls, so the
+            # custom call's fields arrive untyped, as they do from OpenAI
             sdk = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
+            streamed = [
+                call
+                async for chunk in await sdk.chat.completions.create(**request, stream=True)  # type: ignore[call-overload]
+                if chunk.choices
+                for call in chunk.choices[0].delta.tool_calls or ()
+            ]
+            custom = next(c for c in streamed if c.type == "custom")
+            assert custom.model_extra == {
+                "custom": {"name": "apply_patch", "input": "*** Begin Patch"}
+            }
+
+            # the openai SDK, whole: a typed custom call
             done = await sdk.chat.completions.create(**request)  # type: ignore[call-overload]
             call = done.choices[0].message.tool_calls[1]  # type: ignore[index]
             assert isinstance(call, ChatCompletionMessageCustomToolCall)
@@ -319,7 +332,7 @@ async def test_custom_tools_through_a_chat_upstream(upstream_engine: Any) -> Non
                 {"role": "tool", "tool_call_id": "call_p", "content": "applied"},
             ]
             await sdk.chat.completions.create(**{**request, "messages": turn})  # type: ignore[call-overload]
-            messages = upstream.requests[2].body["messages"]
+            messages = upstream.requests[3].body["messages"]
             assert messages[1]["tool_calls"][0]["function"] == {
                 "name": "apply_patch",
                 "arguments": '{"input":"*** Begin Patch"}',
