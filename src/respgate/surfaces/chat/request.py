@@ -504,15 +504,8 @@ def _tool_choice(choice: ToolChoice | None) -> str | dict[str, Any] | None:
 
 def _tool(tool: Tool) -> dict[str, Any]:
     """A function or custom tool as the Responses request holds it."""
-    if tool.function is not None:
-        fn = tool.function
-        return {
-            "type": "function",
-            "name": fn.name,
-            "description": fn.description,
-            "parameters": fn.parameters,
-            "strict": fn.strict,
-        }
+    if tool.function is not None:  # name, description, parameters, strict: the same fields
+        return {"type": "function", **msgspec.to_builtins(tool.function)}
     assert tool.custom is not None  # parse_chat_request checked it
     fmt = tool.custom.format
     wire: dict[str, Any] = {"type": "text"}
