@@ -928,6 +928,15 @@ class Engine:
         """`GET /v1/responses`: a page of stored responses (`tenant` None: every tenant's)."""
         return (await self._stored().list_responses(tenant, query)).wire()
 
+    async def update_metadata(
+        self, response_id: str, metadata: dict[str, str], *, tenant: str = ""
+    ) -> dict[str, Any]:
+        """Replace a stored response's `metadata`; the updated Response."""
+        response = await self._stored().update_metadata(response_id, tenant, metadata)
+        if response is None:
+            raise self._missing(response_id)
+        return response
+
     async def cancel(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:
         """Cancel a background response (on whichever process runs it: that process's next
         log write is refused and it stops); here, its run stops at once."""

@@ -102,3 +102,45 @@ async def test_conversations_list_by_tenant_and_date(store: SqlStore) -> None:
     assert first.has_more
     rest = await store.list_conversations("a", ListQuery(limit=1, after=first.last_id))
     assert ids(rest) == ["conv_0"] and not rest.has_more
+
+
+async def test_filters_by_surface_and_metadata_with_output_and_metadata_updates(
+    store: SqlStore,
+) -> None:
+    def made(text: str, created_at: int, surface: str | None, **metadata: str) -> StoredResponse:
+        record = at(completed(text, tenant="a", metadata=metadata), created_at)
+        if surface is not None:
+            record.response["surface"] = surface
+        return record
+
+    records = [
+        made("one", 100, "chat.completions", team="x", odd='it\'s "quoted" é'),
+        made("two", 200, None, team="x"),
+        made("three", 300, "chat.completions", team="y"),
+        made("four", 400, "chat.completions"),
+    ]
+    for record in records:
+        assert await store.save(record)
+    rid = [r.response["id"] for r in records]
+    chat = ResponseQuery(order="asc", surface="chat.completions")
+    assert ids(await store.list_responses("a", chat)) == [rid[0], rid[2], rid[3]]
+    assert ids(await store.list_responses("b", chat)) == []
+    team_x = ResponseQuery(surface="chat.completions", metadata=(("team", "x"),))
+    assert ids(await store.list_responses("a", team_x)) == [rid[0]]
+    both = (("team", "x"), ("odd", 'it\'s "quoted" é'))
+    assert ids(await store.list_responses("a", ResponseQuery(metadata=both))) == [rid[0]]
+    wrong = (("team", "x"), ("odd", "no"))
+    assert ids(await store.list_responses("a", ResponseQuery(metadata=wrong))) == []
+    # without `with_output` a listed Response has no output; with it, its own
+    plain = (await store.list_responses("a", chat)).data
+    assert all("output" not in r for r in plain)
+    full = (await store.list_responses("a", ResponseQuery(order="asc", with_output=True))).data
+    texts = [r["output"][0]["content"][0]["text"] for r in full]
+    assert texts == ["one", "two", "three", "four"]
+
+    updated = await store.update_metadata(rid[2], "a", {"team": "x"})
+    assert updated is not None and updated["metadata"] == {"team": "x"}
+    assert updated["output"][0]["content"][0]["text"] == "three"  # the rest is kept
+    assert ids(await store.list_responses("a", team_x)) == [rid[2], rid[0]]
+    assert await store.update_metadata(rid[2], "b", {}) is None  # another tenant's
+    assert await store.update_metadata("resp_missing", "a", {}) is None

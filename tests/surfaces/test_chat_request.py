@@ -87,6 +87,82 @@ def test_every_role_and_part_becomes_a_responses_item() -> None:
     assert req.items[6]["content"] == [{"type": "output_text", "text": "It is sunny."}]
 
 
+PATCH = {
+    "type": "custom",
+    "custom": {
+        "name": "apply_patch",
+        "description": "edit files",
+        "format": {"type": "grammar", "grammar": {"definition": "start: /.+/", "syntax": "lark"}},
+    },
+}
+
+
+def test_custom_tools_their_calls_and_results_and_sent_back_reasoning() -> None:
+    req = translate(
+        tools=[WEATHER, PATCH, {"type": "custom", "custom": {"name": "free"}}],
+        tool_choice={
+            "type": "allowed_tools",
+            "allowed_tools": {
+                "mode": "auto",
+                "tools": [
+                    {"type": "custom", "custom": {"name": "apply_patch"}},
+                    {"type": "function", "function": {"name": "get_weather"}},
+                ],
+            },
+        },
+        messages=[
+            {"role": "user", "name": "ann", "content": "fix it"},
+            {
+                "role": "assistant",
+                "reasoning_content": "a patch will do",
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "custom",
+                        "custom": {"name": "apply_patch", "input": "*** P"},
+                    },
+                    {"id": "c2", "function": {"name": "get_weather", "arguments": "{}"}},
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "done"},
+            {"role": "tool", "tool_call_id": "c2", "content": "sunny"},
+        ],
+    )
+    assert req.tools[1:] == [
+        {
+            "type": "custom",
+            "name": "apply_patch",
+            "description": "edit files",
+            "format": {"type": "grammar", "definition": "start: /.+/", "syntax": "lark"},
+        },
+        {"type": "custom", "name": "free", "description": None, "format": {"type": "text"}},
+    ]
+    assert req.tool_choice == {
+        "type": "allowed_tools",
+        "mode": "auto",
+        "tools": [
+            {"type": "custom", "name": "apply_patch"},
+            {"type": "function", "name": "get_weather"},
+        ],
+    }
+    assert req.items[1:] == [
+        {
+            "type": "reasoning",
+            "content": [{"type": "reasoning_text", "text": "a patch will do"}],
+        },
+        {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** P"},
+        {"type": "function_call", "call_id": "c2", "name": "get_weather", "arguments": "{}"},
+        {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"},
+        {"type": "function_call_output", "call_id": "c2", "output": "sunny"},
+    ]
+    assert any("`name`" in w for w in req.warnings)  # no Responses field carries it
+    assert not any("`name`" in w for w in translate().warnings)
+    chosen = translate(
+        tools=[PATCH], tool_choice={"type": "custom", "custom": {"name": "apply_patch"}}
+    )
+    assert chosen.tool_choice == {"type": "custom", "name": "apply_patch"}
+
+
 def test_options_map_to_the_responses_request() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     req = translate(
@@ -196,7 +272,34 @@ BAD: list[tuple[dict[str, Any], str | None]] = [
     ({"stream_options": {"include_usage": True}}, "stream_options"),
     ({"modalities": ["text", "audio"]}, "modalities"),
     ({"reasoning_effort": "max"}, "reasoning_effort"),
-    ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type"),
+    ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"tools": [{"type": "custom"}]}, "tools[0].custom"),
+    ({"tools": [{"type": "custom", "custom": {"name": ""}}]}, "tools[0].custom.name"),
+    (
+        {
+            "tools": [
+                {
+                    "type": "custom",
+                    "custom": {
+                        "name": "x",
+                        "format": {
+                            "type": "grammar",
+                            "grammar": {"definition": "a", "syntax": "peg"},
+                        },
+                    },
+                }
+            ]
+        },
+        "tools[0].custom.format.grammar.syntax",
+    ),
+    (
+        {"tools": [WEATHER], "tool_choice": {"type": "custom", "custom": {"name": "get_weather"}}},
+        "tool_choice.custom.name",
+    ),
+    (
+        {"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "custom"}]}]},
+        "messages[0].tool_calls[0].custom",
+    ),
     (
         {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 7}}}]},
         "tools[0].function.parameters.type",
@@ -245,3 +348,9 @@ async def test_a_missing_required_field_is_named(client: httpx.AsyncClient, miss
 def test_stop_is_never_read_from_a_responses_body() -> None:
     req = parse_create_request(b'{"model": "m", "input": "x", "stop": ["a"]}')
     assert req.stop is None
+
+
+def test_only_the_chat_surface_marks_a_request_as_a_chat_call() -> None:
+    assert translate().surface == "chat.completions"  # listed as a chat completion when stored
+    spoofed = b'{"model":"m","input":"hi","surface":"chat.completions"}'
+    assert parse_create_request(spoofed).surface is None  # never read from a Responses body

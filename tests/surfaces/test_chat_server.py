@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageCustomToolCall
 
 from respgate.config import KeyConfig
 from respgate.engine import Engine
@@ -268,3 +269,90 @@ async def test_chat_calls_move_the_metrics_series() -> None:
         moved(before, after, "respgate_tokens_total", **tokens, kind="output")
         == 2 * usage["completion_tokens"]
     )
+
+
+PATCH_TOOL = {
+    "type": "custom",
+    "custom": {"name": "apply_patch", "description": "edit files"},
+}
+READ_TOOL = {
+    "type": "function",
+    "function": {"name": "mcp__fs__read_file", "parameters": {"type": "object"}},
+}
+
+
+async def test_custom_tools_through_a_chat_upstream(upstream_engine: Any) -> None:
+    """A chat client's custom tool reaches a Chat Completions upstream as a function with
+    one `input` string; the upstream's call comes back as a custom call, streamed and whole,
+    and its result goes back as that function's result."""
+    body = fixture("chat_completions", "tools_mapped")
+    async with FakeUpstream(Reply(body), Reply(body), Reply(body), Reply(body)) as upstream:
+        with LiveServer(upstream_engine("chat_completions", upstream.url)) as server:
+            request = {"model": "m", "messages": HI, "tools": [PATCH_TOOL, READ_TOOL]}
+            frames = checked((await post_chat(server, {**request, "stream": True})).content)
+            fragments = [
+                call
+                for f in frames[:-1]
+                if f["choices"]
+                for call in f["choices"][0]["delta"].get("tool_calls") or ()
+            ]
+            # the custom call is released whole when it ends (tools.py), after the function's
+            # first fragment: it is call 1
+            assert {"index": 1, "id": "call_p", "type": "custom",
+                    "custom": {"name": "apply_patch", "input": "*** Begin Patch"}} in fragments  # fmt: skip
+            assert fragments[0]["type"] == "function"
+            sent = upstream.requests[0].body
+            assert sent["tools"][0]["function"]["name"] == "apply_patch"  # a function upstream
+
+            # the openai SDK, streaming: its chunk type knows only function calls, so the
+            # custom call's fields arrive untyped, as they do from OpenAI
+            sdk = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
+            streamed = [
+                call
+                async for chunk in await sdk.chat.completions.create(**request, stream=True)  # type: ignore[call-overload]
+                if chunk.choices
+                for call in chunk.choices[0].delta.tool_calls or ()
+            ]
+            custom = next(c for c in streamed if c.type == "custom")
+            assert custom.model_extra == {
+                "custom": {"name": "apply_patch", "input": "*** Begin Patch"}
+            }
+
+            # the openai SDK, whole: a typed custom call
+            done = await sdk.chat.completions.create(**request)  # type: ignore[call-overload]
+            call = done.choices[0].message.tool_calls[1]  # type: ignore[index]
+            assert isinstance(call, ChatCompletionMessageCustomToolCall)
+            assert (call.custom.name, call.custom.input) == ("apply_patch", "*** Begin Patch")
+            assert done.choices[0].finish_reason == "tool_calls"
+
+            # the call and its result sent back: a custom call and its output upstream
+            turn = [
+                *HI,
+                {"role": "assistant", "tool_calls": [call.model_dump(exclude_none=True)]},
+                {"role": "tool", "tool_call_id": "call_p", "content": "applied"},
+            ]
+            await sdk.chat.completions.create(**{**request, "messages": turn})  # type: ignore[call-overload]
+            messages = upstream.requests[3].body["messages"]
+            assert messages[1]["tool_calls"][0]["function"] == {
+                "name": "apply_patch",
+                "arguments": '{"input":"*** Begin Patch"}',
+            }
+            assert messages[2] == {"role": "tool", "tool_call_id": "call_p", "content": "applied"}
+
+
+@pytest.mark.parametrize("send_reasoning", [True, False])
+async def test_reasoning_content_sent_back_reaches_a_chat_upstream_that_takes_it(
+    send_reasoning: bool, upstream_engine: Any
+) -> None:
+    """An assistant message's `reasoning_content` (as vLLM/DeepSeek clients send it back)
+    goes upstream as `reasoning_content` when the provider is set to send reasoning
+    (`send_reasoning`), and is dropped otherwise."""
+    async with FakeUpstream(Reply(fixture("chat_completions", "text"))) as upstream:
+        engine = upstream_engine("chat_completions", upstream.url, send_reasoning=send_reasoning)
+        with LiveServer(engine) as server:
+            thought = {"role": "assistant", "content": "Hello", "reasoning_content": "think"}
+            body = {"model": "m", "messages": [*HI, thought, *HI]}
+            assert (await post_chat(server, body)).status_code == 200
+    assistant = upstream.requests[0].body["messages"][1]
+    assert assistant["content"] == "Hello"
+    assert assistant.get("reasoning_content") == ("think" if send_reasoning else None)

@@ -288,6 +288,9 @@ class CreateRequest(msgspec.Struct, kw_only=True):
     # Stop sequences: set by another surface (Chat Completions `stop`, Messages
     # `stop_sequences`), never by a Responses body.
     stop: list[str] | None = None
+    # The inbound surface that made the request when not `/v1/responses` ("chat.completions"):
+    # kept in the Response's `surface` field, never read from a Responses body.
+    surface: str | None = None
     # The `mcp` tools by server label; their `headers`/`authorization` are kept only here.
     mcp: dict[str, McpTool] = {}
 
@@ -707,6 +710,7 @@ def check_sampling(req: Any) -> None:
 def _validate(req: CreateRequest) -> None:
     req.warnings = []  # derived, never the body's
     req.stop = None
+    req.surface = None
     if not req.model:
         raise invalid(
             "Missing required parameter: 'model'.", "model", code="missing_required_parameter"

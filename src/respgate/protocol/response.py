@@ -3,9 +3,27 @@ spec's ResponseResource present (nullable ones as null, numbers never null)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from .request import CreateRequest
+from .signals import (
+    Annotation,
+    Finish,
+    FinishReason,
+    ReasoningDelta,
+    RefusalDelta,
+    Signal,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+
+CALL_ITEMS = {"function_call": "function", "custom_tool_call": "custom"}
+INCOMPLETE_REASONS: dict[str, FinishReason] = {
+    "max_output_tokens": "max_output_tokens",
+    "content_filter": "content_filter",
+}
 
 
 def new_response(
@@ -66,6 +84,8 @@ def new_response(
     }
     if req.conversation_id is not None:
         response["conversation"] = {"id": req.conversation_id}
+    if req.surface is not None:
+        response["surface"] = req.surface
     return response
 
 
@@ -86,3 +106,49 @@ def usage_object(
         "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
     }
+
+
+def usage_of(usage: dict[str, Any] | None) -> list[Signal]:
+    """A Responses `usage` object as the `Usage` signal (none without one)."""
+    if not usage:
+        return []
+    return [
+        Usage(
+            input_tokens=usage.get("input_tokens") or 0,
+            output_tokens=usage.get("output_tokens") or 0,
+            cached_tokens=(usage.get("input_tokens_details") or {}).get("cached_tokens") or 0,
+            reasoning_tokens=(usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+            or 0,
+        )
+    ]
+
+
+def response_signals(response: dict[str, Any]) -> Iterator[Signal]:
+    """The signals that build a finished Response's output again (a stored response shown
+    through another surface, e.g. `GET /v1/chat/completions/{id}`): text with its logprobs
+    and annotations, refusals, reasoning text, tool calls whole, usage and the finish
+    (`incomplete`: its reason; any other status: `stop`). Items with no signal form
+    (hosted tools, opaque reasoning, compaction) are left out."""
+    for index, item in enumerate(response.get("output") or ()):
+        kind = item.get("type")
+        if kind == "message":
+            for part in item.get("content") or ():
+                if part.get("type") == "output_text":
+                    yield TextDelta(part.get("text", ""), tuple(part.get("logprobs") or ()))
+                    for annotation in part.get("annotations") or ():
+                        yield Annotation(annotation)
+                elif part.get("type") == "refusal":
+                    yield RefusalDelta(part.get("refusal", ""))
+        elif kind == "reasoning":
+            for part in item.get("summary") or ():
+                yield ReasoningDelta(part.get("text", ""))
+            for part in item.get("content") or ():
+                yield ReasoningDelta(part.get("text", ""), "raw")
+        elif kind in CALL_ITEMS:
+            call = CALL_ITEMS[kind]
+            arguments = item.get("arguments" if call == "function" else "input") or ""
+            yield ToolCallDelta(index, item.get("call_id"), item.get("name"), arguments, call)
+    yield from usage_of(response.get("usage"))
+    reason = (response.get("incomplete_details") or {}).get("reason", "")
+    incomplete = response.get("status") == "incomplete"
+    yield Finish(INCOMPLETE_REASONS.get(reason, "max_output_tokens") if incomplete else "stop")

@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 import msgspec
 
 from ..protocol.lifecycle import HOSTED_EVENTS, HOSTED_ITEM_EVENTS
+from ..protocol.response import CALL_ITEMS, INCOMPLETE_REASONS, usage_of
 from ..protocol.signals import (
     Annotation,
     Failure,
     Finish,
-    FinishReason,
     HostedItem,
     ReasoningDelta,
     ReasoningOpaque,
@@ -32,7 +32,6 @@ from ..protocol.signals import (
     Signal,
     TextDelta,
     ToolCallDelta,
-    Usage,
 )
 from . import faults
 from .base import ModelCall
@@ -48,13 +47,9 @@ LOCAL_FIELDS = (
     "stream",
     "stream_options",
     "stop",  # the Responses API has no stop sequences
+    "surface",  # the inbound surface, kept in the stored Response
     "mcp",  # gateway-run MCP servers, with their secrets (`toolloop.py`)
 )
-CALL_ITEMS = {"function_call": "function", "custom_tool_call": "custom"}
-INCOMPLETE_REASONS: dict[str, FinishReason] = {
-    "max_output_tokens": "max_output_tokens",
-    "content_filter": "content_filter",
-}
 
 
 # Fields of an event that place it; the builder sets its own.
@@ -86,20 +81,6 @@ def request_body(call: ModelCall) -> dict[str, Any]:
         include.append("reasoning.encrypted_content")
     body["include"] = include
     return {k: v for k, v in body.items() if v is not None}
-
-
-def usage_of(usage: dict[str, Any] | None) -> list[Signal]:
-    if not usage:
-        return []
-    return [
-        Usage(
-            input_tokens=usage.get("input_tokens") or 0,
-            output_tokens=usage.get("output_tokens") or 0,
-            cached_tokens=(usage.get("input_tokens_details") or {}).get("cached_tokens") or 0,
-            reasoning_tokens=(usage.get("output_tokens_details") or {}).get("reasoning_tokens")
-            or 0,
-        )
-    ]
 
 
 class ResponsesTranslator:

@@ -496,7 +496,7 @@ def create_app(
                 delete_conversation_item,
                 methods=["DELETE"],
             ),
-            *chat_routes(key_of=key_of, json_body=json_body, serve=serve),
+            *chat_routes(engine, key_of=key_of, json_body=json_body, serve=serve),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

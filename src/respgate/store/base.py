@@ -121,10 +121,16 @@ class ListQuery:
 
 @dataclass(frozen=True, slots=True)
 class ResponseQuery(ListQuery):
-    """A page of stored responses (`GET /v1/responses`), also filtered by `model` and `status`."""
+    """A page of stored responses (`GET /v1/responses`), also filtered by `model` and
+    `status`, by the inbound `surface` that made them (`GET /v1/chat/completions`: the
+    Response's `surface` field) and by `metadata` pairs (every one must match);
+    `with_output`: each Response with its `output` items."""
 
     model: str | None = None
     status: str | None = None
+    surface: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    with_output: bool = False
 
 
 class ResponseStore(Protocol):
@@ -161,7 +167,12 @@ class ResponseStore(Protocol):
         self, tenant: str | None, query: ResponseQuery | None = None
     ) -> ItemPage:
         """A page of Response objects without `output` (`GET /v1/responses` has no room for
-        it; `get` brings it). `tenant` None: every tenant's, each with its `tenant`."""
+        it; `get` brings it) unless `query.with_output`. `tenant` None: every tenant's, each with its `tenant`."""
+
+    async def update_metadata(
+        self, response_id: str, tenant: str, metadata: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """Replace a stored response's `metadata`; the updated Response, or None."""
 
     async def list_conversations(self, tenant: str | None, query: ListQuery) -> ItemPage:
         """A page of Conversation objects (`tenant` None: every tenant's, each with its

@@ -154,6 +154,9 @@ class PostgresStore(SqlStore):
     def _response_field(self, name: str) -> str:
         return f"(response::jsonb ->> '{name}')"
 
+    def _metadata_holds(self) -> str:
+        return "(response::jsonb -> 'metadata') @> ?::jsonb"
+
     async def _release(self) -> None:
         if self._reconnect is not None:
             self._reconnect.cancel()

@@ -279,6 +279,11 @@ class SqlStore:
         """An SQL expression for the top-level string field `name` of `responses.response`."""
         raise NotImplementedError
 
+    def _metadata_holds(self) -> str:
+        """An SQL condition with one placeholder, a JSON object `{"key": "value"}`: true when
+        `responses.response`'s `metadata` holds that pair."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------ public API
 
     async def save(self, record: StoredResponse) -> bool:
@@ -316,6 +321,11 @@ class SqlStore:
         query = query or ResponseQuery()
         _check_page(query.limit, query.order)
         return await self._driver.read(self._list_responses(tenant, query))
+
+    async def update_metadata(
+        self, response_id: str, tenant: str, metadata: dict[str, str]
+    ) -> dict[str, Any] | None:
+        return await self._driver.write(self._update_metadata(response_id, tenant, metadata))
 
     async def list_conversations(self, tenant: str | None, query: ListQuery) -> ItemPage:
         _check_page(query.limit, query.order)
@@ -651,6 +661,20 @@ class SqlStore:
         )
         return bool(rows)
 
+    def _update_metadata(
+        self, response_id: str, tenant: str, metadata: dict[str, str]
+    ) -> Program[dict[str, Any] | None]:
+        rows = yield Query(
+            "SELECT response FROM responses WHERE id = ? AND tenant = ?", (response_id, tenant)
+        )
+        if not rows:
+            return None
+        yield Query(
+            "UPDATE responses SET response = ?, updated_at = ? WHERE id = ?",
+            (dumps({**loads(rows[0][0]), "metadata": metadata}), self._now(), response_id),
+        )
+        return (yield from self._get(response_id, tenant))
+
     def _expire(self) -> Program[int]:
         rows = yield Query(
             f"DELETE FROM responses WHERE expires_at <= ? AND status NOT IN {_ACTIVE} RETURNING id",
@@ -856,11 +880,34 @@ class SqlStore:
         return loads(rows[0][0]) if rows else None
 
     def _list_responses(self, tenant: str | None, q: ResponseQuery) -> Program[ItemPage]:
-        model = f"{self._response_field('model')} = ?"
-        rows = yield _listing("responses", "id, response, tenant", tenant, q,
-                              [("status = ?", q.status), (model, q.model)])  # fmt: skip
+        filters = [
+            ("status = ?", q.status),
+            (f"{self._response_field('model')} = ?", q.model),
+            (f"{self._response_field('surface')} = ?", q.surface),
+            *((self._metadata_holds(), dumps({k: v})) for k, v in q.metadata),
+        ]
+        rows = yield _listing("responses", "id, response, tenant", tenant, q, filters)
+        outputs: dict[str, list[dict[str, Any]]] = {}
+        if q.with_output and rows:
+            ids = [rid for rid, _, _ in rows[: q.limit]]
+            found = yield Query(
+                "SELECT response_id, data FROM items WHERE kind = ? AND response_id IN"
+                f" ({', '.join('?' * len(ids))}) ORDER BY response_id, position",
+                (OUTPUT, *ids),
+            )
+            for rid, data in found:
+                outputs.setdefault(rid, []).append(loads(data))
         listed = [
-            (rid, dumps({**loads(data), **({"tenant": owner} if tenant is None else {})}))
+            (
+                rid,
+                dumps(
+                    {
+                        **loads(data),
+                        **({"output": outputs.get(rid, [])} if q.with_output else {}),
+                        **({"tenant": owner} if tenant is None else {}),
+                    }
+                ),
+            )
             for rid, data, owner in rows
         ]
         return _page(listed, q.limit)

@@ -281,6 +281,12 @@ class SqliteStore(SqlStore):
     def _response_field(self, name: str) -> str:
         return f"json_extract(response, '$.{name}')"
 
+    def _metadata_holds(self) -> str:
+        return (
+            "EXISTS (SELECT 1 FROM json_each(response, '$.metadata')"
+            " WHERE json_object(key, value) = ?)"
+        )
+
     async def _release(self) -> None:
         _let_go(self._directory, self.instance, self._owner_fd, self._lock_fd)
 

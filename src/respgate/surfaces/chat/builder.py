@@ -12,7 +12,8 @@ Its rules (the checker in `validate.py` holds a stream to the same ones):
 - Tool calls are numbered 0, 1, 2 ... in the order they get their name (the upstream's own
   numbers are mapped); the first fragment carries `id`, `type` and `function.name` (and the
   arguments buffered while the name was unknown), later ones only `function.arguments`.
-  Fragments of several calls may interleave. A call never named is left out.
+  A custom tool's call (`type: "custom"`) carries `custom.name` and `custom.input` the same
+  way. Fragments of several calls may interleave. A call never named is left out.
 - `Finish` is one chunk with an empty delta and `finish_reason` (`stop`, `tool_calls` when
   tools were called, `length`, `content_filter`), then, with `include_usage`, one chunk
   with empty `choices` and the usage (every earlier chunk has `"usage": null`).
@@ -27,6 +28,7 @@ from typing import Any
 
 from ...protocol.errors import failure_error
 from ...protocol.ids import new_id
+from ...protocol.response import response_signals
 from ...protocol.signals import (
     Annotation,
     Failure,
@@ -42,16 +44,26 @@ from ...protocol.surface import SurfaceFactory
 from ...sse import DONE_FRAME, SSEFrames, encode_json
 
 Chunk = dict[str, Any]
-FINISH_REASONS = {"stop": "stop", "max_output_tokens": "length", "content_filter": "content_filter"}
+FINISH_REASONS = {
+    "stop": "stop",
+    "max_output_tokens": "length",
+    "max_steps": "length",
+    "content_filter": "content_filter",
+}
+# A call's fields by its kind: where its name and its arguments (a custom tool's `input`) go.
+CALL_FIELDS = {"function": "arguments", "custom": "input"}
 
 
 class ChatBuilderError(Exception):
     """A signal the builder cannot take (a bug in whoever feeds it)."""
 
 
+COMPLETION_PREFIX = "chatcmpl-"
+
+
 def completion_id(response_id: str) -> str:
     """The Chat Completions id of a response: `chatcmpl-` and the response id's digits."""
-    return "chatcmpl-" + response_id.removeprefix("resp_")
+    return COMPLETION_PREFIX + response_id.removeprefix("resp_")
 
 
 def usage_object(usage: Usage | None) -> dict[str, Any]:
@@ -80,13 +92,23 @@ def citation(annotation: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class _Call:
-    __slots__ = ("arguments", "call_id", "index", "name")
+    __slots__ = ("arguments", "call_id", "index", "kind", "name")
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # "function" or "custom": the tool call's `type`
         self.call_id: str | None = None
         self.name: str | None = None
         self.arguments = ""
         self.index = -1  # the Chat Completions index, once named
+
+    def body(self, arguments: str, name: str | None = None) -> dict[str, Any]:
+        """The call's `function` or `custom` object: its name (when given) and arguments."""
+        named = {} if name is None else {"name": name}
+        return {self.kind: {**named, CALL_FIELDS[self.kind]: arguments}}
+
+    def wire(self) -> dict[str, Any]:
+        """The whole call, as a `chat.completion` message lists it."""
+        return {"id": self.call_id, "type": self.kind, **self.body(self.arguments, self.name)}
 
 
 class ChatBuilder:
@@ -176,16 +198,13 @@ class ChatBuilder:
         return [self._chunk({"content": signal.text}, logprobs=logprobs)]
 
     def _tool_call(self, signal: ToolCallDelta) -> list[Chunk]:
-        call = self._calls.setdefault(signal.index, _Call())
+        call = self._calls.setdefault(signal.index, _Call(signal.kind))
         call.call_id = call.call_id or signal.call_id
         if call.index >= 0:
             if not signal.arguments:
                 return []
             call.arguments += signal.arguments
-            fragment: dict[str, Any] = {
-                "index": call.index,
-                "function": {"arguments": signal.arguments},
-            }
+            fragment = {"index": call.index, **call.body(signal.arguments)}
             return [self._chunk({"tool_calls": [fragment]})]
         call.arguments += signal.arguments
         call.name = call.name or signal.name
@@ -194,13 +213,7 @@ class ChatBuilder:
         call.call_id = call.call_id or new_id("call")
         call.index = len(self.calls)
         self.calls.append(call)
-        first = {
-            "index": call.index,
-            "id": call.call_id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments},
-        }
-        return [self._chunk({"tool_calls": [first]})]
+        return [self._chunk({"tool_calls": [{"index": call.index, **call.wire()}]})]
 
     def _finish(self, signal: Finish) -> list[Chunk]:
         reason = FINISH_REASONS[signal.reason]
@@ -222,14 +235,7 @@ class ChatBuilder:
         if self.reasoning:
             message["reasoning_content"] = "".join(self.reasoning)
         if self.calls:
-            message["tool_calls"] = [
-                {
-                    "id": c.call_id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                }
-                for c in self.calls
-            ]
+            message["tool_calls"] = [call.wire() for call in self.calls]
         return message
 
     def result(self) -> dict[str, Any]:
@@ -256,6 +262,16 @@ class ChatBuilder:
             ],
             "usage": usage_object(self.usage),
         }
+
+
+def completion_of(response: dict[str, Any]) -> dict[str, Any]:
+    """The `chat.completion` of a stored Response (`GET /v1/chat/completions/{id}`): its
+    output fed again, as signals, to a `ChatBuilder`, so a stored completion is the one the
+    client got; with the Response's `metadata`, as OpenAI shows a stored completion."""
+    builder = ChatBuilder(response)
+    for signal in response_signals(response):
+        builder.feed(signal)
+    return {**builder.result(), "metadata": response.get("metadata") or {}}
 
 
 def chat_surface(include_usage: bool) -> SurfaceFactory:

@@ -4,7 +4,7 @@ into the Responses `CreateRequest` the engine takes.
 `parse_chat_request(body)` raises `ApiError(400)` whose `param` names the field the way
 OpenAI does (`messages[2].content[0].type`). Unknown top-level fields are ignored, as on
 `/v1/responses`; fields respgate cannot honour are a 400 (`n` above 1, audio) or a
-warning (`seed`, `logit_bias`, `prediction`, `web_search_options`).
+warning (`seed`, `logit_bias`, `prediction`, `web_search_options`, a message's `name`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from ...protocol.request import (
     decode_checked,
     normalize_input,
 )
+from ...protocol.response import CALL_ITEMS
+from .builder import CALL_FIELDS
+from .stored import CHAT_SURFACE
 
 # ---------------------------------------------------------------- content parts
 
@@ -81,10 +84,19 @@ class FunctionCall(msgspec.Struct, kw_only=True):
     arguments: str
 
 
+class CustomCall(msgspec.Struct, kw_only=True):
+    name: str
+    input: str
+
+
 class ToolCall(msgspec.Struct, kw_only=True):
+    """A call of an assistant message: `function` for a function tool's, `custom` (with
+    `type: "custom"`) for a custom tool's."""
+
     id: str
-    type: Literal["function"] = "function"
-    function: FunctionCall
+    type: Literal["function", "custom"] = "function"
+    function: FunctionCall | None = None
+    custom: CustomCall | None = None
 
 
 class _Message(msgspec.Struct, tag_field="role", kw_only=True):
@@ -107,6 +119,8 @@ class AssistantMessage(_Message, tag="assistant"):
     content: str | list[AssistantPart] | None = None
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
+    # The reasoning of an earlier turn sent back, as vLLM and DeepSeek clients do.
+    reasoning_content: str | None = None
 
 
 class ToolMessage(_Message, tag="tool"):
@@ -139,9 +153,40 @@ class FunctionDef(msgspec.Struct, kw_only=True):
     strict: bool | None = None
 
 
+class Grammar(msgspec.Struct, kw_only=True):
+    definition: str
+    syntax: Literal["lark", "regex"]
+
+
+class _CustomFormat(msgspec.Struct, tag_field="type", kw_only=True):
+    pass
+
+
+class CustomText(_CustomFormat, tag="text"):
+    pass
+
+
+class CustomGrammar(_CustomFormat, tag="grammar"):
+    grammar: Grammar
+
+
+class CustomDef(msgspec.Struct, kw_only=True):
+    name: str
+    description: str | None = None
+    format: CustomText | CustomGrammar | None = None
+
+
 class Tool(msgspec.Struct, kw_only=True):
-    type: Literal["function"]
-    function: FunctionDef
+    """A function tool (`function`) or a custom tool (`type: "custom"`, `custom`)."""
+
+    type: Literal["function", "custom"]
+    function: FunctionDef | None = None
+    custom: CustomDef | None = None
+
+    @property
+    def name(self) -> str:
+        named = self.function if self.type == "function" else self.custom
+        return named.name if named is not None else ""
 
 
 class ChosenFunction(msgspec.Struct, kw_only=True):
@@ -156,16 +201,22 @@ class FunctionChoice(_Choice, tag="function"):
     function: ChosenFunction
 
 
+class CustomChoice(_Choice, tag="custom"):
+    custom: ChosenFunction
+
+
 class AllowedTools(msgspec.Struct, kw_only=True):
     mode: Literal["auto", "required"]
-    tools: list[FunctionChoice]
+    tools: list[FunctionChoice | CustomChoice]
 
 
 class AllowedToolsChoice(_Choice, tag="allowed_tools"):
     allowed_tools: AllowedTools
 
 
-ToolChoice = Literal["none", "auto", "required"] | FunctionChoice | AllowedToolsChoice
+ToolChoice = (
+    Literal["none", "auto", "required"] | FunctionChoice | CustomChoice | AllowedToolsChoice
+)
 
 
 class _Format(msgspec.Struct, tag_field="type", kw_only=True):
@@ -282,12 +333,14 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise invalid("`top_logprobs` needs `logprobs: true`.", "top_logprobs")
     check_metadata(chat.metadata)
     for i, tool in enumerate(chat.tools or ()):
-        fn = tool.function
-        if not fn.name:
-            raise invalid("A function tool needs a `name`.", f"tools[{i}].function.name")
-        if fn.parameters is not None:
+        param = f"tools[{i}].{tool.type}"
+        if getattr(tool, tool.type) is None:
+            raise invalid(f"A `{tool.type}` tool needs `{tool.type}`.", param)
+        if not tool.name:
+            raise invalid(f"A `{tool.type}` tool needs a `name`.", f"{param}.name")
+        if tool.function is not None and tool.function.parameters is not None:
             check_schema(
-                fn.parameters, f"function {quote(fn.name)}", f"tools[{i}].function.parameters"
+                tool.function.parameters, f"function {quote(tool.name)}", f"{param}.parameters"
             )
     _check_tool_choice(chat)
     fmt = chat.response_format
@@ -306,21 +359,31 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     return chat
 
 
-def _check_tool_choice(chat: ChatRequest) -> None:
-    names = {tool.function.name for tool in chat.tools or ()}
-    choice = chat.tool_choice
+def _chosen(choice: FunctionChoice | CustomChoice) -> tuple[str, str]:
+    """A tool choice's (type, name)."""
     if isinstance(choice, FunctionChoice):
-        chosen = [(choice.function.name, "tool_choice.function.name")]
+        return "function", choice.function.name
+    return "custom", choice.custom.name
+
+
+def _check_tool_choice(chat: ChatRequest) -> None:
+    tools = {(tool.type, tool.name) for tool in chat.tools or ()}
+    choice = chat.tool_choice
+    if isinstance(choice, (FunctionChoice, CustomChoice)):
+        chosen = [(_chosen(choice), "tool_choice")]
     elif isinstance(choice, AllowedToolsChoice):
         chosen = [
-            (c.function.name, f"tool_choice.allowed_tools.tools[{i}].function.name")
+            (_chosen(c), f"tool_choice.allowed_tools.tools[{i}]")
             for i, c in enumerate(choice.allowed_tools.tools)
         ]
     else:
         return
-    for name, param in chosen:
-        if name not in names:
-            raise invalid(f"Tool choice {quote(name)} is not among the request's tools.", param)
+    for (kind, name), param in chosen:
+        if (kind, name) not in tools:
+            raise invalid(
+                f"Tool choice {quote(name)} is not among the request's {kind} tools.",
+                f"{param}.{kind}.name",
+            )
 
 
 # ---------------------------------------------------------------- translation
@@ -351,9 +414,29 @@ def _text_parts(content: str | list[TextPart]) -> str | list[dict[str, Any]]:
     return [{"type": "input_text", "text": part.text} for part in content]
 
 
-def _assistant(message: AssistantMessage) -> list[dict[str, Any]]:
-    """An assistant message as Responses items: its message (text, refusal), then one
-    `function_call` item per tool call."""
+def _call_item(call: ToolCall, param: str) -> dict[str, Any]:
+    """A tool call of an assistant message as a `function_call` or `custom_tool_call` item."""
+    body = call.function if call.type == "function" else call.custom
+    if body is None:
+        raise invalid(f"A `{call.type}` tool call needs `{call.type}`.", f"{param}.{call.type}")
+    field = CALL_FIELDS[call.type]
+    item_type = next(item for item, kind in CALL_ITEMS.items() if kind == call.type)
+    return {"type": item_type, "call_id": call.id, "name": body.name, field: getattr(body, field)}
+
+
+def _assistant(message: AssistantMessage, param: str) -> list[dict[str, Any]]:
+    """An assistant message as Responses items: its `reasoning_content` as a reasoning item
+    (an upstream that takes reasoning text back gets it; the others drop it, as they drop
+    any reasoning without its opaque state), its message (text, refusal), then one call
+    item per tool call."""
+    items: list[dict[str, Any]] = []
+    if message.reasoning_content:
+        items.append(
+            {
+                "type": "reasoning",
+                "content": [{"type": "reasoning_text", "text": message.reasoning_content}],
+            }
+        )
     content = message.content
     parts: list[dict[str, Any]] = []
     if isinstance(content, str):
@@ -366,22 +449,17 @@ def _assistant(message: AssistantMessage) -> list[dict[str, Any]]:
                 parts.append({"type": "refusal", "refusal": part.refusal})
     if message.refusal:
         parts.append({"type": "refusal", "refusal": message.refusal})
-    items = [{"type": "message", "role": "assistant", "content": parts}] if parts else []
-    for call in message.tool_calls or ():
-        items.append(
-            {
-                "type": "function_call",
-                "call_id": call.id,
-                "name": call.function.name,
-                "arguments": call.function.arguments,
-            }
-        )
+    if parts:
+        items.append({"type": "message", "role": "assistant", "content": parts})
+    for j, call in enumerate(message.tool_calls or ()):
+        items.append(_call_item(call, f"{param}.tool_calls[{j}]"))
     return items
 
 
 def _items(messages: list[Message]) -> list[dict[str, Any]]:
     """The messages as Responses input items (each role's own translation)."""
     items: list[dict[str, Any]] = []
+    custom_calls: set[str] = set()  # ids of custom tool calls: their results are custom too
     for i, message in enumerate(messages):
         param = f"messages[{i}]"
         if isinstance(message, (DeveloperMessage, SystemMessage)):
@@ -393,11 +471,13 @@ def _items(messages: list[Message]) -> list[dict[str, Any]]:
                 content = [_user_part(p, f"{param}.content[{j}]") for j, p in enumerate(content)]
             items.append({"type": "message", "role": "user", "content": content})
         elif isinstance(message, AssistantMessage):
-            items += _assistant(message)
+            items += _assistant(message, param)
+            custom_calls |= {c.id for c in message.tool_calls or () if c.type == "custom"}
         elif isinstance(message, ToolMessage):
+            custom = message.tool_call_id in custom_calls
             items.append(
                 {
-                    "type": "function_call_output",
+                    "type": "custom_tool_call_output" if custom else "function_call_output",
                     "call_id": message.tool_call_id,
                     "output": _text_parts(message.content),
                 }
@@ -412,13 +492,31 @@ def _items(messages: list[Message]) -> list[dict[str, Any]]:
 
 
 def _tool_choice(choice: ToolChoice | None) -> str | dict[str, Any] | None:
-    if isinstance(choice, FunctionChoice):
-        return {"type": "function", "name": choice.function.name}
+    if isinstance(choice, (FunctionChoice, CustomChoice)):
+        kind, name = _chosen(choice)
+        return {"type": kind, "name": name}
     if isinstance(choice, AllowedToolsChoice):
         allowed = choice.allowed_tools
-        tools = [{"type": "function", "name": c.function.name} for c in allowed.tools]
+        tools = [dict(zip(("type", "name"), _chosen(c), strict=True)) for c in allowed.tools]
         return {"type": "allowed_tools", "mode": allowed.mode, "tools": tools}
     return choice
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    """A function or custom tool as the Responses request holds it."""
+    if tool.function is not None:  # name, description, parameters, strict: the same fields
+        return {"type": "function", **msgspec.to_builtins(tool.function)}
+    assert tool.custom is not None  # parse_chat_request checked it
+    fmt = tool.custom.format
+    wire: dict[str, Any] = {"type": "text"}
+    if isinstance(fmt, CustomGrammar):
+        wire = {"type": "grammar", **msgspec.to_builtins(fmt.grammar)}
+    return {
+        "type": "custom",
+        "name": tool.custom.name,
+        "description": tool.custom.description,
+        "format": wire,
+    }
 
 
 def _text_format(chat: ChatRequest) -> TextConfig | None:
@@ -444,16 +542,7 @@ def _text_format(chat: ChatRequest) -> TextConfig | None:
 def to_create_request(chat: ChatRequest) -> CreateRequest:
     """The Responses request the engine runs for `chat`: stored only with `store: true`."""
     items = _items(chat.messages)
-    tools = [
-        {
-            "type": "function",
-            "name": t.function.name,
-            "description": t.function.description,
-            "parameters": t.function.parameters,
-            "strict": t.function.strict,
-        }
-        for t in chat.tools or ()
-    ]
+    tools = [_tool(t) for t in chat.tools or ()]
     req = CreateRequest(
         model=chat.model,
         input=items,
@@ -481,9 +570,12 @@ def to_create_request(chat: ChatRequest) -> CreateRequest:
     )
     req.items = normalize_input(items, "messages")
     req.stop = [chat.stop] if isinstance(chat.stop, str) else chat.stop or None
+    req.surface = CHAT_SURFACE  # a stored call is listed as a chat completion
     req.warnings = [
         f"`{name}` is not supported by this gateway and was ignored"
         for name in IGNORED
         if getattr(chat, name) is not None
     ]
+    if any(m.name for m in chat.messages):  # the Responses request model has no field for it
+        req.warnings.append("a message's `name` is not supported by this gateway and was ignored")
     return req

@@ -13,6 +13,7 @@ from typing import Any
 from ...protocol.validate import Violation
 
 DONE = "[DONE]"
+CALL_FIELDS = {"function": "arguments", "custom": "input"}  # a tool call's type: its text
 DELTA_FIELDS = frozenset(
     {"role", "content", "refusal", "reasoning_content", "tool_calls", "annotations"}
 )
@@ -26,7 +27,8 @@ RULES = {
     "choices": "a chunk has one choice, index 0, with a delta of known fields",
     "role": "the first chunk's delta has role assistant; no later delta has a role",
     "tool_call": "tool call indices count 0, 1, 2 ...; id, type and name in the first "
-    "fragment only; arguments are text",
+    "fragment only; a function call's arguments, a custom call's input are text, under its "
+    "type's key only",
     "finish": "exactly one chunk has a finish_reason, with an empty delta; tool_calls "
     "exactly when tools were called (or the reason is length/content_filter)",
     "usage": "with include_usage: usage null on every chunk but the last, which has empty "
@@ -49,7 +51,7 @@ class ChunkChecker:
         self.finished = False  # the finish_reason chunk was seen
         self.usage_seen = False
         self.errored = False
-        self.calls: list[str] = []  # ids of the tool calls, by index
+        self.calls: list[str] = []  # the tool calls' types ("function", "custom"), by index
 
     def _fail(self, rule: str, message: str, kind: str | None = None) -> None:
         self.violations.append(Violation(rule, message, self.position, kind))
@@ -131,16 +133,24 @@ class ChunkChecker:
         if not isinstance(index, int) or index > len(self.calls):
             self._fail(kind, f"index {index!r} where at most {len(self.calls)} may come", kind)
             return
-        function = call.get("function")
-        if not isinstance(function, dict) or not isinstance(function.get("arguments", ""), str):
-            self._fail(kind, "function.arguments must be text", kind)
+        first = index == len(self.calls)
+        call_type = call.get("type") if first else self.calls[index]
+        field = CALL_FIELDS.get(call_type)  # type: ignore[arg-type]
+        body = call.get(call_type) if field else None
+        if not isinstance(body, dict) or not isinstance(body.get(field, ""), str):
+            self._fail(kind, f"call {index}: {call_type}.{field} must be text", kind)
+            if first:
+                self.calls.append(str(call_type))
             return
-        if index == len(self.calls):
-            named = isinstance(call.get("id"), str) and isinstance(function.get("name"), str)
-            if not named or call.get("type") != "function":
+        if (CALL_FIELDS.keys() - {call_type}) & call.keys():
+            self._fail(
+                kind, f"call {index}: a {call_type} call's fragment under another type", kind
+            )
+        if first:
+            if not (isinstance(call.get("id"), str) and isinstance(body.get("name"), str)):
                 self._fail(kind, f"call {index}'s first fragment needs id, type and name", kind)
-            self.calls.append(str(call.get("id")))
-        elif {"id", "type"} & call.keys() or "name" in function:
+            self.calls.append(call_type)
+        elif {"id", "type"} & call.keys() or "name" in body:
             self._fail(kind, f"call {index}: id, type or name after its first fragment", kind)
 
     def _finish(self, reason: Any, delta: dict[str, Any]) -> None:
@@ -213,14 +223,11 @@ def fold_chunks(frames: Iterable[dict[str, Any] | str]) -> dict[str, Any]:
             reason = choice.get("finish_reason") or reason
             for call in delta.get("tool_calls") or ():
                 if call["index"] == len(calls):
-                    calls.append(
-                        {
-                            "id": call["id"],
-                            "type": call["type"],
-                            "function": {"name": call["function"]["name"], "arguments": ""},
-                        }
-                    )
-                calls[call["index"]]["function"]["arguments"] += call["function"]["arguments"]
+                    kind, name = call["type"], call[call["type"]]["name"]
+                    calls.append({"id": call["id"], "type": kind, kind: {"name": name}})
+                whole = calls[call["index"]]
+                kind, field = whole["type"], CALL_FIELDS[whole["type"]]
+                whole[kind][field] = whole[kind].get(field, "") + call[kind][field]
     content, refusal, reasoning = ("".join(text[f]) for f in text)
     message: dict[str, Any] = {
         "role": "assistant",
