@@ -60,6 +60,14 @@ LOOP_ITEMS = frozenset({"mcp_list_tools", "mcp_approval_request", "mcp_approval_
 # ---------------------------------------------------------------- which servers
 
 
+def passed_through(config: McpConfig, kinds: frozenset[str]) -> bool:
+    """Does the upstream run a request's `mcp` tools itself? Only with `[mcp] passthrough =
+    "responses"` on a route whose every provider (fallbacks too) is a native Responses
+    upstream: the tools go there whole (`headers` and `authorization` included) and its
+    `mcp_*` items come back as hosted items; `[mcp]`'s allow lists do not apply."""
+    return config.passthrough == "responses" and kinds == {"responses"}
+
+
 def allowed_url(url: str, config: McpConfig) -> bool:
     """May a client name `url`? Its host is in `allowed_hosts`, or it starts with one of
     `allowed_urls` at a path boundary (`https://a.example` does not admit
