@@ -504,6 +504,23 @@ async def test_the_model_failing_after_a_call_ends_the_stream(mcp_server) -> Non
     ]
 
 
+async def test_a_model_that_cannot_be_opened_leaves_no_session(mcp_server) -> None:
+    """The servers are listed before the model is opened; when it cannot be (an HTTP error,
+    no stream), their sessions are closed all the same."""
+    async with FakeUpstream(Reply.error(500, "upstream down")) as upstream:
+        router = router_for("chat_completions", upstream.url, max_retries=0)
+        engine = Engine(ProviderRegistry(router), mcp=config())
+        transport = httpx.ASGITransport(app=create_app(engine))
+        before = len(mcp_server.methods)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = {"model": "m", "input": "x", "tools": [mcp_tool(mcp_server.url)]}
+            r = await client.post("/v1/responses", json=body)
+        await engine.registry.aclose()
+    assert r.status_code == 502, r.text
+    assert mcp_server.methods[before:] == ["server/discover", "tools/list"]
+    await no_session_left()
+
+
 async def test_a_named_server_can_be_kept_to_some_tenants(client, engine, mcp_server) -> None:
     named = McpServerConfig("docs", mcp_server.url, {}, ("team-a",))
     engine.mcp = config(servers={"docs": named})

@@ -126,14 +126,15 @@ class _Held:
             async with _opened(server, timeout) as client:
                 self.ready.set_result(client)
                 await self.stop.wait()
-        except BaseException as exc:
-            if not self.ready.done():
-                self.ready.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:  # (a failure after it opened: the operations in flight see their own)
-            if not self.ready.done():
-                self.ready.cancel()
+        except Exception as exc:  # (after it opened: the operations in flight see their own)
+            self._failed(exc)
+        finally:
+            self._failed(ConnectionError("the MCP session was closed before it opened"))
+
+    def _failed(self, exc: Exception) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(exc)
+            self.ready.exception()  # retrieved: an operation that gave up waiting never will
 
 
 _closing: set[asyncio.Task[None]] = set()  # sessions being closed (a reference keeps them)
