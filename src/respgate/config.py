@@ -39,7 +39,7 @@ from .seal import decode_key
 
 ProviderKind = Literal["chat_completions", "anthropic", "responses"]
 # Who runs a request's `mcp` tools on a route whose every provider is a native Responses
-# upstream: respgate (`never` pass them through) or that upstream (`responses`).
+# upstream: respgate (`never`: they are not passed through) or that upstream (`responses`).
 McpPassthrough = Literal["never", "responses"]
 PROVIDER_KINDS: tuple[str, ...] = typing.get_args(ProviderKind)
 
