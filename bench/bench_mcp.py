@@ -1,8 +1,9 @@
 """What a gateway-run MCP tool costs: a real MCP server (the SDK's `MCPServer`,
 streamable HTTP on 127.0.0.1, in a thread) listed and called `-n` times through
-`respgate.tools.mcp` (one session per operation, as the tool loop does), then whole
-`echo` responses through the engine without tools and with one MCP call (listing,
-call, second model call). Prints milliseconds (median and p90). Asserts nothing.
+`respgate.tools.mcp`, each in a new session and all in one shared session (as one
+response's operations are), then whole `echo` responses through
+the engine without tools, with one MCP call (listing, call, second model call) and with
+three concurrent calls (`echo` calls every function it is offered). Prints milliseconds (median and p90). Asserts nothing.
 
     python bench/bench_mcp.py [-n 50]
 """
@@ -24,7 +25,7 @@ from respgate.config import McpConfig
 from respgate.engine import Engine
 from respgate.protocol.request import parse_create_request
 from respgate.providers.registry import ProviderRegistry
-from respgate.tools.mcp import McpServer, call_tool, list_tools
+from respgate.tools.mcp import McpServer, McpSessions
 
 
 def serve() -> str:
@@ -34,6 +35,16 @@ def serve() -> str:
     def shout(text: str) -> str:
         """The text in capitals."""
         return text.upper()
+
+    @server.tool()
+    def whisper(text: str) -> str:
+        """The text in lower case."""
+        return text.lower()
+
+    @server.tool()
+    def count(text: str) -> int:
+        """The text's length."""
+        return len(text)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,15 +78,30 @@ async def response(engine: Engine, body: bytes) -> None:
 async def main(n: int) -> None:
     url = serve()
     server = McpServer("bench", url)
-    print(f"list_tools               {await timed(n, lambda: list_tools(server, 10))}")
-    call = lambda: call_tool(server, "shout", {"text": "hi"}, 10)  # noqa: E731
-    print(f"call_tool                {await timed(n, call)}")
+
+    async def alone(operation: str, *args: object) -> object:
+        sessions = McpSessions(10)
+        try:
+            return await getattr(sessions, operation)(server, *args, 10)
+        finally:
+            sessions.aclose()
+
+    shared = McpSessions(10)
+    for operation, args in (("list_tools", ()), ("call_tool", ("shout", {"text": "hi"}))):
+        work = lambda operation=operation, args=args: alone(operation, *args)  # noqa: E731
+        print(f"{operation:<13} new session {await timed(n, work)}")
+        work = lambda operation=operation, args=args: getattr(shared, operation)(server, *args, 10)  # noqa: E731
+        print(f"{operation:<13} shared      {await timed(n, work)}")
+    shared.aclose()
     engine = Engine(ProviderRegistry(), mcp=McpConfig(allowed_hosts=("127.0.0.1",)))
     plain = b'{"model": "echo", "input": "hi"}'
-    tool = (b'{"model": "echo", "input": "hi", "tools": [{"type": "mcp", "server_label": "b", '
-            b'"server_url": "' + url.encode() + b'", "require_approval": "never"}]}')  # fmt: skip
     print(f"echo response, no tools  {await timed(n, lambda: response(engine, plain))}")
-    print(f"echo response, 1 call    {await timed(n, lambda: response(engine, tool))}")
+    for calls, allowed in ((1, b', "allowed_tools": ["shout"]'), (3, b"")):
+        tool = (b'{"model": "echo", "input": "hi", "tools": [{"type": "mcp", "server_label": "b", '
+                b'"server_url": "' + url.encode() + b'", "require_approval": "never"' + allowed
+                + b"}]}")  # fmt: skip
+        work = lambda tool=tool: response(engine, tool)  # noqa: E731
+        print(f"echo response, {calls} call{'s' if calls > 1 else ' '}   {await timed(n, work)}")
 
 
 if __name__ == "__main__":

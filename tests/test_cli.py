@@ -93,16 +93,24 @@ def test_config_check_prints_the_effective_setup_with_secrets_masked(tmp_path: P
         '[[routes]]\nmodel = "gpt-*"\nprovider = "up"\nupstream_model = "gpt-5"\n'
         '[store]\ndatabase_url = "postgresql://me:s3cret@db.example/respgate"\n'
         '[[keys]]\ntenant = "team-a"\nkey = "sk-plain-key-0123456789"\n'
+        '[mcp]\nallowed_hosts = ["mcp.example"]\npassthrough = "responses"\n'
+        '[mcp.servers.docs]\nurl = "https://docs.example/mcp"\n'
+        'headers_env = { Authorization = "DOCS_AUTH" }\n'
     )
-    done = respgate("config", "check", str(config), env={"UP_KEY": "sk-upstream-secret"})
+    env = {"UP_KEY": "sk-upstream-secret", "DOCS_AUTH": "Bearer mcp-secret"}
+    done = respgate("config", "check", str(config), env=env)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "up: responses https://up.example/v1 (key from $UP_KEY" in out
     assert "gpt-* -> up/gpt-5" in out and "echo -> built-in" in out
     assert "postgresql://me:***@db.example/respgate" in out and "keys: 1 (team-a)" in out
-    for secret in ("s3cret", "sk-upstream-secret", "sk-plain-key", "hdr-value"):
+    assert (
+        "mcp: 1 named server (docs); client URLs: 0 URL prefixes, 1 host; passthrough: "
+        "responses" in out
+    )
+    for secret in ("s3cret", "sk-upstream-secret", "sk-plain-key", "hdr-value", "mcp-secret"):
         assert secret not in out
-    broken = respgate("config", "check", str(config))  # UP_KEY unset
+    broken = respgate("config", "check", str(config), env={"DOCS_AUTH": "x"})  # UP_KEY unset
     assert broken.returncode == 2 and broken.stdout == ""
     assert broken.stderr.strip().endswith(
         "providers.up.api_key_env: environment variable UP_KEY is not set"
@@ -214,6 +222,7 @@ def test_start_up_block_after_the_bind_at_any_log_level(tmp_path: Path, level: s
     assert f"config: {config}" in text and "store: sqlite data (retention 30 days)" in text
     assert "keys: on, 1 (team-a)" in text and "models: echo (built-in); qwen3 -> up" in text
     assert "ollama: not probed" in text
+    assert "mcp: 0 named servers; client URLs: none allowed; passthrough: never" in text
     assert "Application startup complete" not in text and "Started server process" not in text
     assert "Traceback" not in text
 

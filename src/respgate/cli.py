@@ -29,6 +29,7 @@ from .config import (
     OLLAMA_URL,
     Config,
     ConfigError,
+    McpConfig,
     RouteConfig,
     example,
     load_config,
@@ -182,6 +183,24 @@ def describe_route(route: RouteConfig) -> str:
     return f"{route.model} -> {text}"
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def describe_mcp(mcp: McpConfig) -> str:
+    """`[mcp]` in one line: the named servers, what client URLs may reach, who runs the
+    tools on a route of Responses upstreams (no secret: header names are not shown)."""
+    named = _count(len(mcp.servers), "named server")
+    if mcp.servers:
+        named += f" ({', '.join(mcp.servers)})"
+    allowed = [_count(len(mcp.allowed_urls), "URL prefix", "URL prefixes"),
+               _count(len(mcp.allowed_hosts), "host")]  # fmt: skip
+    urls = ", ".join(allowed) if mcp.allowed_urls or mcp.allowed_hosts else "none allowed"
+    run_by = {"never": "never (respgate runs every mcp tool)",
+              "responses": "responses (Responses-only routes: the upstream runs them)"}  # fmt: skip
+    return f"{named}; client URLs: {urls}; passthrough: {run_by[mcp.passthrough]}"
+
+
 def describe(config: Config, keys: ApiKeys) -> list[str]:
     """The effective configuration, one fact a line, secrets masked."""
     lines = [f"config: {config.path or '(none: environment defaults)'}", "providers:"]
@@ -200,6 +219,7 @@ def describe(config: Config, keys: ApiKeys) -> list[str]:
     origins = ", ".join(config.server.cors_origins) or "off"
     lines.append(f"cors: {origins}")
     lines.append(f"console: {'on (/console)' if config.console.enabled else 'off'}")
+    lines.append(f"mcp: {describe_mcp(config.mcp)}")
     return lines
 
 
@@ -320,7 +340,7 @@ def ollama_line(config: Config, environ: Mapping[str, str] = os.environ) -> str:
 
 
 def banner(config: Config, keys: ApiKeys, url: str) -> list[str]:
-    """The start-up block: version, address, store, keys, what is served, Ollama."""
+    """The start-up block: version, address, store, keys, what is served, Ollama, MCP."""
     tenants = ", ".join(dict.fromkeys(k.tenant for k in config.keys))
     routes = ["echo (built-in)"] + [describe_route(r) for r in config.routes]
     return [
@@ -331,6 +351,7 @@ def banner(config: Config, keys: ApiKeys, url: str) -> list[str]:
         f"  models: {'; '.join(routes)}",
         f"  {ollama_line(config)}",
         f"  console: {f'{url}/console' if config.console.enabled else 'off'}",
+        f"  mcp: {describe_mcp(config.mcp)}",
         f"  health: {url}/healthz, {url}/readyz",
     ]
 

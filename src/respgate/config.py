@@ -38,6 +38,9 @@ import msgspec
 from .seal import decode_key
 
 ProviderKind = Literal["chat_completions", "anthropic", "responses"]
+# Who runs a request's `mcp` tools on a route whose every provider is a native Responses
+# upstream: respgate (`never`: they are not passed through) or that upstream (`responses`).
+McpPassthrough = Literal["never", "responses"]
 PROVIDER_KINDS: tuple[str, ...] = typing.get_args(ProviderKind)
 
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
@@ -192,6 +195,7 @@ class McpSection(Section):
     list_timeout: Seconds = 10.0  # to list a server's tools
     call_timeout: Seconds = 60.0  # for one tool call
     max_steps: Annotated[int, msgspec.Meta(ge=1)] = 8  # model calls in one response
+    passthrough: McpPassthrough = "never"
 
 
 class ConfigFile(Section):
@@ -229,6 +233,7 @@ class McpConfig:
     list_timeout: float = 10.0
     call_timeout: float = 60.0
     max_steps: int = 8
+    passthrough: McpPassthrough = "never"
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,6 +473,7 @@ def _mcp(section: McpSection, env: Mapping[str, str]) -> McpConfig:
         list_timeout=section.list_timeout,
         call_timeout=section.call_timeout,
         max_steps=section.max_steps,
+        passthrough=section.passthrough,
     )
 
 

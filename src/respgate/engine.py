@@ -457,7 +457,8 @@ class Engine:
             if not self.accepting:
                 raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
             self.registry.check(info.model, req)
-            toolloop.servers(req, self.mcp, info.tenant)  # 400: a server it may not reach
+            if not self._mcp_passed_through(info.model):
+                toolloop.servers(req, self.mcp, info.tenant)  # 400: a server it may not reach
             if self.limits is not None:
                 grant = await self.limits.admit(key, info)
             yield grant
@@ -468,6 +469,10 @@ class Engine:
         except BaseException:
             await asyncio.shield(grant.finish(None))
             raise
+
+    def _mcp_passed_through(self, model: str) -> bool:
+        """Does `model`'s upstream run `mcp` tools itself (`toolloop.passed_through`)?"""
+        return toolloop.passed_through(self.mcp, self.registry.kinds(model))
 
     @staticmethod
     def _call(req: CreateRequest, items: list[dict[str, Any]], info: RunInfo) -> ModelCall:
@@ -603,7 +608,7 @@ class Engine:
         sealed for `tenant`). Raises `ApiError` when the provider cannot be opened."""
         if call.request.generate is False:
             signals = prewarm()
-        elif call.request.mcp and not compacting:
+        elif call.request.mcp and not compacting and not self._mcp_passed_through(info.model):
             servers = toolloop.servers(call.request, self.mcp, tenant)
             opener = functools.partial(self.registry.open, info.model)
             used = functools.partial(self.observers.tool_used, info)
@@ -724,13 +729,15 @@ class Engine:
     def _compaction_call(call: ModelCall) -> None:
         """Turn `call` into the call that writes a compaction summary of its items: the
         summary request appended, the compaction instructions added, tools kept (the
-        prompt prefix stays cacheable) but not callable."""
+        prompt prefix stays cacheable) but not callable; `mcp` tools left out (an upstream
+        that runs them itself would list their servers)."""
         call.items = carry.compaction_call_items(call.items)
         call.instructions = "\n\n".join(
             text for text in (call.instructions, carry.COMPACTION_INSTRUCTIONS) if text
         )
+        tools = [t for t in call.request.tools or [] if t.get("type") != "mcp"] or None
         call.request = msgspec.structs.replace(
-            call.request, tool_choice="none" if call.request.tools else None, text=None
+            call.request, tools=tools, tool_choice="none" if tools else None, text=None, mcp={}
         )
 
     async def compact(

@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,7 +47,7 @@ from .protocol.signals import (
 )
 from .providers.base import CARRIER, ModelCall, close_quietly
 from .providers.tools import NAMESPACE_SEPARATOR, wire_name
-from .tools.mcp import McpError, McpServer, call_tool, list_tools
+from .tools.mcp import McpError, McpServer, McpSessions
 
 Opener = Callable[[ModelCall], Awaitable[AsyncIterator[Signal]]]
 
@@ -58,6 +58,14 @@ LOOP_ITEMS = frozenset({"mcp_list_tools", "mcp_approval_request", "mcp_approval_
 
 
 # ---------------------------------------------------------------- which servers
+
+
+def passed_through(config: McpConfig, kinds: frozenset[str]) -> bool:
+    """Does the upstream run a request's `mcp` tools itself? Only with `[mcp] passthrough =
+    "responses"` on a route whose every provider (fallbacks too) is a native Responses
+    upstream: the tools go there whole (`headers` and `authorization` included) and its
+    `mcp_*` items come back as hosted items; `[mcp]`'s allow lists do not apply."""
+    return config.passthrough == "responses" and kinds == {"responses"}
 
 
 def allowed_url(url: str, config: McpConfig) -> bool:
@@ -323,6 +331,8 @@ class ToolLoop:
         self._index = itertools.count()  # the builder's item numbering, across model calls
         self._steps = 0  # model calls made
         self._calls = 0  # tool calls run (the request's `max_tool_calls` bounds them)
+        # One session per server for the whole response (its listing and every call).
+        self._sessions = McpSessions(max(config.list_timeout, config.call_timeout))
 
     # ------------------------------------------------------------ before the first byte
 
@@ -333,11 +343,15 @@ class ToolLoop:
         Response even if the model then fails."""
         prelude: list[Signal] = []
         items = self.call.items
-        await self._list(items, prelude)
-        self._context = model_items(items)
-        approved = self._approved(items)
-        signals = None if approved else await self._next_model_call()
-        return self._run(prelude, approved, signals)
+        try:
+            await self._list(items, prelude)
+            self._context = model_items(items)
+            approved = self._approved(items)
+            signals = None if approved else await self._next_model_call()
+        except BaseException:
+            self._sessions.aclose()
+            raise
+        return _Signals(self._run(prelude, approved, signals), self._sessions)
 
     async def _list(self, items: list[dict[str, Any]], out: list[Signal]) -> None:
         """Each server's tools: from the last listing of it in the context, else listed now
@@ -380,7 +394,9 @@ class ToolLoop:
                                 "server_label": label, "tools": [], "error": None}  # fmt: skip
         started, kind = time.monotonic(), None
         try:
-            item["tools"] = await list_tools(self.servers[label], self.config.list_timeout)
+            item["tools"] = await self._sessions.list_tools(
+                self.servers[label], self.config.list_timeout
+            )
         except McpError as exc:
             item["error"], kind = str(exc), exc.error["type"]
         self._tell(label, None, started, kind)
@@ -622,11 +638,34 @@ class ToolLoop:
         started = time.monotonic()
         output, error = None, None
         try:
-            output = await call_tool(server, call.name, arguments, self.config.call_timeout)
+            output = await self._sessions.call_tool(
+                server, call.name, arguments, self.config.call_timeout
+            )
         except McpError as exc:
             error = exc.error
         self._tell(call.label, call.name, started, error and error["type"])
         return output, error
+
+
+class _Signals:
+    """The loop's signals; closing them also ends the response's MCP sessions (even if
+    they were never iterated: a run aborted before its first step)."""
+
+    def __init__(self, signals: AsyncGenerator[Signal, None], sessions: McpSessions) -> None:
+        self._signals = signals
+        self._sessions = sessions
+
+    def __aiter__(self) -> _Signals:
+        return self
+
+    async def __anext__(self) -> Signal:
+        return await self._signals.__anext__()
+
+    async def aclose(self) -> None:
+        try:
+            await self._signals.aclose()
+        finally:
+            self._sessions.aclose()
 
 
 def _refused(message: str) -> McpError:

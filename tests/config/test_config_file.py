@@ -177,11 +177,12 @@ def test_the_readme_has_toml_blocks() -> None:
 
 def test_mcp_section() -> None:
     cfg = parse(
-        '[mcp]\nallowed_hosts = ["MCP.Example"]\nmax_steps = 3\n'
+        '[mcp]\nallowed_hosts = ["MCP.Example"]\nmax_steps = 3\npassthrough = "responses"\n'
         '[mcp.servers.docs]\nurl = "https://docs.example/mcp"\n'
         'headers = { "x-team" = "a" }\nheaders_env = { Authorization = "DOCS_MCP_AUTH" }\n'
     )
     assert cfg.mcp.allowed_hosts == ("mcp.example",) and cfg.mcp.max_steps == 3
+    assert cfg.mcp.passthrough == "responses" and parse("").mcp.passthrough == "never"
     docs = cfg.mcp.servers["docs"]
     assert docs.headers == {"x-team": "a", "Authorization": "Bearer docs-secret"}
     assert "docs-secret" not in repr(cfg)
@@ -196,6 +197,7 @@ def test_mcp_section() -> None:
         ('[mcp.servers.docs]\nurl = "ftp://d/mcp"\n', "mcp.servers.docs.url: must start with"),
         ('[mcp]\nallowed_urls = ["mcp.example"]\n', "mcp.allowed_urls[0]: must start with"),
         ("[mcp]\nmax_steps = 0\n", "mcp.max_steps"),
+        ('[mcp]\npassthrough = "always"\n', "mcp.passthrough"),
         ("[mcp]\nallowed_host = []\n", 'did you mean "allowed_hosts"'),
     ],
 )  # fmt: skip

@@ -27,6 +27,7 @@ HOSTED_FIXTURES = [
     "image_generation",
     "mcp",
     "mcp_approval",
+    "mcp_failed",
 ]
 
 

@@ -37,6 +37,7 @@ FIXTURES = [
     "image_generation",
     "mcp",
     "mcp_approval",
+    "mcp_failed",
     "logprobs",
 ]
 

@@ -6,6 +6,7 @@ the strict checker, the spec schemas and openai's types."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from respgate.protocol.validate import check_events
 from respgate.providers.registry import ProviderRegistry
 from respgate.server.app import create_app
 from respgate.toolloop import servers
+from respgate.tools.mcp import McpError, McpServer, McpSessions
 from tests.conftest import stream_events
 from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
 from tests.providers.support import router_for
@@ -169,12 +171,60 @@ async def test_a_listing_that_hangs_times_out(client, engine) -> None:
 
 async def test_parallel_calls_run_concurrently(client, mcp_server) -> None:
     # `ping` and `pong` each wait for the other: they only finish when run at the same time.
+    before = len(mcp_server.methods)
     _, response = await run(client, mcp_tool(mcp_server.url, allowed_tools=["ping", "pong"]))
     calls = items(response, "mcp_call")
     assert [(c["name"], c["status"], c["output"]) for c in calls] == [
         ("ping", "completed", "ping hello"),
         ("pong", "completed", "pong hello"),
     ]
+    # One session for the response: one handshake for the listing and both calls (and the
+    # SDK, having listed in that session, does not list again to check the results).
+    assert mcp_server.methods[before:] == [
+        "server/discover", "tools/list", "tools/call", "tools/call"]  # fmt: skip
+    await no_session_left()
+
+
+def session_owners() -> list[asyncio.Task[Any]]:
+    """The tasks holding an MCP session open (`tools.mcp._Held.own`)."""
+    return [task for task in asyncio.all_tasks()
+            if not task.done() and task.get_coro().__qualname__ == "_Held.own"]  # type: ignore[union-attr]  # fmt: skip
+
+
+async def no_session_left() -> None:
+    """The response's sessions close once it ended (in the background: wait for it)."""
+    async with asyncio.timeout(10):
+        while session_owners():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_session_the_server_ended_is_replaced_once(mcp_server) -> None:
+    """A request refused with "Session terminated" (an expired session: it did not run) is
+    sent once more on a new session; any other failure is not sent again."""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import INVALID_REQUEST
+
+    sessions, server = McpSessions(5), McpServer("kit", mcp_server.url)
+    before = len(mcp_server.methods)
+    await sessions.list_tools(server, 5)
+    clients: list[object] = []
+
+    async def refused_once(client: object, message: str = "Session terminated") -> str:
+        clients.append(client)
+        if len(clients) == 1:
+            raise MCPError(INVALID_REQUEST, message)
+        return "ran"
+
+    assert await sessions._bounded(server, "a call", 5, refused_once) == "ran"
+    assert clients[0] is not clients[1]
+    assert mcp_server.methods[before:] == ["server/discover", "tools/list", "server/discover"]
+    clients.clear()
+    other = functools.partial(refused_once, message="Invalid request")
+    with pytest.raises(McpError) as caught:
+        await sessions._bounded(server, "a call", 5, other)
+    assert caught.value.error["type"] == "mcp_protocol_error" and len(clients) == 1
+    sessions.aclose()
+    await no_session_left()
 
 
 async def test_allowed_tools_filters_what_the_model_sees(client, mcp_server) -> None:
@@ -393,6 +443,7 @@ async def test_an_aborted_response_does_not_wait_for_its_call(engine, mcp_server
     (call,) = [i for i in seen[-1]["response"]["output"] if i["type"] == "mcp_call"]
     assert call["status"] == "incomplete"
     assert not check_events([*seen, "[DONE]"])
+    await no_session_left()  # the call's session too, its request in flight
     await engine.shutdown(0)
 
 
@@ -451,6 +502,23 @@ async def test_the_model_failing_after_a_call_ends_the_stream(mcp_server) -> Non
         "message",
         "mcp_call",
     ]
+
+
+async def test_a_model_that_cannot_be_opened_leaves_no_session(mcp_server) -> None:
+    """The servers are listed before the model is opened; when it cannot be (an HTTP error,
+    no stream), their sessions are closed all the same."""
+    async with FakeUpstream(Reply.error(500, "upstream down")) as upstream:
+        router = router_for("chat_completions", upstream.url, max_retries=0)
+        engine = Engine(ProviderRegistry(router), mcp=config())
+        transport = httpx.ASGITransport(app=create_app(engine))
+        before = len(mcp_server.methods)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = {"model": "m", "input": "x", "tools": [mcp_tool(mcp_server.url)]}
+            r = await client.post("/v1/responses", json=body)
+        await engine.registry.aclose()
+    assert r.status_code == 502, r.text
+    assert mcp_server.methods[before:] == ["server/discover", "tools/list"]
+    await no_session_left()
 
 
 async def test_a_named_server_can_be_kept_to_some_tenants(client, engine, mcp_server) -> None:

@@ -22,6 +22,8 @@ class Upstreams(Protocol):
 
     def models(self) -> list[str]: ...
 
+    def kinds(self, model: str) -> frozenset[str]: ...
+
     async def open(self, model: str, call: ModelCall) -> AsyncIterator[Signal]: ...
 
     def route_name(self, model: str) -> str | None: ...
@@ -39,6 +41,13 @@ class ProviderRegistry:
         if self.upstreams is not None:
             names += [m for m in self.upstreams.models() if m not in self.builtin]
         return names
+
+    def kinds(self, model: str) -> frozenset[str]:
+        """The dialects that may answer `model`: `builtin`, or the kinds of its route's
+        providers (none when nothing serves it)."""
+        if model in self.builtin:
+            return frozenset({BUILTIN})
+        return frozenset() if self.upstreams is None else self.upstreams.kinds(model)
 
     def route_name(self, model: str) -> str | None:
         """The bounded name `model` is served under (itself when built in or routed by

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from ..protocol.lifecycle import HOSTED_EVENTS, HOSTED_ITEM_EVENTS
+from ..protocol.request import MCP_SECRETS, McpTool
 from ..protocol.response import CALL_ITEMS, INCOMPLETE_REASONS, usage_of
 from ..protocol.signals import (
     Annotation,
@@ -48,7 +49,7 @@ LOCAL_FIELDS = (
     "stream_options",
     "stop",  # the Responses API has no stop sequences
     "surface",  # the inbound surface, kept in the stored Response
-    "mcp",  # gateway-run MCP servers, with their secrets (`toolloop.py`)
+    "mcp",  # the `mcp` tools' secrets, put back into the tools passed through (`upstream_tool`)
 )
 
 
@@ -67,8 +68,22 @@ def upstream_item(item: dict[str, Any]) -> dict[str, Any] | None:
     return {k: v for k, v in item.items() if k != "id"}
 
 
+def upstream_tool(tool: dict[str, Any], mcp: dict[str, McpTool]) -> dict[str, Any]:
+    """A tool as the upstream gets it. An `mcp` tool reaches a provider only when the
+    operator lets the upstream run it (`toolloop.passed_through`; otherwise the tool loop
+    has made it functions): it goes with the `headers`/`authorization` that parsing kept
+    out of the Response (`CreateRequest.mcp`)."""
+    if tool.get("type") != "mcp":
+        return tool
+    held = mcp[tool["server_label"]]
+    secrets = {name: value for name in MCP_SECRETS if (value := getattr(held, name)) is not None}
+    return {**tool, **secrets}
+
+
 def request_body(call: ModelCall) -> dict[str, Any]:
     body = {k: v for k, v in msgspec.to_builtins(call.request).items() if k not in LOCAL_FIELDS}
+    if body.get("tools"):
+        body["tools"] = [upstream_tool(tool, call.request.mcp) for tool in body["tools"]]
     body["model"] = call.model
     body["input"] = [i for i in (upstream_item(item) for item in call.items) if i is not None]
     body["instructions"] = call.instructions

@@ -91,6 +91,12 @@ class Router:
         fallbacks = tuple(Target(t.provider, t.upstream_model or model) for t in route.fallbacks)
         return Route(model, (primary, *fallbacks))
 
+    def kinds(self, model: str) -> frozenset[str]:
+        """The dialects of the providers `model`'s route may use (primary and fallbacks)."""
+        route = self.resolve(model)
+        targets = route.targets if route is not None else ()
+        return frozenset(self.providers[t.provider].kind for t in targets)
+
     def models(self) -> list[str]:
         """The exact public names routed (globs name no model, so they are not listed)."""
         return list(self._exact)
