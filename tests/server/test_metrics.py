@@ -244,7 +244,10 @@ async def test_in_flight_gauge_counts_an_open_stream() -> None:
             async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
                 body = {"model": "m", "input": "hi", "stream": True}
                 async with c.stream("POST", "/v1/responses", json=body) as r:
-                    async for chunk in r.aiter_bytes():
+                    # the iterator is kept: a dropped one is finalized, and httpcore then
+                    # closes the connection (a client disconnect, which ends the run)
+                    chunks = r.aiter_bytes()
+                    async for chunk in chunks:
                         if b"output_text.delta" in chunk:
                             break
                     during = parse((await c.get("/metrics")).text)
