@@ -144,6 +144,25 @@ def error_bytes(status: int, message: str, code: str, headers: tuple[bytes, ...]
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header/body limits and the connection cap."""
 
+    # Our state lives in slots: uvicorn's protocol already sets 28 attributes, and the 12 of
+    # ours on top would pass CPython's 30-key limit for a shared-key instance dict, turning
+    # every connection's dict into a full one (~1.6 KiB instead of ~0.3 KiB plus 8 bytes per
+    # slot; measured in docs/design.md, issue 11 part 5).
+    __slots__ = (
+        "edge",
+        "limits",
+        "awaiting_headers",
+        "header_bytes",
+        "header_count",
+        "request_started",
+        "too_many_headers",
+        "expiry",
+        "expires_at",
+        "timer",
+        "timer_at",
+        "upgraded",
+    )
+
     def __init__(self, *args: Any, edge: Edge, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.edge = edge
