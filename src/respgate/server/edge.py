@@ -149,17 +149,17 @@ class GuardedProtocol(HttpToolsProtocol):
     # every connection's dict into a full one (~1.6 KiB instead of ~0.3 KiB plus 8 bytes per
     # slot; measured in docs/design.md, issue 11 part 5).
     __slots__ = (
-        "edge",
-        "limits",
         "awaiting_headers",
+        "edge",
+        "expires_at",
+        "expiry",
         "header_bytes",
         "header_count",
+        "limits",
         "request_started",
-        "too_many_headers",
-        "expiry",
-        "expires_at",
         "timer",
         "timer_at",
+        "too_many_headers",
         "upgraded",
     )
 
@@ -314,7 +314,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._disarm()  # the response may take long; the next request arms its own deadline
+        # the response may take long: hold no timer meanwhile; the next request arms its own
+        self._stop_timer()
         self._await_headers()
 
     def on_response_complete(self) -> None:
