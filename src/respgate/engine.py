@@ -26,6 +26,7 @@ import msgspec
 from . import carry, toolloop
 from .config import McpConfig
 from .conversations import Conversations
+from .deadlines import Deadlines, Entry
 from .limits import Grant, Limits
 from .observe import Observer, Observers, RunInfo
 from .protocol.builder import ResponseBuilder
@@ -58,7 +59,7 @@ class EventSource:
         self._buffer: list[Event] = []
         # the reader waiting, if any: True when events came (or the end), False for quiet
         self._waiter: asyncio.Future[bool] | None = None
-        self._tick: asyncio.TimerHandle | None = None  # the keep-alive timer
+        self._tick: Entry | None = None  # the keep-alive deadline (one shared loop timer)
         self._taken_at = 0.0  # loop time of the last batch (or keep-alive) taken
         self._finished = False
         self.task: asyncio.Task[None] | None = None
@@ -83,7 +84,7 @@ class EventSource:
     def finish(self) -> None:
         self._finished = True
         if self._tick is not None:
-            self._tick.cancel()
+            Deadlines.for_loop(asyncio.get_running_loop()).cancel(self._tick)
             self._tick = None
         self._wake()
 
@@ -93,14 +94,16 @@ class EventSource:
         Returns `[]` once the source has finished and everything was drained, and
         None when `timeout` seconds passed since the last batch with nothing new (time
         for a keep-alive). One reader at a time; a future per wait, and one keep-alive
-        timer re-armed only when it fires (not an `asyncio.Event` and a timeout per wait:
-        an open stream holds less and a token costs less).
+        deadline re-armed only when it fires, on the loop's shared `Deadlines` (not an
+        `asyncio.Event` and a timeout per wait, nor a loop timer per stream: an open stream
+        holds less and a token costs less).
         """
         loop = asyncio.get_running_loop()
         if not self._buffer and not self._finished:
             if timeout is not None and self._tick is None:
                 self._taken_at = self._taken_at or loop.time()
-                self._tick = loop.call_at(self._taken_at + timeout, self._quiet, timeout)
+                deadlines = Deadlines.for_loop(loop)
+                self._tick = deadlines.call_at(self._taken_at + timeout, self._quiet, timeout)
             self._waiter = loop.create_future()
             try:
                 if not await self._waiter:
@@ -120,7 +123,9 @@ class EventSource:
         if loop.time() >= due:
             self._wake(False)
             due = loop.time() + timeout
-        self._tick = None if self._finished else loop.call_at(due, self._quiet, timeout)
+        self._tick = (
+            None if self._finished else Deadlines.for_loop(loop).call_at(due, self._quiet, timeout)
+        )
 
     def abort(self, code: str, message: str) -> None:
         if self.task is not None and not self.task.done():

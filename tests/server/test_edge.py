@@ -174,6 +174,20 @@ def trickle_until_answer(sock: socket.socket, data: bytes, limit: float = 10) ->
         return b""
 
 
+def test_pipelined_requests_are_answered_in_order(live: LiveServer) -> None:
+    # one write holding three requests: uvicorn queues the later two (edge.Pipeline)
+    missing = b"GET /no-such-path HTTP/1.1\r\nHost: x\r\n\r\n"
+    with open_socket(live) as sock:
+        sock.sendall(HEALTHZ + missing + HEALTHZ)
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 3 or not data.endswith((b"}", b"\n")):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {data!r}"
+            data += chunk
+    statuses = [int(part.split(b" ", 1)[0]) for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [200, 404, 200]
+
+
 def test_trickled_headers_are_408() -> None:
     with serve(header_timeout=0.5) as server, open_socket(server) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")

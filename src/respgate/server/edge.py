@@ -141,11 +141,80 @@ def error_bytes(status: int, message: str, code: str, headers: tuple[bytes, ...]
     )
 
 
+class LeanEvent:
+    """`asyncio.Event`'s API (wait, set, clear, is_set) over a list of waiters.
+
+    Every `asyncio.Event` allocates a `deque` (~0.4 KiB traced, even empty) and uvicorn makes
+    two per connection (flow control's writable event, each request cycle's message event),
+    each with one waiter at most; a list does the same job in 56 bytes.
+    """
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self, value: bool = False) -> None:
+        self._value = value
+        self._waiters: list[asyncio.Future[bool]] = []
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if not self._value:
+            self._value = True
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(True)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            self._waiters.remove(waiter)
+
+
+class Pipeline(list):  # type: ignore[type-arg]
+    """uvicorn's queue of pipelined requests as a list (it only uses appendleft, pop and
+    truth): a `deque` is ~0.7 KiB even empty, and a connection almost never queues one."""
+
+    __slots__ = ()
+
+    def appendleft(self, item: Any) -> None:
+        self.insert(0, item)
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header/body limits and the connection cap."""
 
+    # Our state lives in slots: uvicorn's protocol already sets 28 attributes, and the 12 of
+    # ours on top would pass CPython's 30-key limit for a shared-key instance dict, turning
+    # every connection's dict into a full one (~1.6 KiB instead of ~0.3 KiB plus 8 bytes per
+    # slot; measured in docs/design.md, issue 11 part 5).
+    __slots__ = (
+        "awaiting_headers",
+        "edge",
+        "expires_at",
+        "expiry",
+        "header_bytes",
+        "header_count",
+        "limits",
+        "request_started",
+        "timer",
+        "timer_at",
+        "too_many_headers",
+        "upgraded",
+    )
+
     def __init__(self, *args: Any, edge: Edge, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.pipeline = Pipeline()  # type: ignore[assignment]
         self.edge = edge
         self.limits = edge.limits
         self.awaiting_headers = True  # between the end of a message and the end of the next headers
@@ -165,6 +234,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow._is_writable_event = LeanEvent(self.flow._is_writable_event.is_set())
         self._await_headers()
         self._arm(self.limits.header_timeout, self._header_timeout)
         now = self.loop.time()
@@ -292,10 +362,14 @@ class GuardedProtocol(HttpToolsProtocol):
         self.edge.idle.pop(self, None)
         self._arm(self.limits.body_timeout, self._body_timeout)
         super().on_headers_complete()
+        cycle = self.cycle  # the request's new cycle (unless the connection was upgraded)
+        if cycle is not None and not isinstance(cycle.message_event, LeanEvent):
+            cycle.message_event = LeanEvent(cycle.message_event.is_set())  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._disarm()  # the response may take long; the next request arms its own deadline
+        # the response may take long: hold no timer meanwhile; the next request arms its own
+        self._stop_timer()
         self._await_headers()
 
     def on_response_complete(self) -> None:
