@@ -155,3 +155,60 @@ def test_bad_settings_are_a_start_up_error(tmp_path: Path, toml: str, message: s
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# Log records are written by one thread, off the event loop (logs.Writer); none is lost at
+# exit, in a forked child, or when a record carries a traceback.
+WRITER_SCRIPT = """
+import logging, os, sys, threading
+from respgate import logs
+
+logs.configure(sys.argv[1])
+log = logging.getLogger("respgate.test")
+main = threading.get_ident()
+seen = []
+probe = logging.Handler()
+probe.emit = lambda record: seen.append(threading.get_ident())
+logs.writer.put(probe, logging.makeLogRecord({}))
+logs.shutdown()
+assert seen and seen[0] != main, "written on the calling thread"
+for i in range(2000):
+    log.info("line %d", i, extra={"fields": {"n": i}})
+try:
+    1 / 0
+except ZeroDivisionError:
+    log.exception("boom")
+if os.fork() == 0:
+    log.warning("from the child")
+    logs.shutdown()
+    os._exit(0)
+os.wait()
+log.info("last")
+"""
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_every_line_arrives_in_order_from_the_writer_thread(fmt: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WRITER_SCRIPT, fmt],
+        env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    if fmt == "json":
+        records = [orjson.loads(line) for line in lines]
+        assert [r["n"] for r in records if "n" in r] == list(range(2000))
+        boom = next(r for r in records if r["message"] == "boom")
+        assert "ZeroDivisionError" in boom["exception"]
+        messages = [r["message"] for r in records]
+    else:
+        numbered = [line for line in lines if "respgate.test: line " in line]
+        assert [int(line.split(" n=")[1]) for line in numbered] == list(range(2000))
+        assert "ZeroDivisionError: division by zero" in done.stderr
+        messages = [line.split("respgate.test: ")[1] for line in lines if "respgate.test: " in line]
+    assert messages.count("from the child") == 1  # the child's own line, once
+    assert messages[-1] == "last"  # written at exit (atexit)
+    assert messages.count("boom") == 1
