@@ -503,13 +503,9 @@ def serve_worker(
         timeout_graceful_shutdown=int(args.grace) + 5,
     )
     logging.getLogger("uvicorn.error").addFilter(_QuietStartup())
-    logs.defer("uvicorn", "uvicorn.access")  # uvicorn's own handlers in text mode
-    try:
-        GracefulServer(
-            uvicorn_config, engine, args.grace, drain_delay=args.drain_delay, on_started=ready
-        ).run(sockets=[sock])
-    finally:
-        logs.shutdown()  # a forked worker leaves by os._exit, without atexit
+    GracefulServer(
+        uvicorn_config, engine, args.grace, drain_delay=args.drain_delay, on_started=ready
+    ).run(sockets=[sock])
     return 0
 
 

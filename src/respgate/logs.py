@@ -9,24 +9,13 @@
 INFO): id, tenant, model, provider, upstream model, status, error code, time to
 first byte, duration, tokens, retries, fallbacks, cost and request id. A rejected
 request (an HTTP error before the first byte) gets a line too, with its status.
-
-Records are written by one thread, not on the event loop: `defer` puts a `Deferred`
-stand-in in front of each handler, which queues the record (formatting and the write to
-stderr happen in the `Writer`'s thread); uvicorn writes its access line before a
-response's first body byte, so a write on the loop is time to first token. `shutdown()`
-writes what is queued and stops the thread: at exit, before a fork (a child must not
-inherit a stderr lock held mid-write), and in a forked worker before its `os._exit`.
 """
 
 from __future__ import annotations
 
-import atexit
 import datetime
 import logging
-import os
-import queue
 import sys
-import threading
 from typing import Any
 
 import orjson
@@ -91,81 +80,6 @@ def start_block(lines: list[str], fmt: str) -> str:
     return JsonFormatter().format(record)
 
 
-class Writer:
-    """One thread that hands queued records to their handlers, in order; started on the
-    first record in each process (a fork does not carry the thread)."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[logging.Handler, logging.LogRecord] | None]
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._reset()
-
-    def _reset(self) -> None:
-        self._queue = queue.SimpleQueue()  # a forked child drops the parent's backlog
-        self._thread = None
-        self._pid = os.getpid()
-
-    def put(self, handler: logging.Handler, record: logging.LogRecord) -> None:
-        if self._thread is None or self._pid != os.getpid():
-            self._start()
-        self._queue.put((handler, record))
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._pid != os.getpid():
-                self._reset()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="respgate-log", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            handler, record = item
-            handler.handle(record)  # the handler's own filters, lock and error handling
-
-    def shutdown(self) -> None:
-        """Write every queued record, then stop the thread (the next record starts it again)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is not None and self._pid == os.getpid():
-                self._queue.put(None)
-                thread.join()
-
-
-writer = Writer()
-shutdown = writer.shutdown
-atexit.register(shutdown)
-# A fork while the thread writes would leave the child's stderr lock held for good.
-os.register_at_fork(before=shutdown)
-
-
-class Deferred(logging.Handler):
-    """Stands in for `target` on its logger: queues each record for the writer thread,
-    where `target` filters, formats and writes it."""
-
-    def __init__(self, target: logging.Handler) -> None:
-        super().__init__(target.level)
-        self.target = target
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        writer.put(self.target, record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.handle(record)
-
-
-def defer(*names: str) -> None:
-    """Move the writes of the named loggers' handlers (root for `""`) to the writer thread."""
-    for name in names:
-        logger = logging.getLogger(name or None)
-        for handler in list(logger.handlers):
-            if not isinstance(handler, Deferred):
-                logger.removeHandler(handler)
-                logger.addHandler(Deferred(handler))
-
-
 def configure(fmt: str = "text", level: int = logging.INFO) -> None:
     """Route every log record through one stderr handler in format `fmt`."""
     if fmt not in LOG_FORMATS:
@@ -176,7 +90,6 @@ def configure(fmt: str = "text", level: int = logging.INFO) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    defer("")
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
         logger = logging.getLogger(name)  # uvicorn's own handlers, if any, go
