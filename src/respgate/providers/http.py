@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 import orjson
 
 from ..config import ProviderConfig
+from ..deadlines import Deadlines, Entry
 from ..protocol.signals import Failure, Finish, Signal, Usage
 from ..sse import SSEDecoder
 from .base import ModelCall, UpstreamError, upstream_error
@@ -145,7 +146,7 @@ class SignalStream:
         self._read_timeout = read_timeout
         self._idle_timeout = stream_idle_timeout
         self._last_read = 0.0
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog: Entry | None = None
         self._started = False  # a token arrived
         self._stalled = False  # the watchdog closed the connection
         self._ended = False
@@ -202,7 +203,7 @@ class SignalStream:
             ]
         finally:
             if self._watchdog is not None:
-                self._watchdog.cancel()
+                Deadlines.for_loop(asyncio.get_running_loop()).cancel(self._watchdog)
         if self._stalled:
             tail = [Failure("upstream_timeout", self._timeout_message(self._idle_timeout))]
         for signal in tail:
@@ -214,8 +215,8 @@ class SignalStream:
         (re-armed lazily: a chunk only records the time it arrived)."""
         loop = asyncio.get_running_loop()
         due = self._last_read + (self._idle_timeout or 0.0)
-        if loop.time() < due:
-            self._watchdog = loop.call_at(due, self._watch)
+        if loop.time() < due:  # on the loop's shared heap: no loop timer per stream
+            self._watchdog = Deadlines.for_loop(loop).call_at(due, SignalStream._watch, self)
         else:
             self._stalled = True
             self._response.close()  # the pending read ends; `_run` reports the timeout

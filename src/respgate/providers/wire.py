@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from ..deadlines import Deadlines, Entry
+
 IDLE_SECONDS = 15.0  # a pooled connection idle for longer is not reused
 PAUSE_BYTES = 1 << 20  # stop reading the socket while this much body waits for the reader
 USER_AGENT = b"respgate"
@@ -123,7 +125,7 @@ class Response:
         self._keep_alive = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog: Entry | None = None
         self._decompress: zlib._Decompress | None = None
         self.got_bytes = False
         conn._response = self
@@ -206,8 +208,8 @@ class Response:
             due = (now if self._chunks else self._last_read) + read
         if deadline is not None:
             due = min(due, deadline)
-        if now < due:
-            self._watchdog = self._loop.call_at(due, self._arm)
+        if now < due:  # on the loop's shared heap: no loop timer per response
+            self._watchdog = Deadlines.for_loop(self._loop).call_at(due, Response._arm, self)
         else:
             self._watchdog = None
             self._fail(TimeoutError())
@@ -215,7 +217,7 @@ class Response:
 
     def _disarm(self) -> None:
         if self._watchdog is not None:
-            self._watchdog.cancel()
+            Deadlines.for_loop(self._loop).cancel(self._watchdog)
             self._watchdog = None
 
     async def _wait(self) -> None:
