@@ -33,9 +33,14 @@ def encode_json(obj: Any) -> bytes:
     return data
 
 
+def encode_frame(name: str, data: Any) -> bytes:
+    """One SSE frame: `event: <name>` and `data` as one line of JSON."""
+    return b"event: " + name.encode() + b"\ndata: " + encode_json(data) + b"\n\n"
+
+
 def encode_event(event: dict[str, Any]) -> bytes:
     """One SSE frame for one Responses event; `event:` equals the event's `type`."""
-    return b"event: " + event["type"].encode() + b"\ndata: " + encode_json(event) + b"\n\n"
+    return encode_frame(event["type"], event)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,8 @@ from ..check import check_url
 from ..engine import Engine
 from ..observe import RunInfo
 from ..protocol.errors import ApiError, invalid, not_found, quote
-from ..server.transport import SSE_HEADERS, until_disconnect
+from ..server.transport import JSON, SSE_HEADERS, until_disconnect
+from ..sse import encode_frame
 from ..store.base import ACTIVE_STATUSES
 from ..store.keys import ApiKey
 from .tap import Tap, Tapped, summary
@@ -58,10 +59,6 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
-
-
-def sse_frame(event: str, data: Any) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 class Frames:
@@ -138,17 +135,17 @@ def console_routes(
     async def live_endpoint(request: Request) -> Response:
         key = key_of(request)
         if not wants_stream(request):
-            return Response(orjson.dumps(live(key)), media_type="application/json")
+            return JSON(live(key))
 
         async def frames() -> AsyncGenerator[bytes, None]:
             with tap.watching():
                 seen = tap.version
-                yield sse_frame("live", live(key))
+                yield encode_frame("live", live(key))
                 while not tap.closed:
                     if await tap.changed(seen, KEEPALIVE_SECONDS):
                         await asyncio.sleep(COALESCE_SECONDS)
                         seen = tap.version
-                        yield sse_frame("live", live(key))
+                        yield encode_frame("live", live(key))
                     else:
                         yield b": keep-alive\n\n"
 
@@ -160,7 +157,7 @@ def console_routes(
         if not wants_stream(request):
             body = {"run": summary(found.info), "events": timeline(found),
                     "dropped": found.dropped, "verdict": found.verdict()}  # fmt: skip
-            return Response(orjson.dumps(body), media_type="application/json")
+            return JSON(body)
 
         async def frames() -> AsyncGenerator[bytes, None]:
             with tap.watching():
@@ -171,10 +168,10 @@ def console_routes(
                     entries = timeline(found, sent)
                     sent += len(entries)
                     for entry in entries:
-                        yield sse_frame("event", entry)
+                        yield encode_frame("event", entry)
                     if done or tap.closed:
-                        yield sse_frame("run", summary(found.info))
-                        yield sse_frame("verdict", found.verdict())
+                        yield encode_frame("run", summary(found.info))
+                        yield encode_frame("verdict", found.verdict())
                         return
                     if not await tap.changed(seen, KEEPALIVE_SECONDS):
                         yield b": keep-alive\n\n"
@@ -208,13 +205,13 @@ def console_routes(
             info.finished_at = info.accepted_at
             logged = Tapped(info, [(None, e) for e in events])  # no times in a log
             body["events"], body["verdict"] = timeline(logged), logged.verdict()
-        return Response(orjson.dumps(body), media_type="application/json")
+        return JSON(body)
 
     async def delete_stored(request: Request) -> Response:
         key = key_of(request)
         tenant = tenant_for(request, key)
         deleted = await engine.delete(request.path_params["response_id"], tenant=tenant)
-        return Response(orjson.dumps(deleted), media_type="application/json")
+        return JSON(deleted)
 
     async def check(request: Request) -> Response:
         key = key_of(request)
@@ -238,7 +235,7 @@ def console_routes(
         else:
             token = body.get("key") if isinstance(body.get("key"), str) else ""
         report = await asyncio.to_thread(check_url, url, model=model, key=token or None)
-        return Response(orjson.dumps(report.to_json()), media_type="application/json")
+        return JSON(report.to_json())
 
     return [
         Route("/console", index, methods=["GET"]),

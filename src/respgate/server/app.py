@@ -9,7 +9,6 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -37,7 +36,7 @@ from .chat_routes import chat_routes
 from .direct import DirectRoute
 from .messages_routes import messages_routes
 from .request_id import RequestIds
-from .transport import Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
+from .transport import JSON, Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
 
 log = logging.getLogger("respgate.server")
@@ -48,13 +47,6 @@ RATE_LIMIT_HEADERS = [
     for name in ("requests", "tokens")
     for what in ("limit", "remaining", "reset")
 ] + ["retry-after"]
-
-
-class JSON(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 def error_response(err: ApiError) -> Response:

@@ -14,7 +14,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -32,14 +31,10 @@ from ..surfaces.chat.stored import (
     response_id_of,
     stored_messages,
 )
-from .transport import Serve
+from .transport import JSON, Serve
 
 METADATA_PARAM = re.compile(r"metadata\[(.+)\]")
 MAX_ITEMS_PAGE = 100  # the store's largest page of input items
-
-
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _page_args(request: Request) -> tuple[int, str, str | None]:
@@ -123,22 +118,22 @@ def chat_routes(
             with_output=True,
         )
         page = await engine.list_responses(tenant, query)
-        return _json(_listed([completion_of(r) for r in page["data"]], page["has_more"]))
+        return JSON(_listed([completion_of(r) for r in page["data"]], page["has_more"]))
 
     async def retrieve_completion(request: Request) -> Response:
         _, _, response = await stored(request)
-        return _json(completion_of(response))
+        return JSON(completion_of(response))
 
     async def update_completion(request: Request) -> Response:
         tenant, _, response = await stored(request)
         metadata = parse_conversation_update(await json_body(request))
         updated = await engine.update_metadata(response["id"], metadata, tenant=tenant)
-        return _json(completion_of(updated))
+        return JSON(completion_of(updated))
 
     async def delete_completion(request: Request) -> Response:
         tenant, completion, response = await stored(request)
         await engine.delete(response["id"], tenant=tenant)
-        return _json({"id": completion, "object": "chat.completion.deleted", "deleted": True})
+        return JSON({"id": completion, "object": "chat.completion.deleted", "deleted": True})
 
     async def list_messages(request: Request) -> Response:
         tenant, completion, response = await stored(request)
@@ -161,7 +156,7 @@ def chat_routes(
         if after is not None and after not in ids:
             raise invalid(f"No message with id {after!r} in this completion.", "after")
         shown = messages[start : start + limit]
-        return _json(_listed(shown, start + limit < len(messages)))
+        return JSON(_listed(shown, start + limit < len(messages)))
 
     one = "/v1/chat/completions/{completion_id}"
     return [

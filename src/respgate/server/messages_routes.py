@@ -15,7 +15,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -32,7 +31,7 @@ from ..surfaces.messages.request import (
     parse_count_tokens_request,
     parse_messages_request,
 )
-from .transport import Serve
+from .transport import JSON, Serve
 
 log = logging.getLogger("respgate.server")
 
@@ -40,12 +39,6 @@ log = logging.getLogger("respgate.server")
 # `event: <type>` and the JSON, as Anthropic frames every event; no [DONE] (message_stop or
 # error ends the stream)
 MESSAGES_FRAMES = SSEFrames(encode_event, b"")
-
-
-def _json(
-    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
 def sealing(sealer: Sealer, tenant: str, provider: str) -> Callable[[dict], str]:
@@ -84,10 +77,10 @@ def messages_routes(
                     raise ApiError(405, f"{request.method} {path}: Method Not Allowed")
                 return await handler(request)
             except ApiError as err:
-                return _json(error_body(err), err.status, err.headers or None)
+                return JSON(error_body(err), err.status, err.headers or None)
             except Exception:
                 log.exception("unhandled error on %s %s", request.method, request.url.path)
-                return _json(error_body(ApiError(500, "The gateway hit an internal error.")), 500)
+                return JSON(error_body(ApiError(500, "The gateway hit an internal error.")), 500)
 
         return endpoint
 
@@ -108,7 +101,7 @@ def messages_routes(
         req = parse_count_tokens_request(await read_json(request))
         request.state.model = req.model
         engine.registry.check(req.model)  # 404 for a model no route serves
-        return _json({"input_tokens": count_tokens(req)})
+        return JSON({"input_tokens": count_tokens(req)})
 
     async def probe(request: Request) -> Response:
         return Response(status_code=200)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, cast
 
+import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -14,6 +15,16 @@ from ..protocol.errors import invalid, quote
 from ..protocol.lifecycle import REASONING_EVENTS, TERMINAL_EVENTS, ReasoningEvents
 from ..sse import KEEPALIVE_FRAME, RESPONSES_FRAMES, SSEFrames
 from .edge import ON_DISCONNECT
+
+
+class JSON(Response):
+    """A JSON body (orjson), the one way every route answers with JSON."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
 
 Serve = Callable[..., Awaitable[Response]]
 """`serve(request, key, req, *, surface, stream, frames)`: how another inbound surface's
