@@ -21,7 +21,7 @@ from starlette.routing import Route
 from ..engine import Engine
 from ..protocol.conversations import parse_conversation_update
 from ..protocol.errors import ApiError, invalid
-from ..store.base import ResponseQuery
+from ..store.base import ResponseQuery, check_page
 from ..store.keys import ApiKey
 from ..surfaces.chat.builder import CHAT_FRAMES, chat_surface, completion_of
 from ..surfaces.chat.request import parse_chat_request, to_create_request
@@ -40,12 +40,11 @@ MAX_ITEMS_PAGE = 100  # the store's largest page of input items
 def _page_args(request: Request) -> tuple[int, str, str | None]:
     """`limit` (1-100, default 20), `order` (default `asc`, as OpenAI's) and `after`."""
     raw = request.query_params.get("limit") or "20"
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    if not raw.isdigit():
         raise invalid("`limit` must be an integer between 1 and 100.", "limit")
-    order = request.query_params.get("order") or "asc"
-    if order not in ("asc", "desc"):
-        raise invalid("`order` must be 'asc' or 'desc'.", "order")
-    return int(raw), order, request.query_params.get("after") or None
+    limit, order = int(raw), request.query_params.get("order") or "asc"
+    check_page(limit, order)
+    return limit, order, request.query_params.get("after") or None
 
 
 def _response_after(after: str) -> str:

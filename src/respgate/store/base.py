@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from ..protocol.errors import invalid
 from ..protocol.ids import PREFIXES
 
 # Statuses of a response that is still being generated; every other status is final.
@@ -104,6 +105,14 @@ class ItemPage:
             "last_id": self.last_id,
             "has_more": self.has_more,
         }
+
+
+def check_page(limit: int, order: str) -> None:
+    """A list page's `limit` (1-100) and `order` ("asc" or "desc"), or a 400 naming it."""
+    if not 1 <= limit <= 100:
+        raise invalid("`limit` must be between 1 and 100.", "limit")
+    if order not in ("asc", "desc"):
+        raise invalid("`order` must be 'asc' or 'desc'.", "order")
 
 
 @dataclass(frozen=True, slots=True)

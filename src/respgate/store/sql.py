@@ -56,6 +56,7 @@ from .base import (
     StoredResponse,
     UsageRecord,
     UsageTotal,
+    check_page,
     with_item_ids,
 )
 
@@ -312,14 +313,14 @@ class SqlStore:
         order: Literal["asc", "desc"] = "desc",
         after: str | None = None,
     ) -> ItemPage | None:
-        _check_page(limit, order)
+        check_page(limit, order)
         return await self._driver.read(self._input_items(response_id, tenant, limit, order, after))
 
     async def list_responses(
         self, tenant: str | None, query: ResponseQuery | None = None
     ) -> ItemPage:
         query = query or ResponseQuery()
-        _check_page(query.limit, query.order)
+        check_page(query.limit, query.order)
         return await self._driver.read(self._list_responses(tenant, query))
 
     async def update_metadata(
@@ -328,7 +329,7 @@ class SqlStore:
         return await self._driver.write(self._update_metadata(response_id, tenant, metadata))
 
     async def list_conversations(self, tenant: str | None, query: ListQuery) -> ItemPage:
-        _check_page(query.limit, query.order)
+        check_page(query.limit, query.order)
         return await self._driver.read(self._list_conversations(tenant, query))
 
     async def delete(self, response_id: str, tenant: str) -> bool:
@@ -438,7 +439,7 @@ class SqlStore:
         order: Literal["asc", "desc"] = "desc",
         after: str | None = None,
     ) -> ItemPage | None:
-        _check_page(limit, order)
+        check_page(limit, order)
         program = self._list_conversation_items(conversation_id, tenant, limit, order, after)
         return await self._driver.read(program)
 
@@ -1036,13 +1037,6 @@ def _listing(
         + f" ORDER BY created_at {order}, id {order} LIMIT ?",
         (*args, q.limit + 1),
     )
-
-
-def _check_page(limit: int, order: str) -> None:
-    if not 1 <= limit <= 100:
-        raise invalid("`limit` must be between 1 and 100.", "limit")
-    if order not in ("asc", "desc"):
-        raise invalid("`order` must be 'asc' or 'desc'.", "order")
 
 
 def _page(rows: list[Row], limit: int) -> ItemPage:
