@@ -21,22 +21,13 @@ from pathlib import Path
 import pytest
 
 from tests.compliance.reasoning_upstream import UpstreamThread
-from tests.contract.test_codex_cli import responses_by_transport
+from tests.contract.agent_cli import npm_bin, reasoner_config, responses_by_transport, runs
 from tests.support.live import running
 
-CLAUDE = Path(__file__).resolve().parent / "claude" / "node_modules" / ".bin" / "claude"
-
-
-def claude_runs() -> bool:
-    try:
-        done = subprocess.run([str(CLAUDE), "--version"], capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
+CLAUDE = npm_bin("claude", "claude")
 
 pytestmark = pytest.mark.skipif(
-    not claude_runs(), reason="needs `npm ci` in tests/contract/claude (scripts/test.sh)"
+    not runs(CLAUDE, timeout=60), reason="needs `npm ci` in tests/contract/claude (scripts/test.sh)"
 )
 
 
@@ -72,11 +63,8 @@ def test_claude_code_tool_turn_through_echo(tmp_path: Path) -> None:
 
 def test_claude_code_tool_turn_through_a_chat_completions_upstream(tmp_path: Path) -> None:
     with UpstreamThread() as upstream:
-        config = tmp_path / "respgate.toml"
-        config.write_text(
-            f'[providers.thinker]\nkind = "chat_completions"\nbase_url = "{upstream.url}"\n'
-            "send_reasoning = true\n"
-            '[[routes]]\nmodel = "reasoner"\nprovider = "thinker"\n'
+        config = reasoner_config(
+            tmp_path / "respgate.toml", upstream.url, "send_reasoning = true\n"
         )
         env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
         with running(env, "--config", str(config)) as server:

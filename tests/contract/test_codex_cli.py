@@ -15,41 +15,20 @@ binary is not installed (no Node.js, an unsupported platform, or no registry).
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.compliance.reasoning_upstream import UpstreamThread
+from tests.contract.agent_cli import npm_bin, reasoner_config, responses_by_transport, runs
 from tests.support.live import running
 
-CODEX = Path(__file__).resolve().parent / "codex" / "node_modules" / ".bin" / "codex"
-
-
-def codex_runs() -> bool:
-    try:
-        done = subprocess.run([str(CODEX), "--version"], capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
+CODEX = npm_bin("codex", "codex")
 
 pytestmark = pytest.mark.skipif(
-    not codex_runs(), reason="needs `npm ci` in tests/contract/codex (scripts/test.sh)"
+    not runs(CODEX, timeout=30), reason="needs `npm ci` in tests/contract/codex (scripts/test.sh)"
 )
-
-
-def responses_by_transport(base_url: str, model: str) -> dict[str, float]:
-    metrics = httpx.get(f"{base_url}/metrics", timeout=10).text
-    counts: dict[str, float] = {}
-    pattern = (
-        rf'respgate_responses_total\{{model="{model}",status="(\w+)",transport="(\w+)"\}} (\S+)'
-    )
-    for status, transport, value in re.findall(pattern, metrics):
-        counts[f"{transport}:{status}"] = float(value)
-    return counts
 
 
 def codex_exec(tmp_path: Path, base_url: str, model: str, websocket: bool, marker: str) -> str:
@@ -95,11 +74,7 @@ def test_codex_over_websocket_through_a_reasoning_chat_upstream(tmp_path: Path) 
     """The same loop with a Chat Completions upstream that streams `reasoning_content`
     (default event names): the prewarm costs no upstream call."""
     with UpstreamThread() as upstream:
-        config = tmp_path / "respgate.toml"
-        config.write_text(
-            f'[providers.thinker]\nkind = "chat_completions"\nbase_url = "{upstream.url}"\n'
-            '[[routes]]\nmodel = "reasoner"\nprovider = "thinker"\n'
-        )
+        config = reasoner_config(tmp_path / "respgate.toml", upstream.url)
         env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
         with running(env, "--config", str(config)) as server:
             stdout = codex_exec(tmp_path, server.url, "reasoner", True, "via-chat-upstream")
