@@ -409,21 +409,11 @@ def create_app(
             )
         )
 
-    middleware = [Middleware(RequestIds)]
-    if metrics is not None:
-        middleware.append(Middleware(metrics.count_requests))  # type: ignore[arg-type]
-    # `POST /v1/responses` past Starlette's router, through the same request-id and metrics
-    # layers (server/direct.py); with CORS on, every request takes the routed way.
+    # The request-id and metrics layers, outermost first: every request goes through them.
+    wrappers: list[Any] = [RequestIds, *([metrics.count_requests] if metrics is not None else [])]
+    middleware = [Middleware(wrap) for wrap in wrappers]
     create_route = Route("/v1/responses", create_response, methods=["POST"])
-    if not cors_origins:
-
-        def layers(handler: Any) -> Any:
-            counted = metrics.count_requests(handler) if metrics is not None else handler
-            return RequestIds(counted)
-
-        direct = Middleware(DirectRoute, route=create_route, layers=layers, on_error=error_response)
-        middleware.insert(0, direct)
-    if cors_origins:
+    if cors_origins:  # every request takes the routed way
         middleware.append(
             Middleware(
                 CORSMiddleware,
@@ -433,6 +423,15 @@ def create_app(
                 expose_headers=["x-respgate-warning", "x-request-id", *RATE_LIMIT_HEADERS],
             )
         )
+    else:  # `POST /v1/responses` past Starlette's router, through the same layers (direct.py)
+
+        def layers(handler: Any) -> Any:
+            for wrap in reversed(wrappers):
+                handler = wrap(handler)
+            return handler
+
+        direct = Middleware(DirectRoute, route=create_route, layers=layers, on_error=error_response)
+        middleware.insert(0, direct)
 
     def console_routes_for(enabled: bool) -> list[BaseRoute]:
         if not enabled:
