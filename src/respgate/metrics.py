@@ -34,7 +34,7 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from .observe import Observer, RunInfo, ToolUse
 from .protocol.errors import ApiError
@@ -273,35 +273,16 @@ class Metrics(Observer):
         multiprocess.MultiProcessCollector(merged, self.multiprocess_dir)
         return generate_latest(merged)
 
-    def count_requests(self, app: ASGIApp) -> ASGIApp:
-        """ASGI middleware counting every HTTP request by endpoint (the matched route's
-        path, "other" when none matched), method ("other" beyond the usual seven), model
-        and status. The model is what
-        a handler left in `scope["state"]["model"]`."""
-        requests = self.requests
-
-        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            status = 500
-
-            async def sending(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
-            try:
-                await app(scope, receive, sending)
-            finally:
-                route = scope.get("route")
-                endpoint = getattr(route, "path", None) or "other"
-                model = self.model(scope.get("state", {}).get("model"))
-                method = scope["method"] if scope["method"] in METHODS else "other"
-                self._child(requests, endpoint, method, model, str(status)).inc()
-
-        return counted
+    def count_request(self, scope: Scope, status: int) -> None:
+        """Count one ended HTTP request by endpoint (the matched route's path, "other"
+        when none matched), method ("other" beyond the usual seven), model (what a
+        handler left in `scope["state"]["model"]`) and status (`server.request_id.
+        RequestLayer` tells it)."""
+        route = scope.get("route")
+        endpoint = getattr(route, "path", None) or "other"
+        model = self.model(scope.get("state", {}).get("model"))
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        self._child(self.requests, endpoint, method, model, str(status)).inc()
 
     def timed_store(self, store: Any) -> Any:
         """`store` with every operation's latency observed (one wrapper, one place)."""

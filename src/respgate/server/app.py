@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -33,9 +34,9 @@ from ..sse import RESPONSES_FRAMES, SSEFrames
 from ..store.base import ListQuery, ResponseQuery
 from ..store.keys import ApiKey, ApiKeys
 from .chat_routes import chat_routes
-from .direct import DirectRoute
+from .direct import DirectRoute, Gateway
 from .messages_routes import messages_routes
-from .request_id import RequestIds
+from .request_id import RequestLayer
 from .transport import JSON, Gauge, SSEResponse, echoed_headers, fold, reasoning_events_of
 from .websocket import CONNECTION_LIMIT_SECONDS, websocket_endpoint
 
@@ -399,20 +400,21 @@ def create_app(
         message = f"{request.method} {shorten(request.url.path)}: {exc.detail}"
         return error_response(ApiError(exc.status_code, message, code=code))
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
+    def server_error(request: Request, exc: Exception) -> ApiError:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        # outside the request-id middleware: the header is added here
-        headers = {"x-request-id": getattr(request.state, "request_id", "")}
-        return error_response(
-            ApiError(
-                500, "The gateway hit an internal error.", code="server_error", headers=headers
-            )
-        )
+        return ApiError(500, "The gateway hit an internal error.", code="server_error")
 
-    # The request-id and metrics layers, outermost first: every request goes through them.
-    wrappers: list[Any] = [RequestIds, *([metrics.count_requests] if metrics is not None else [])]
-    middleware = [Middleware(wrap) for wrap in wrappers]
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        error = server_error(request, exc)
+        # outside the request layer: the header is added here
+        error.headers = {"x-request-id": getattr(request.state, "request_id", "")}
+        return error_response(error)
+
+    # The request layer (request id and request counter): every request goes through it.
+    count = None if metrics is None else metrics.count_request
+    middleware = [Middleware(RequestLayer, count=count)]
     create_route = Route("/v1/responses", create_response, methods=["POST"])
+    direct = None
     if cors_origins:  # every request takes the routed way
         middleware.append(
             Middleware(
@@ -423,15 +425,13 @@ def create_app(
                 expose_headers=["x-respgate-warning", "x-request-id", *RATE_LIMIT_HEADERS],
             )
         )
-    else:  # `POST /v1/responses` past Starlette's router, through the same layers (direct.py)
-
-        def layers(handler: Any) -> Any:
-            for wrap in reversed(wrappers):
-                handler = wrap(handler)
-            return handler
-
-        direct = Middleware(DirectRoute, route=create_route, layers=layers, on_error=error_response)
-        middleware.insert(0, direct)
+    else:  # `POST /v1/responses` before Starlette, through the same layer (direct.py)
+        direct = DirectRoute(
+            create_route,
+            layer=functools.partial(RequestLayer, count=count),
+            on_error=error_response,
+            on_unexpected=server_error,
+        )
 
     def console_routes_for(enabled: bool) -> list[BaseRoute]:
         if not enabled:
@@ -446,7 +446,8 @@ def create_app(
         yield
         await engine.shutdown(grace=0)
 
-    app = Starlette(
+    app = Gateway(
+        direct=direct,
         lifespan=lifespan,
         routes=[
             create_route,
