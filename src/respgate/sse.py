@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -60,9 +60,9 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
-    """One dispatched event: its type, its data, and the last event ID at dispatch."""
+class ServerSentEvent(NamedTuple):
+    """One dispatched event: its type, its data, and the last event ID at dispatch (a
+    tuple: one is made per upstream chunk, at about half a frozen dataclass's cost)."""
 
     event: str = "message"
     data: str = ""
