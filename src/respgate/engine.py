@@ -156,6 +156,18 @@ class Replay(EventSource):
             self.finish()
 
 
+def _batches(signals: AsyncIterator[Signal]) -> AsyncIterator[list[Signal]]:
+    """A provider's signals a read at a time (`SignalStream.batches`), or one by one
+    from a source that has no reads (the built-in models, the tool loop)."""
+    batches = getattr(signals, "batches", None)
+    return batches() if batches is not None else _each_alone(signals)
+
+
+async def _each_alone(signals: AsyncIterator[Signal]) -> AsyncIterator[list[Signal]]:
+    async for signal in signals:
+        yield [signal]
+
+
 class Run(EventSource):
     """A response in flight. Transports call `next_batch()` until it returns `[]`."""
 
@@ -227,18 +239,31 @@ class Run(EventSource):
         builder = self.builder
         terminal: list[Event] = []
         first = True
+        shown = False  # the first output has gone to the transport
         interrupted = False  # cancelled by someone else than `abort`: re-raised at the end
         try:
             try:
-                async for signal in self._signals:
+                async for batch in _batches(self._signals):
                     if first:
                         first = False
                         self._observers.upstream_first_byte(self.info)
-                    events = self._feed(signal)
-                    if builder.done:
-                        terminal = events
-                        break
+                    events: list[Event] = []
+                    for signal in batch:
+                        produced = self._feed(signal)
+                        if builder.done:
+                            terminal = produced
+                            break
+                        events += produced
+                        if not shown and events:
+                            # The first output goes out before the rest of its read is
+                            # built (a fast upstream's read holds many tokens).
+                            shown = True
+                            self.push(events)
+                            events = []
+                            await asyncio.sleep(0)
                     self.push(events)
+                    if builder.done:
+                        break
                 else:
                     terminal = self._feed(
                         Failure(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, ClassVar, Protocol
 
 import orjson
@@ -125,6 +125,10 @@ class SignalStream:
     `aclose()` closes the upstream connection at once unless the stream ended
     normally, in which case the connection goes back to the pool. `warnings` are the request-translation warnings (dropped
     tools, ...), for a response header.
+
+    `batches()` yields the same signals a socket read at a time (each list holds
+    what one read of the upstream completed): the run builds and sends them together
+    (`engine.Run`), where iterating yields them one by one (the tool loop, compaction).
     """
 
     def __init__(
@@ -152,41 +156,58 @@ class SignalStream:
         self._ended = False
         self._closed = False
         self._gen = self._run()
+        self._each: AsyncGenerator[Signal, None] | None = None  # iterated one by one (`__anext__`)
 
-    def __aiter__(self) -> AsyncIterator[Signal]:
-        return self._gen  # iterated directly: no Python-level __anext__ per signal
+    def batches(self) -> AsyncIterator[list[Signal]]:
+        """The signals of each upstream read, together (never an empty list)."""
+        return self._gen
+
+    def __aiter__(self) -> SignalStream:
+        return self
 
     def __anext__(self) -> Any:
-        return self._gen.__anext__()
+        if self._each is None:
+            self._each = self._one_by_one()
+        return self._each.__anext__()
+
+    async def _one_by_one(self) -> AsyncIterator[Signal]:
+        async for batch in self._gen:
+            for signal in batch:
+                yield signal
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._each is not None:
+            await self._each.aclose()
         await self._gen.aclose()
         if self._ended:
             self._client.release_later(self._response)
         else:
             self._response.close()
 
-    async def _run(self) -> AsyncIterator[Signal]:
+    async def _run(self) -> AsyncIterator[list[Signal]]:
         translator, decoder = self._translator, SSEDecoder()
         clock = asyncio.get_running_loop().time
         try:
             read = self._response.read
             while chunk := await read():
                 self._last_read = clock()
+                batch: list[Signal] = []
                 for event in decoder.feed(chunk):
                     for signal in translator.feed(event.event, event.data):
                         if not self._started and not isinstance(signal, Usage):
                             self._started = True  # the first token: the idle limit starts
                             if self._idle_timeout:
                                 self._watch()
+                        batch.append(signal)
                         if isinstance(signal, _ENDS):
                             self._ended = isinstance(signal, Finish)
-                            yield signal
+                            yield batch
                             return
-                        yield signal
+                if batch:
+                    yield batch
             tail = translator.end()
         except TimeoutError:
             if self._response.overdue:
@@ -206,9 +227,9 @@ class SignalStream:
                 Deadlines.for_loop(asyncio.get_running_loop()).cancel(self._watchdog)
         if self._stalled:
             tail = [Failure("upstream_timeout", self._timeout_message(self._idle_timeout))]
-        for signal in tail:
-            self._ended = isinstance(signal, Finish)
-            yield signal
+        if tail:
+            self._ended = isinstance(tail[-1], Finish)
+            yield tail
 
     def _watch(self) -> None:
         """Close the connection once the upstream is silent for `stream_idle_timeout`
