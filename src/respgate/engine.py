@@ -239,7 +239,6 @@ class Run(EventSource):
         builder = self.builder
         terminal: list[Event] = []
         first = True
-        shown = False  # the first output has gone to the transport
         interrupted = False  # cancelled by someone else than `abort`: re-raised at the end
         try:
             try:
@@ -254,13 +253,6 @@ class Run(EventSource):
                             terminal = produced
                             break
                         events += produced
-                        if not shown and events:
-                            # The first output goes out before the rest of its read is
-                            # built (a fast upstream's read holds many tokens).
-                            shown = True
-                            self.push(events)
-                            events = []
-                            await asyncio.sleep(0)
                     self.push(events)
                     if builder.done:
                         break
