@@ -156,6 +156,35 @@ class Replay(EventSource):
             self.finish()
 
 
+class StartRecord:
+    """A response's in_progress record, so that a restart finds and fails a response
+    cut short by a crash. Written once the transport has made its first write
+    (`begin`, from `Run.client_first_byte`), not before: its work stays off the time to
+    first byte. A response that has ended by then (non-streaming, or whole in one
+    upstream read) is stored once, by its final save, which calls `end` first."""
+
+    def __init__(self, store: ResponseStore, record: StoredResponse) -> None:
+        self._store = store
+        self._record: StoredResponse | None = record
+        self._task: asyncio.Task[bool] | None = None
+
+    def begin(self) -> None:
+        if self._record is not None:
+            record, self._record = self._record, None
+            self._task = asyncio.create_task(self._store.save(record))
+
+    def settle(self) -> None:
+        """The response has ended: no record unless its write has begun."""
+        self._record = None
+
+    async def written(self) -> None:
+        """Before the final save: the record's write, if it began, has finished."""
+        self._record = None
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+
 def _batches(signals: AsyncIterator[Signal]) -> AsyncIterator[list[Signal]]:
     """A provider's signals a read at a time (`SignalStream.batches`), or one by one
     from a source that has no reads (the built-in models, the tool loop)."""
@@ -180,9 +209,11 @@ class Run(EventSource):
         info: RunInfo | None = None,
         observers: Observers | None = None,
         surface: SurfaceBuilder | None = None,
+        start: StartRecord | None = None,
     ) -> None:
         super().__init__()
         self.builder = builder
+        self._start = start  # its in_progress record, written after the first write
         # Another inbound surface's builder: its events are what the transport sends.
         self.surface = surface
         self._signals = signals
@@ -230,6 +261,8 @@ class Run(EventSource):
             await asyncio.shield(self.task)
 
     def client_first_byte(self) -> None:
+        if self._start is not None:
+            self._start.begin()
         self._observers.client_first_byte(self.info)
 
     def release(self) -> None:
@@ -304,6 +337,8 @@ class Run(EventSource):
     async def _save(self) -> bool:
         """Run `on_terminal` (the final save) to its end, even if this task is cancelled
         meanwhile: nothing stored is lost. True if it was cancelled."""
+        if self._start is not None:
+            self._start.settle()  # (the write of the first events may come before the save)
         if self._on_terminal is None:
             return False
         saving = asyncio.ensure_future(self._on_terminal(self))
@@ -550,12 +585,12 @@ class Engine:
         surface_builder = None if surface is None else surface(builder.snapshot(), info.provider)
         if surface_builder is not None:
             opening = surface_builder.open()
-        persist = None
+        persist = start = None
         if req.store is not False and self.store is not None:
-            # Recorded as in_progress at once (not awaited: no latency before the first
-            # byte), so a response cut short by a crash is found and failed at restart.
-            record = StoredResponse(builder.snapshot(), list(req.items), tenant)
-            persist = self._persist_for(req, tenant, asyncio.create_task(self.store.save(record)))
+            start = StartRecord(
+                self.store, StoredResponse(builder.snapshot(), list(req.items), tenant)
+            )
+            persist = self._persist_for(req, tenant, start)
         persist = self._then_append(req, tenant, persist)
         run = Run(
             builder,
@@ -564,6 +599,7 @@ class Engine:
             info=info,
             observers=self.observers,
             surface=surface_builder,
+            start=start,
         )
         run.context = items
         run.warnings[:0] = req.warnings
@@ -868,14 +904,13 @@ class Engine:
         return found
 
     def _persist_for(
-        self, req: CreateRequest, tenant: str, started: asyncio.Task[bool]
+        self, req: CreateRequest, tenant: str, start: StartRecord
     ) -> Callable[[Run], Awaitable[None]]:
-        """The final save, after the in_progress record `started` (whatever became of it)."""
+        """The final save, after the in_progress record `start` (whatever became of it)."""
 
         async def persist(run: Run) -> None:
             assert self.store is not None
-            with contextlib.suppress(Exception):
-                await started
+            await start.written()
             await self.store.save(StoredResponse(run.builder.stored(), list(req.items), tenant))
 
         return persist
