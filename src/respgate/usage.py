@@ -25,6 +25,7 @@ from .store.base import ResponseStore, UsageRecord
 log = logging.getLogger("respgate.usage")
 
 RETRY_SECONDS = 1.0
+GATHER_SECONDS = 0.2  # a usage batch waits this long for more records
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +133,12 @@ class UsageLog(Observer):
             self._writer = asyncio.get_running_loop().create_task(self._write())
 
     async def _write(self) -> None:
-        """Commit everything queued, batch after batch; on a store error keep the batch
-        and try again a second later (nothing is dropped while the process lives)."""
+        """Commit everything queued, batch after batch, each gathered for `GATHER_SECONDS`
+        (one transaction for many responses, not one per response); on a store error keep
+        the batch and try again a second later (nothing is dropped while the process
+        lives; `aclose` writes what is queued)."""
         while self._pending:
+            await asyncio.sleep(GATHER_SECONDS)
             store = self._store_of()
             if store is None:
                 return
