@@ -14,12 +14,15 @@ uvicorn's per access, written to a file). The cost of metrics and of logging is 
 difference between the rows; /metrics is scraped at the end.
 
 The default gateway runs as a user gets it (issue 11 part 1): SQLite store on, one API key
-configured (the load sends it), info logging in text to a file. `up CPU` is the fake
+configured (the load sends it), info logging in text to a file; `/v1/responses` requests
+are stored, as the API's default is (`--unstored` sends `"store": false`: no store writes
+but the usage record). `up CPU` is the fake
 upstream's CPU per stream while it served the gateway's streams, in the same interval, and
 `ratio` the gateway's CPU over it: the machine's drift cancels out of the ratio.
 
     python bench/bench_overhead.py [-c 1 16 64 256] [-n 400] [--tokens 50] [--delay-ms 0] [--src DIR]
                                    [--against DIR] [--ops] [--rounds 1] [--surface responses|chat|messages]
+                                   [--unstored]
 
 `--against DIR` adds a gateway `against` serving another source tree (say `git archive`
 of the commit before a change) with the same config, measured in turn with `respgate` in
@@ -45,7 +48,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import run_load
+from loadgen import BODIES, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,7 +111,15 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument("--surface", choices=["responses", "chat", "messages"], default="responses",
                    help="the inbound surface measured through respgate")  # fmt: skip
+    p.add_argument(
+        "--unstored",
+        action="store_true",
+        help='responses requests with "store": false (default: stored, as the API)',
+    )
     a = p.parse_args()
+    body = (
+        {**BODIES["responses"], "store": False} if a.unstored and a.surface == "responses" else None
+    )
     path = {"responses": "/v1/responses", "chat": "/v1/chat/completions",
             "messages": "/v1/messages"}[a.surface]  # fmt: skip
 
@@ -188,7 +199,8 @@ def main() -> None:
                     cpu0, up0 = cpu_seconds(gw), cpu_seconds(up)
                     through = asyncio.run(
                         run_load(f"http://127.0.0.1:{port}{path}", mode=a.surface,
-                                 concurrency=c, requests=n, warmup=warmup, api_key=key)
+                                 concurrency=c, requests=n, warmup=warmup, api_key=key,
+                                 body=body)
                     ).summary()  # fmt: skip
                     through["cpu_ms"] = (cpu_seconds(gw) - cpu0) / (n + warmup) * 1000
                     through["up_cpu_ms"] = (cpu_seconds(up) - up0) / (n + warmup) * 1000

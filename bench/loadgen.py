@@ -34,7 +34,8 @@ BODIES: dict[str, dict[str, Any]] = {
         "stream": True,
         "messages": [{"role": "user", "content": "hi"}],
     },
-    "responses": {"model": "fake-model", "stream": True, "input": "hi", "store": False},
+    # stored, as the Responses API's default is (`store` left out)
+    "responses": {"model": "fake-model", "stream": True, "input": "hi"},
     "messages": {
         "model": "fake-model",
         "stream": True,

@@ -171,7 +171,8 @@ class StartRecord:
     def begin(self) -> None:
         if self._record is not None:
             record, self._record = self._record, None
-            self._task = asyncio.create_task(self._store.save(record))
+            # superseded by the final save, which is durable: not flushed to disk itself
+            self._task = asyncio.create_task(self._store.save(record, durable=False))
 
     def settle(self) -> None:
         """The response has ended: no record unless its write has begun."""

@@ -22,7 +22,7 @@ class UnreachableStore:
     async def expire(self) -> int:
         return 0
 
-    async def save(self, record: Any) -> bool:
+    async def save(self, record: Any, *, durable: bool = True) -> bool:
         raise ConnectionRefusedError("connection refused")
 
     async def get(self, response_id: str, tenant: str) -> dict[str, Any] | None:

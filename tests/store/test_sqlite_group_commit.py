@@ -43,3 +43,30 @@ async def test_a_failing_write_rolls_back_alone(tmp_path: Path) -> None:
         assert await driver.read(count()) == [0, 1, 2, 4, 5, 6, 7, 9]
     finally:
         await driver.close()
+
+
+async def test_a_transaction_is_flushed_to_disk_when_one_of_its_writes_is_durable(
+    tmp_path: Path,
+) -> None:
+    driver = SqliteDriver(tmp_path / "db.sqlite3")
+    modes: list[str] = []
+
+    def seen(statement: str) -> None:
+        if statement.startswith("PRAGMA synchronous"):
+            modes.append(statement.rsplit(" ", 1)[1])
+
+    driver._writer.set_trace_callback(seen)
+    try:
+        await driver.write(create())
+        await driver.write(insert(1), durable=False)
+        await asyncio.gather(driver.write(insert(2), durable=False), driver.write(insert(3)))
+        await asyncio.gather(
+            driver.write(insert(4), durable=False), driver.write(insert(5), durable=False)
+        )
+        # a transaction per batch (writes started together share one): FULL once one
+        # of its writes is durable
+        assert modes == ["FULL", "NORMAL", "FULL", "NORMAL"]
+        # committed either way: another connection reads every row
+        assert await driver.read(count()) == [1, 2, 3, 4, 5]
+    finally:
+        await driver.close()

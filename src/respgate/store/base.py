@@ -145,10 +145,13 @@ class ResponseQuery(ListQuery):
 class ResponseStore(Protocol):
     """Durable response state. Every write is committed when its call returns."""
 
-    async def save(self, record: StoredResponse) -> bool:
+    async def save(self, record: StoredResponse, *, durable: bool = True) -> bool:
         """Create the record, or update it while it is still queued/in progress
         (Response object and output items; input items are written once).
-        False if the response already reached a final status (e.g. cancelled)."""
+        False if the response already reached a final status (e.g. cancelled).
+        `durable=False`: committed, and kept if the process dies, but not flushed to disk
+        (a power loss may take it): for a record a durable save supersedes soon (a
+        streaming response's in_progress record); the next durable write flushes it."""
 
     async def get(self, response_id: str, tenant: str) -> dict[str, Any] | None:
         """The Response object, or None."""

@@ -58,8 +58,10 @@ class PostgresDriver:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def write(self, program: Program[T]) -> T:
+    async def write(self, program: Program[T], *, durable: bool = True) -> T:
         async with self._pool.acquire() as conn, conn.transaction():
+            if not durable:  # the commit does not wait for its WAL flush
+                await conn.execute("SET LOCAL synchronous_commit = off")
             return await arun(program, functools.partial(_execute, conn))
 
     async def read(self, program: Program[T]) -> T:

@@ -83,8 +83,9 @@ Program = Generator[Query, list[Row], T]
 
 
 class Driver(Protocol):
-    async def write(self, program: Program[T]) -> T:
-        """Run `program` in one transaction; committed when this returns."""
+    async def write(self, program: Program[T], *, durable: bool = True) -> T:
+        """Run `program` in one transaction; committed when this returns (on disk unless
+        `durable=False`, `ResponseStore.save`)."""
 
     async def read(self, program: Program[T]) -> T: ...
 
@@ -287,10 +288,10 @@ class SqlStore:
 
     # ------------------------------------------------------------ public API
 
-    async def save(self, record: StoredResponse) -> bool:
+    async def save(self, record: StoredResponse, *, durable: bool = True) -> bool:
         # Programs may run on another thread: hand them a copy the caller cannot mutate.
         snapshot = StoredResponse(_copy(record.response), _copy(record.input_items), record.tenant)
-        return await self._driver.write(self._save(snapshot))
+        return await self._driver.write(self._save(snapshot), durable=durable)
 
     async def get(self, response_id: str, tenant: str) -> dict[str, Any] | None:
         return await self._driver.read(self._get(response_id, tenant))

@@ -52,18 +52,23 @@ class SqliteDriver:
     def __init__(self, path: Path, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="respgate-sqlite-write")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="respgate-sqlite-read")
+        self._synchronous = synchronous
         self._writer = _connect(path, synchronous)
         self._reader = _connect(path, synchronous)
         self._pending: list[tuple[Program[Any], asyncio.Future[Any]]] = []
+        self._durable = False  # a pending write asked to be on disk when committed
         self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, program: Program[T]) -> T:
+    async def write(self, program: Program[T], *, durable: bool = True) -> T:
         """Run `program` in a write transaction. Writes that arrive while one is being
         committed are committed together in the next one (group commit: one fsync for
-        many saves), each inside its own savepoint, so a failing program rolls back alone."""
+        many saves), each inside its own savepoint, so a failing program rolls back alone.
+        A transaction of writes none of which is `durable` commits without its fsync
+        (`synchronous = NORMAL`: WAL mode keeps it through a crash of the process)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
         self._pending.append((program, done))
+        self._durable |= durable
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush())
         return await done
@@ -73,9 +78,15 @@ class SqliteDriver:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                synchronous = self._synchronous if self._durable else "NORMAL"
+                self._durable = False
                 try:
                     outcomes = await loop.run_in_executor(
-                        self._write_thread, _transaction, self._writer, [p for p, _ in batch]
+                        self._write_thread,
+                        _transaction,
+                        self._writer,
+                        [p for p, _ in batch],
+                        synchronous,
                     )
                 except Exception as exc:  # the commit itself failed: nothing of the batch is stored
                     outcomes = [exc] * len(batch)
@@ -116,10 +127,14 @@ def _execute(conn: sqlite3.Connection, query: Query) -> list[Row]:
     return conn.execute(query.sql, query.args).fetchall()
 
 
-def _transaction(conn: sqlite3.Connection, programs: list[Program[Any]]) -> list[Any]:
-    """Run `programs` in one transaction, each in a savepoint; a program's outcome is
-    its result, or the exception that rolled it (alone) back."""
+def _transaction(
+    conn: sqlite3.Connection, programs: list[Program[Any]], synchronous: str
+) -> list[Any]:
+    """Run `programs` in one transaction, each in a savepoint, committed with
+    `synchronous` (FULL or NORMAL); a program's outcome is its result, or the exception
+    that rolled it (alone) back."""
     outcomes: list[Any] = []
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("BEGIN IMMEDIATE")
     try:
         for program in programs:
