@@ -53,6 +53,7 @@ class SqliteDriver:
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="respgate-sqlite-write")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="respgate-sqlite-read")
         self._synchronous = synchronous
+        self._mode = synchronous  # the writer connection's `synchronous` now
         self._writer = _connect(path, synchronous)
         self._reader = _connect(path, synchronous)
         self._pending: list[tuple[Program[Any], asyncio.Future[Any]]] = []
@@ -80,13 +81,15 @@ class SqliteDriver:
                 batch, self._pending = self._pending, []
                 synchronous = self._synchronous if self._durable else "NORMAL"
                 self._durable = False
+                switch = synchronous if synchronous != self._mode else None
+                self._mode = synchronous
                 try:
                     outcomes = await loop.run_in_executor(
                         self._write_thread,
                         _transaction,
                         self._writer,
                         [p for p, _ in batch],
-                        synchronous,
+                        switch,
                     )
                 except Exception as exc:  # the commit itself failed: nothing of the batch is stored
                     outcomes = [exc] * len(batch)
@@ -128,14 +131,26 @@ def _execute(conn: sqlite3.Connection, query: Query) -> list[Row]:
 
 
 def _transaction(
-    conn: sqlite3.Connection, programs: list[Program[Any]], synchronous: str
+    conn: sqlite3.Connection, programs: list[Program[Any]], synchronous: str | None
 ) -> list[Any]:
-    """Run `programs` in one transaction, each in a savepoint, committed with
-    `synchronous` (FULL or NORMAL); a program's outcome is its result, or the exception
-    that rolled it (alone) back."""
-    outcomes: list[Any] = []
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    """Run `programs` in one transaction, committed with `synchronous` (FULL or NORMAL;
+    None: as the last one); a program's outcome is its result, or the exception that
+    rolled it (alone) back: several programs run each in a savepoint."""
+    if synchronous is not None:
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("BEGIN IMMEDIATE")
+    if len(programs) == 1:  # (no savepoint: the transaction is the program's own)
+        try:
+            outcome = run(programs[0], lambda q: _execute(conn, q))
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            return [exc]
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return [outcome]
+    outcomes: list[Any] = []
     try:
         for program in programs:
             conn.execute("SAVEPOINT program")
