@@ -128,7 +128,8 @@ def watch_first_run(driver: Any, screenshot: str | None = None) -> None:
 
 def test_a_slow_stream_shows_its_deltas_before_it_ends(browser: Any, server: LiveServer) -> None:
     open_console(browser, server, A_KEY)
-    run = Streaming(server, SLOW)
+    # ~9 s: time for a slow machine's browser to find the run and open it while it streams
+    run = Streaming(server, {**SLOW, "echo_delay_ms": "225"})
     run.start()
     watch_first_run(browser, "live")
     text = wait(browser, lambda d: text_of(d, "[data-testid=item-message] .text"))
