@@ -274,9 +274,10 @@ class Run(EventSource):
         terminal: list[Event] = []
         first = True
         interrupted = False  # cancelled by someone else than `abort`: re-raised at the end
+        batches = _batches(self._signals)
         try:
             try:
-                async for batch in _batches(self._signals):
+                async for batch in batches:
                     if first:
                         first = False
                         self._observers.upstream_first_byte(self.info)
@@ -298,6 +299,7 @@ class Run(EventSource):
                         )
                     )
             finally:
+                await close_quietly(batches)  # (a wrapper's generator too: not left to the GC)
                 await close_quietly(self._signals)
         except asyncio.CancelledError:
             if self._abort is None:

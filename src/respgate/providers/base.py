@@ -32,7 +32,7 @@ from ..protocol.signals import Signal
 log = logging.getLogger("respgate.providers")
 
 
-async def close_quietly(signals: AsyncIterator[Signal]) -> None:
+async def close_quietly(signals: AsyncIterator[object]) -> None:
     """Close a signal stream (a provider's, or a wrapper of one) if it can be closed; a
     failure while closing is logged, never raised (the run has its ending already)."""
     aclose = getattr(signals, "aclose", None)
