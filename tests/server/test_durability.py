@@ -6,14 +6,14 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.support.live import ServerProcess, running
+from tests.support.live import running
 from tests.support.oracle import assert_valid_stream, parse_sse
 
 SLOW = {"echo_scenario": "long", "echo_tokens": "2000", "echo_delay_ms": "10"}
@@ -142,8 +142,9 @@ def test_two_processes_share_postgresql(pg_schema: str) -> None:
 PARTIAL = {"echo_scenario": "long", "echo_tokens": "400", "echo_delay_ms": "50"}
 
 
-def start_and_kill(server: ServerProcess, c: httpx.Client, reader: httpx.Client) -> str:
-    """A background response on `server`, killed (SIGKILL) once `reader` saw 5 deltas."""
+def start_and_kill(kill: Callable[[], object], c: httpx.Client, reader: httpx.Client) -> str:
+    """A background response started through `c`, then `kill()` (the process that runs it:
+    SIGKILL) once `reader` saw 5 deltas."""
     body = {"model": "echo", "input": "x", "background": True, "metadata": PARTIAL}
     bg = c.post("/v1/responses", json=body).json()
     received = b""
@@ -152,7 +153,7 @@ def start_and_kill(server: ServerProcess, c: httpx.Client, reader: httpx.Client)
             received += chunk
             if received.count(b"output_text.delta") >= 5:
                 break
-    server.kill()
+    kill()
     return bg["id"]
 
 
@@ -182,7 +183,7 @@ def assert_recovered_with_partial_output(c: httpx.Client, response_id: str) -> N
 def test_sigkill_then_restart_keeps_the_partial_output(tmp_path: Any) -> None:
     env = {"RESPGATE_DATA_DIR": str(tmp_path / "data")}
     with running(env) as first, first.client() as c:
-        response_id = start_and_kill(first, c, c)
+        response_id = start_and_kill(first.kill, c, c)
     with running(env) as second, second.client() as c:
         assert_recovered_with_partial_output(c, response_id)
 
@@ -193,5 +194,5 @@ def test_replica_recovers_a_dead_owners_response_with_its_partial_output(
 ) -> None:
     env = {"RESPGATE_DATABASE_URL": pg_schema}
     with running(env) as one, running(env) as two, one.client() as c1, two.client() as c2:
-        response_id = start_and_kill(one, c1, c2)
+        response_id = start_and_kill(one.kill, c1, c2)
         assert_recovered_with_partial_output(c2, response_id)  # noticed by the follower

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.test_durability import PARTIAL, assert_recovered_with_partial_output
+from tests.server.test_durability import assert_recovered_with_partial_output, start_and_kill
 from tests.support.live import SRC, ServerProcess, free_port, running
 from tests.support.oracle import assert_valid_stream, parse_sse
 
@@ -113,16 +113,8 @@ def test_a_killed_worker_is_replaced_and_its_response_failed(tmp_path: Path) -> 
     with running(env_for(tmp_path), "--workers", "2") as s:
         a, b = serving_pids(s, 2)
         with closing(client_on(s, a)) as ca, closing(client_on(s, b)) as cb:
-            body = {"model": "echo", "input": "x", "background": True, "metadata": PARTIAL}
-            bg = ca.post("/v1/responses", json=body).json()
-            received = b""
-            with cb.stream("GET", f"/v1/responses/{bg['id']}", params={"stream": "true"}) as r:
-                for chunk in r.iter_bytes():
-                    received += chunk
-                    if received.count(b"output_text.delta") >= 5:
-                        break
-            os.kill(a, signal.SIGKILL)
-            assert_recovered_with_partial_output(cb, bg["id"])  # the live worker failed it
+            response_id = start_and_kill(lambda: os.kill(a, signal.SIGKILL), ca, cb)
+            assert_recovered_with_partial_output(cb, response_id)  # the live worker failed it
         deadline = time.monotonic() + 20
         while alive(a):
             assert time.monotonic() < deadline
