@@ -161,7 +161,8 @@ class StartRecord:
     cut short by a crash. Written once the transport has made its first write
     (`begin`, from `Run.client_first_byte`), not before: its work stays off the time to
     first byte. A response that has ended by then (non-streaming, or whole in one
-    upstream read) is stored once, by its final save, which calls `end` first."""
+    upstream read) is stored once, by its final save (`Run._save` settles the record
+    first; the save awaits a write that had begun)."""
 
     def __init__(self, store: ResponseStore, record: StoredResponse) -> None:
         self._store = store

@@ -53,11 +53,10 @@ class SqliteDriver:
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="respgate-sqlite-write")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="respgate-sqlite-read")
         self._synchronous = synchronous
-        self._mode = synchronous  # the writer connection's `synchronous` now
         self._writer = _connect(path, synchronous)
         self._reader = _connect(path, synchronous)
-        self._pending: list[tuple[Program[Any], asyncio.Future[Any]]] = []
-        self._durable = False  # a pending write asked to be on disk when committed
+        # (program, its outcome, whether it must be on disk when committed)
+        self._pending: list[tuple[Program[Any], asyncio.Future[Any], bool]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def write(self, program: Program[T], *, durable: bool = True) -> T:
@@ -68,8 +67,7 @@ class SqliteDriver:
         (`synchronous = NORMAL`: WAL mode keeps it through a crash of the process)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
-        self._pending.append((program, done))
-        self._durable |= durable
+        self._pending.append((program, done, durable))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush())
         return await done
@@ -79,21 +77,19 @@ class SqliteDriver:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                synchronous = self._synchronous if self._durable else "NORMAL"
-                self._durable = False
-                switch = synchronous if synchronous != self._mode else None
-                self._mode = synchronous
+                durable = any(on_disk for _, _, on_disk in batch)
+                synchronous = self._synchronous if durable else "NORMAL"
                 try:
                     outcomes = await loop.run_in_executor(
                         self._write_thread,
                         _transaction,
                         self._writer,
-                        [p for p, _ in batch],
-                        switch,
+                        [p for p, _, _ in batch],
+                        synchronous,
                     )
                 except Exception as exc:  # the commit itself failed: nothing of the batch is stored
                     outcomes = [exc] * len(batch)
-                for (_, done), outcome in zip(batch, outcomes, strict=True):
+                for (_, done, _), outcome in zip(batch, outcomes, strict=True):
                     if done.done():
                         continue
                     if isinstance(outcome, Exception):
@@ -131,26 +127,14 @@ def _execute(conn: sqlite3.Connection, query: Query) -> list[Row]:
 
 
 def _transaction(
-    conn: sqlite3.Connection, programs: list[Program[Any]], synchronous: str | None
+    conn: sqlite3.Connection, programs: list[Program[Any]], synchronous: str
 ) -> list[Any]:
-    """Run `programs` in one transaction, committed with `synchronous` (FULL or NORMAL;
-    None: as the last one); a program's outcome is its result, or the exception that
-    rolled it (alone) back: several programs run each in a savepoint."""
-    if synchronous is not None:
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-    conn.execute("BEGIN IMMEDIATE")
-    if len(programs) == 1:  # (no savepoint: the transaction is the program's own)
-        try:
-            outcome = run(programs[0], lambda q: _execute(conn, q))
-        except Exception as exc:
-            conn.execute("ROLLBACK")
-            return [exc]
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return [outcome]
+    """Run `programs` in one transaction, each in a savepoint, committed with
+    `synchronous` (FULL or NORMAL); a program's outcome is its result, or the exception
+    that rolled it (alone) back."""
     outcomes: list[Any] = []
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("BEGIN IMMEDIATE")
     try:
         for program in programs:
             conn.execute("SAVEPOINT program")
