@@ -31,9 +31,12 @@ import contextlib
 import fcntl
 import logging
 import os
+import queue
 import secrets
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -48,16 +51,107 @@ OWNERS_DIR = "owners"
 WAKE_INTERVAL = 0.02  # seconds between reads of the event log's newest rowid (shared mode)
 
 
+@dataclass(slots=True)
+class _Job:
+    program: Program[Any]
+    done: asyncio.Future[Any]
+    durable: bool  # a write that must be on disk when committed
+
+
+class _Lane:
+    """A thread that runs the jobs the event loop hands it, with a connection of its own.
+    The jobs submitted in one turn of the loop are handed over together at its end; the
+    thread takes everything handed over since its last turn (`handle` gets it all) and
+    sends the outcomes back to their futures in one call. One queue and one wake-up each
+    way, where an executor has a future, a lock and a callback per job.
+    The thread starts with the first job (not before a fork) and ends at `close`."""
+
+    def __init__(
+        self,
+        name: str,
+        conn: sqlite3.Connection,
+        handle: Callable[[sqlite3.Connection, list[_Job]], list[Any]],
+    ) -> None:
+        self._name = name
+        self._conn = conn
+        self._handle = handle
+        self._queue: queue.SimpleQueue[list[_Job] | asyncio.Future[None]] = queue.SimpleQueue()
+        self._submitted: list[_Job] = []  # this turn's jobs, handed over at its end
+        self._thread: threading.Thread | None = None
+
+    def submit(self, program: Program[T], durable: bool = True) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        job = _Job(program, loop.create_future(), durable)
+        if not self._submitted:
+            loop.call_soon(self._hand_over)
+        self._submitted.append(job)
+        return job.done
+
+    def _hand_over(self) -> None:
+        jobs, self._submitted = self._submitted, []
+        if jobs:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+                self._thread.start()
+            self._queue.put(jobs)
+
+    def _serve(self) -> None:
+        closed: asyncio.Future[None] | None = None
+        while closed is None:
+            jobs: list[_Job] = []
+            item = self._queue.get()
+            while True:  # everything handed over since the last turn
+                if isinstance(item, asyncio.Future):
+                    closed = item
+                    break
+                jobs += item
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if jobs:
+                try:
+                    outcomes = self._handle(self._conn, jobs)
+                except Exception as exc:  # the commit itself failed: every job did
+                    outcomes = [exc] * len(jobs)
+                _send(jobs[0].done.get_loop(), _settle, jobs, outcomes)
+        self._conn.close()
+        _send(closed.get_loop(), closed.set_result, None)
+
+    async def close(self) -> None:
+        """Run what was submitted, then close the connection and end the thread."""
+        self._hand_over()
+        if self._thread is None:
+            self._conn.close()
+            return
+        closed = asyncio.get_running_loop().create_future()
+        self._queue.put(closed)
+        await closed
+        self._thread.join()
+
+
+def _send(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def _settle(jobs: list[_Job], outcomes: list[Any]) -> None:
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if job.done.done():
+            continue  # its caller was cancelled
+        if isinstance(outcome, Exception):
+            job.done.set_exception(outcome)
+        else:
+            job.done.set_result(outcome)
+
+
 class SqliteDriver:
     def __init__(self, path: Path, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="respgate-sqlite-write")
-        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="respgate-sqlite-read")
         self._synchronous = synchronous
         self._writer = _connect(path, synchronous)
         self._reader = _connect(path, synchronous)
-        # (program, its outcome, whether it must be on disk when committed)
-        self._pending: list[tuple[Program[Any], asyncio.Future[Any], bool]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._writes = _Lane("respgate-sqlite-write", self._writer, self._commit)
+        self._reads = _Lane("respgate-sqlite-read", self._reader, _read_each)
 
     async def write(self, program: Program[T], *, durable: bool = True) -> T:
         """Run `program` in a write transaction. Writes that arrive while one is being
@@ -65,49 +159,30 @@ class SqliteDriver:
         many saves), each inside its own savepoint, so a failing program rolls back alone.
         A transaction of writes none of which is `durable` commits without its fsync
         (`synchronous = NORMAL`: WAL mode keeps it through a crash of the process)."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[T] = loop.create_future()
-        self._pending.append((program, done, durable))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
-        return await done
+        return await self._writes.submit(program, durable)
 
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                durable = any(on_disk for _, _, on_disk in batch)
-                synchronous = self._synchronous if durable else "NORMAL"
-                try:
-                    outcomes = await loop.run_in_executor(
-                        self._write_thread,
-                        _transaction,
-                        self._writer,
-                        [p for p, _, _ in batch],
-                        synchronous,
-                    )
-                except Exception as exc:  # the commit itself failed: nothing of the batch is stored
-                    outcomes = [exc] * len(batch)
-                for (_, done, _), outcome in zip(batch, outcomes, strict=True):
-                    if done.done():
-                        continue
-                    if isinstance(outcome, Exception):
-                        done.set_exception(outcome)
-                    else:
-                        done.set_result(outcome)
-        finally:
-            self._flusher = None
+    def _commit(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[Any]:
+        durable = any(job.durable for job in jobs)
+        synchronous = self._synchronous if durable else "NORMAL"
+        return _transaction(conn, [job.program for job in jobs], synchronous)
 
     async def read(self, program: Program[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._read_thread, run, program, lambda q: _execute(self._reader, q)
-        )
+        return await self._reads.submit(program)
 
     async def close(self) -> None:
-        for thread, conn in ((self._write_thread, self._writer), (self._read_thread, self._reader)):
-            await asyncio.get_running_loop().run_in_executor(thread, conn.close)
-            thread.shutdown()
+        await self._writes.close()
+        await self._reads.close()
+
+
+def _read_each(conn: sqlite3.Connection, jobs: list[_Job]) -> list[Any]:
+    """Run read programs one after another; each outcome its result or its exception."""
+    outcomes: list[Any] = []
+    for job in jobs:
+        try:
+            outcomes.append(run(job.program, lambda q: _execute(conn, q)))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
