@@ -289,9 +289,11 @@ class SqlStore:
     # ------------------------------------------------------------ public API
 
     async def save(self, record: StoredResponse, *, durable: bool = True) -> bool:
-        # Programs may run on another thread: hand them a copy the caller cannot mutate.
-        snapshot = StoredResponse(_copy(record.response), _copy(record.input_items), record.tenant)
-        return await self._driver.write(self._save(snapshot), durable=durable)
+        # Serialized here, once: the program may run on another thread, and strings are
+        # what it writes; the caller may go on changing its dicts.
+        inputs = _serialized(with_item_ids(record.input_items))
+        program = self._save(_Row.of(record.response), inputs, record.tenant)
+        return await self._driver.write(program, durable=durable)
 
     async def get(self, response_id: str, tenant: str) -> dict[str, Any] | None:
         return await self._driver.read(self._get(response_id, tenant))
@@ -341,7 +343,11 @@ class SqlStore:
     async def append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> bool:
         if not events:
             return True
-        ok = await self._driver.write(self._append_events(response_id, _copy(list(events))))
+        snapshot = next((e["response"] for e in reversed(events) if "response" in e), None)
+        logged = [(e["sequence_number"], dumps(e)) for e in events]  # serialized here, once
+        row = None if snapshot is None else _Row.of(snapshot)
+        program = self._append_events(response_id, row, logged)
+        ok = await self._driver.write(program)
         self._notifier.notify(response_id)
         return ok
 
@@ -480,28 +486,27 @@ class SqlStore:
 
     # ------------------------------------------------------------ programs: writes
 
-    def _save(self, record: StoredResponse) -> Program[bool]:
-        response = record.response
-        if (yield from self._update_active(response)):
+    def _save(self, row: _Row, inputs: list[Item], tenant: str) -> Program[bool]:
+        if (yield from self._update_active(row)):
             return True
-        created_at = int(response.get("created_at") or self._now())
-        background = bool(response.get("background"))
+        created_at = int(row.created_at or self._now())
         expires_at = (
-            created_at + int(self.retention) if background and self.retention is not None else None
+            created_at + int(self.retention)
+            if row.background and self.retention is not None
+            else None
         )
-        status = response["status"]
         rows = yield Query(
             "INSERT INTO responses (id, tenant, previous_response_id, status, background, owner,"
             " response, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO NOTHING RETURNING id",
             (
-                response["id"],
-                record.tenant,
-                response.get("previous_response_id"),
-                status,
-                background,
-                self.instance if status in ACTIVE_STATUSES else None,
-                _body(response),
+                row.id,
+                tenant,
+                row.previous_response_id,
+                row.status,
+                row.background,
+                self.instance if row.status in ACTIVE_STATUSES else None,
+                row.body,
                 created_at,
                 self._now(),
                 expires_at,
@@ -509,48 +514,44 @@ class SqlStore:
         )
         if not rows:
             return False  # exists and is final
-        yield from self._insert_items(response["id"], INPUT, with_item_ids(record.input_items))
-        yield from self._insert_items(response["id"], OUTPUT, response.get("output") or [])
+        yield from self._insert_items(row.id, INPUT, inputs)
+        yield from self._insert_items(row.id, OUTPUT, row.output)
         return True
 
-    def _update_active(self, response: dict[str, Any]) -> Program[bool]:
+    def _update_active(self, row: _Row) -> Program[bool]:
         """Update a queued/in-progress record from a Response snapshot; False if none."""
-        status = response["status"]
         rows = yield Query(
             f"UPDATE responses SET status = ?, response = ?, owner = ?, updated_at = ?"
             f" WHERE id = ? AND status IN {_ACTIVE} RETURNING id",
             (
-                status,
-                _body(response),
-                self.instance if status in ACTIVE_STATUSES else None,
+                row.status,
+                row.body,
+                self.instance if row.status in ACTIVE_STATUSES else None,
                 self._now(),
-                response["id"],
+                row.id,
             ),
         )
         if not rows:
             return False
-        output = response.get("output") or []
-        if output or status not in ACTIVE_STATUSES:
-            yield Query(
-                "DELETE FROM items WHERE response_id = ? AND kind = ?", (response["id"], OUTPUT)
-            )
-            yield from self._insert_items(response["id"], OUTPUT, output)
+        if row.output or row.status not in ACTIVE_STATUSES:
+            yield Query("DELETE FROM items WHERE response_id = ? AND kind = ?", (row.id, OUTPUT))
+            yield from self._insert_items(row.id, OUTPUT, row.output)
         return True
 
-    def _insert_items(
-        self, response_id: str, kind: int, items: Sequence[dict[str, Any]]
-    ) -> Program[None]:
+    def _insert_items(self, response_id: str, kind: int, items: Sequence[Item]) -> Program[None]:
         if items:
             yield Query(
                 "INSERT INTO items (response_id, kind, position, item_id, data) VALUES (?, ?, ?, ?, ?)",
                 many=[
-                    (response_id, kind, i, item.get("id"), dumps(item))
-                    for i, item in enumerate(items)
+                    (response_id, kind, i, item_id, data) for i, (item_id, data) in enumerate(items)
                 ],
             )
 
-    def _append_events(self, response_id: str, events: Sequence[dict[str, Any]]) -> Program[bool]:
-        snapshot = next((e["response"] for e in reversed(events) if "response" in e), None)
+    def _append_events(
+        self, response_id: str, snapshot: _Row | None, events: list[tuple[int, str]]
+    ) -> Program[bool]:
+        """Append serialized `(sequence_number, event)`s; `snapshot`: the newest Response
+        among them, if any, which becomes the record."""
         if snapshot is not None:
             ok = yield from self._update_active(snapshot)
         else:
@@ -566,7 +567,7 @@ class SqlStore:
             return False
         yield Query(
             "INSERT INTO events (response_id, sequence_number, data) VALUES (?, ?, ?)",
-            many=[(response_id, e["sequence_number"], dumps(e)) for e in events],
+            many=[(response_id, sequence_number, data) for sequence_number, data in events],
         )
         notify = self._notify_query(response_id)
         if notify is not None:
@@ -647,7 +648,7 @@ class SqlStore:
             final.update(status=status, error=None)
         yield Query("UPDATE responses SET response = ? WHERE id = ?", (_body(final), response_id))
         yield Query("DELETE FROM items WHERE response_id = ? AND kind = ?", (response_id, OUTPUT))
-        yield from self._insert_items(response_id, OUTPUT, final["output"])
+        yield from self._insert_items(response_id, OUTPUT, _serialized(final["output"]))
         yield Query(
             "INSERT INTO events (response_id, sequence_number, data) VALUES (?, ?, ?)",
             many=[(response_id, e["sequence_number"], dumps(e)) for e in ending],
@@ -1080,3 +1081,36 @@ def _copy(obj: T) -> T:
 def _body(response: dict[str, Any]) -> str:
     """The Response object as stored in `responses.response`: without `output`."""
     return dumps({k: v for k, v in response.items() if k != "output"})
+
+
+Item = tuple[str | None, str]  # an item as `items` keeps it: (its id, its JSON)
+
+
+def _serialized(items: Sequence[dict[str, Any]]) -> list[Item]:
+    return [(item.get("id"), dumps(item)) for item in items]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A Response as `responses` and `items` keep it, serialized on the caller's thread:
+    what a program on the writer thread reads of it."""
+
+    id: str
+    status: str
+    previous_response_id: str | None
+    background: bool
+    created_at: int | None
+    body: str  # `_body`
+    output: list[Item]
+
+    @classmethod
+    def of(cls, response: dict[str, Any]) -> _Row:
+        return cls(
+            response["id"],
+            response["status"],
+            response.get("previous_response_id"),
+            bool(response.get("background")),
+            response.get("created_at"),
+            _body(response),
+            _serialized(response.get("output") or []),
+        )
