@@ -13,10 +13,11 @@ write of every stream."""
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..protocol.ids import random_hex
 
 HEADER = b"x-request-id"
 MAX_LENGTH = 128
@@ -30,7 +31,7 @@ def request_id_of(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == HEADER and _SANE.fullmatch(value):
             return value.decode()
-    return secrets.token_hex(16)
+    return random_hex()
 
 
 class RequestLayer:

@@ -8,13 +8,12 @@ another tenant's response exactly like an id that never existed.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ..protocol.errors import invalid
-from ..protocol.ids import PREFIXES
+from ..protocol.ids import PREFIXES, mint
 
 # Statuses of a response that is still being generated; every other status is final.
 ACTIVE_STATUSES = ("queued", "in_progress")
@@ -292,7 +291,7 @@ class ResponseStore(Protocol):
 
 def item_id_for(item_type: str) -> str:
     """A fresh id for an item of `item_type` (`msg_…`, `fc_…`, `rs_…`; `item_…` otherwise)."""
-    return f"{PREFIXES.get(item_type, 'item')}_{secrets.token_hex(16)}"
+    return mint(PREFIXES.get(item_type, "item"))
 
 
 def with_item_ids(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
