@@ -70,3 +70,27 @@ async def test_a_transaction_is_flushed_to_disk_when_one_of_its_writes_is_durabl
         assert await driver.read(count()) == [1, 2, 3, 4, 5]
     finally:
         await driver.close()
+
+
+async def test_a_failed_commit_fails_its_batch_and_the_lane_goes_on(tmp_path: Path) -> None:
+    driver = SqliteDriver(tmp_path / "db.sqlite3")
+    commit = driver._writes._handle
+    failures = iter([OSError("disk I/O error")])
+
+    def failing_once(conn: object, jobs: list) -> list:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return commit(conn, jobs)
+
+    try:
+        await driver.write(create())
+        driver._writes._handle = failing_once  # type: ignore[method-assign]
+        batch = [driver.write(insert(i)) for i in range(3)]
+        outcomes = await asyncio.gather(*batch, return_exceptions=True)
+        assert [type(o) for o in outcomes] == [OSError] * 3  # one commit, every write of it
+        # the thread is still there: the next writes commit
+        assert await driver.write(insert(7)) == 1
+        assert await driver.read(count()) == [7]
+    finally:
+        await driver.close()

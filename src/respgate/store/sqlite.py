@@ -112,9 +112,13 @@ class _Lane:
             if jobs:
                 try:
                     outcomes = self._handle(self._conn, jobs)
-                except Exception as exc:  # the commit itself failed: every job did
+                except BaseException as exc:  # the commit itself failed: every job did
                     outcomes = [exc] * len(jobs)
-                _send(jobs[0].done.get_loop(), _settle, jobs, outcomes)
+                loops: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any]]] = {}
+                for job, outcome in zip(jobs, outcomes, strict=True):
+                    loops.setdefault(job.done.get_loop(), []).append((job, outcome))
+                for loop, settled in loops.items():  # (one, but for a store shared by loops)
+                    _send(loop, _settle, settled)
         self._conn.close()
         _send(closed.get_loop(), closed.set_result, None)
 
@@ -135,11 +139,11 @@ def _send(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args:
         loop.call_soon_threadsafe(callback, *args)
 
 
-def _settle(jobs: list[_Job], outcomes: list[Any]) -> None:
-    for job, outcome in zip(jobs, outcomes, strict=True):
+def _settle(settled: list[tuple[_Job, Any]]) -> None:
+    for job, outcome in settled:
         if job.done.done():
             continue  # its caller was cancelled
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, BaseException):
             job.done.set_exception(outcome)
         else:
             job.done.set_result(outcome)
