@@ -111,6 +111,13 @@ async def test_encrypted_content_only_when_included_but_always_kept(tmp_path) ->
         with LiveServer(engine) as server:
             first = await post(server, {"model": "m", "input": "q"})
             assert "encrypted_content" not in reasoning_of(first.json()["output"])
+            # GET shows the kept carrier only when its `include` asks, as OpenAI's does
+            url = f"{server.url}/v1/responses/{first.json()['id']}"
+            async with httpx.AsyncClient(timeout=10) as c:
+                plain, included = await c.get(url), await c.get(url, params={"include": INCLUDE})
+            assert "encrypted_content" not in reasoning_of(plain.json()["output"])
+            assert reasoning_of(included.json()["output"])["encrypted_content"].startswith("rg1.")
+            assert plain.json()["output"][1:] == included.json()["output"][1:]  # the rest as is
             second = await post(server, {"model": "m", "input": "again",
                                          "previous_response_id": first.json()["id"]})  # fmt: skip
             assert second.status_code == 200, second.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol.errors import ApiError, invalid, not_found, quote
-from ..protocol.items import canonical, shown
+from ..protocol.items import canonical, shown, shown_response
 from ..store.base import ResponseQuery, ResponseStore
 from .run import Replay, Run
 
@@ -27,11 +27,14 @@ class StoredResponses:
     def _missing(response_id: str) -> ApiError:
         return not_found(f"Response with id {quote(response_id)} not found.", "response_not_found")
 
-    async def retrieve(self, response_id: str, *, tenant: str = "") -> dict[str, Any]:
+    async def retrieve(
+        self, response_id: str, *, tenant: str = "", include: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """A stored Response, reasoning `encrypted_content` shown as `include` asks."""
         response = await self._stored().get(response_id, tenant)
         if response is None:
             raise self._missing(response_id)
-        return response
+        return shown_response(response, include)
 
     async def replay(
         self, response_id: str, *, tenant: str = "", starting_after: int | None = None

@@ -92,6 +92,19 @@ def shown(item: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
     return item
 
 
+def shown_response(response: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
+    """A stored Response as `GET /v1/responses/{id}` shows it: as it was created, but for
+    reasoning `encrypted_content`, shown only when `include` asks for it (the record keeps
+    it whatever the request asked, to continue the chain)."""
+    output = response.get("output") or []
+    if ENCRYPTED_CONTENT in include or not any(
+        item.get("type") == "reasoning" and "encrypted_content" in item for item in output
+    ):
+        return response
+    return {**response, "output": [shown(item, include) if item.get("type") == "reasoning"
+                                   else item for item in output]}  # fmt: skip
+
+
 def _shown_part(part: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
     field, needs = HIDDEN_PART_FIELDS.get(part.get("type", ""), ("", ""))
     if field in part and needs not in include:

@@ -272,7 +272,8 @@ def create_app(
             after = query_int(request, "starting_after", None)
             replay = await engine.replay(response_id, tenant=tenant, starting_after=after)
             return sse(replay)
-        return JSON(await engine.retrieve(response_id, tenant=tenant))
+        include = query_include(request)
+        return JSON(await engine.retrieve(response_id, tenant=tenant, include=include))
 
     async def delete_response(request: Request) -> Response:
         tenant = tenant_of(request)
