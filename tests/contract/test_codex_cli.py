@@ -4,9 +4,9 @@
 `echo` calls every function tool Codex offers (parallel tool calls), with only the required
 arguments: `exec_command` runs the prompt as a shell command, Codex sends the outputs back,
 and `echo` answers `Tool output: ...`. Over WebSocket, Codex first sends its prewarm
-(`generate: false`) and continues from it. Codex's `goals` feature is turned off: `echo`
-would call `create_goal`, after which Codex sends a `function_call_output` without a
-`call_id` (a shape respgate refuses with a 400).
+(`generate: false`) and continues from it. Codex's `goals` feature is on, as by default:
+`echo` calls `create_goal` too, after which Codex sends the goal as a `function_call_output`
+with a `name` and no `call_id`.
 
 `scripts/test.sh` installs it (`npm ci` in tests/contract/codex); skipped when the native
 binary is not installed (no Node.js, an unsupported platform, or no registry).
@@ -40,8 +40,7 @@ def codex_exec(tmp_path: Path, base_url: str, model: str, websocket: bool, marke
         f'model = "{model}"\nmodel_provider = "respgate"\n\n'
         "[model_providers.respgate]\n"
         f'name = "respgate"\nbase_url = "{base_url}/v1"\nwire_api = "responses"\n'
-        f"supports_websockets = {str(websocket).lower()}\n\n"
-        "[features]\ngoals = false\n"
+        f"supports_websockets = {str(websocket).lower()}\n"
     )
     done = subprocess.run(
         [str(CODEX), "exec", "--skip-git-repo-check",

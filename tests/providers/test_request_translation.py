@@ -239,3 +239,34 @@ async def test_tool_loop_responses() -> None:
     ]
     assert body["input"][1]["encrypted_content"] == "gAAAAB-opaque"
     assert body["input"][3]["namespace"] == "mcp__fs"
+
+
+UNCALLED = {  # Codex's `goals` context: an output that answers no call, named instead
+    "input": [
+        {"type": "message", "role": "user", "content": "go"},
+        {"type": "function_call_output", "name": "goal_objective", "namespace": "agent",
+         "output": "ship it"},
+    ]
+}  # fmt: skip
+
+
+async def test_an_output_of_no_call_is_a_user_turn_for_chat_completions() -> None:
+    body, _, _ = await received("chat_completions", UNCALLED)
+    assert body["messages"] == [
+        {"role": "user", "content": "go"},
+        {"role": "user", "content": "[agent.goal_objective]\nship it"},
+    ]
+
+
+async def test_an_output_of_no_call_is_user_text_for_anthropic() -> None:
+    body, _, _ = await received("anthropic", UNCALLED)
+    blocks = [block for m in body["messages"] for block in m["content"]]
+    assert {"type": "text", "text": "[agent.goal_objective]\nship it"} in blocks
+    assert all(block["type"] != "tool_result" for block in blocks)
+    assert body["messages"][-1]["role"] == "user"
+
+
+async def test_an_output_of_no_call_goes_to_a_responses_upstream_as_it_came() -> None:
+    body, _, _ = await received("responses", UNCALLED)
+    assert {"type": "function_call_output", "name": "goal_objective", "namespace": "agent",
+            "output": "ship it"} in body["input"]  # fmt: skip

@@ -62,6 +62,14 @@ def _canonical_part(part: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
+def uncalled_output_text(item: dict[str, Any], text: str) -> str:
+    """A tool output that answers no call (a `function_call_output` with a `name` and no
+    `call_id`: Codex's `goals` context) as the text of a user message, for the
+    dialects whose tool results must each answer a call: `[namespace.name]` then `text`."""
+    name = ".".join(part for part in (item.get("namespace"), item.get("name")) if part)
+    return f"[{name}]\n{text}"
+
+
 def parse_include(values: Iterable[str], param: str = "include") -> frozenset[str]:
     """The `include` values of a request; 400 naming the first unknown one."""
     for index, value in enumerate(values):

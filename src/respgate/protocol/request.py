@@ -110,9 +110,17 @@ class FunctionCall(_Item):
 
 
 class FunctionCallOutput(_Item):
-    call_id: str
     output: str | list[Part]
+    call_id: str | None = None
     status: str | None = None
+    # An output of no call, named instead: Codex sends its `goals` context so
+    # (`{"name": "goal_objective", "namespace": "agent", "output": ...}`, no `call_id`).
+    name: str | None = None
+    namespace: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.call_id is None and self.name is None:
+            raise ValueError("Object missing required field `call_id`")
 
 
 class Reasoning(_Item):

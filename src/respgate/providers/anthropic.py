@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import orjson
 
 from ..protocol.errors import quote
+from ..protocol.items import uncalled_output_text
 from ..protocol.signals import (
     Failure,
     Finish,
@@ -148,11 +149,15 @@ def system_and_messages(
             )
         elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output", "")
-            content: Any = output if isinstance(output, str) else _blocks(output, table)
-            turns.add(
-                "user",
-                [{"type": "tool_result", "tool_use_id": item["call_id"], "content": content}],
-            )
+            if item.get("call_id") is None:  # it answers no call: context for the model
+                text = uncalled_output_text(item, text_of(output))
+                turns.add("user", [{"type": "text", "text": text}])
+            else:
+                content: Any = output if isinstance(output, str) else _blocks(output, table)
+                turns.add(
+                    "user",
+                    [{"type": "tool_result", "tool_use_id": item["call_id"], "content": content}],
+                )
         else:
             table.warn(f"input item type {quote(kind)} is not supported and was dropped")
     return system, turns.messages

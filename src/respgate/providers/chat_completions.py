@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from ..protocol.errors import quote
+from ..protocol.items import uncalled_output_text
 from ..protocol.signals import (
     Failure,
     Finish,
@@ -142,9 +143,12 @@ def messages(
                 p.get("type") not in ("input_text", "output_text") for p in output
             ):
                 table.warn("non-text parts of a tool output are not supported and were dropped")
-            out.append(
-                {"role": "tool", "tool_call_id": item["call_id"], "content": text_of(output)}
-            )
+            if item.get("call_id") is None:  # it answers no call: context for the model
+                out.append({"role": "user", "content": uncalled_output_text(item, text_of(output))})
+            else:
+                out.append(
+                    {"role": "tool", "tool_call_id": item["call_id"], "content": text_of(output)}
+                )
         elif kind == "reasoning":
             if send_reasoning and (text := _reasoning_text(item)):
                 reasoning.append(text)

@@ -123,7 +123,8 @@ def check_call_outputs(context: list[Event], items: list[Event]) -> None:
     calls = {(i["type"], i.get("call_id")) for i in context if i["type"] in CALL_OF.values()}
     for index, item in enumerate(items):
         call_type = CALL_OF.get(item["type"])
-        if call_type is not None and (call_type, item.get("call_id")) not in calls:
+        call_id = item.get("call_id")
+        if call_type is not None and call_id is not None and (call_type, call_id) not in calls:
             raise invalid(
                 f"No {call_type} found for {item['type']} with call_id {quote(item.get('call_id'))}.",
                 f"input[{index}].call_id",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...protocol.errors import ApiError, not_found, quote
+from ...protocol.items import uncalled_output_text
 from .builder import CALL_FIELDS, COMPLETION_PREFIX
 
 CHAT_SURFACE = "chat.completions"
@@ -93,5 +94,10 @@ def stored_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             text = output if isinstance(output, str) else _text(output or [])
-            messages.append({"role": "tool", "content": text, "tool_call_id": item.get("call_id")})
+            if item.get("call_id") is None:  # it answered no call
+                messages.append({"role": "user", "content": uncalled_output_text(item, text)})
+            else:
+                messages.append(
+                    {"role": "tool", "content": text, "tool_call_id": item.get("call_id")}
+                )
     return messages
