@@ -19,6 +19,7 @@ from typing import Any
 from .protocol.errors import ApiError, invalid, not_found, quote
 from .protocol.ids import new_id
 from .protocol.items import canonical, shown
+from .protocol.response import list_object
 from .store.base import ListQuery, ResponseStore, with_item_ids
 
 log = logging.getLogger("respgate.conversations")
@@ -35,17 +36,6 @@ def conversation_not_found(conversation_id: str, param: str | None = None) -> Ap
         "conversation_not_found",
         param,
     )
-
-
-def item_list(items: Sequence[Item], *, has_more: bool = False) -> dict[str, Any]:
-    """A `ConversationItemList` of `items`."""
-    return {
-        "object": "list",
-        "data": list(items),
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-        "has_more": has_more,
-    }
 
 
 def stored_items(items: Sequence[Item]) -> list[Item]:
@@ -110,7 +100,7 @@ class Conversations:
         added = await store.add_conversation_items(conversation_id, tenant, stored_items(items))
         if added is None:
             raise conversation_not_found(conversation_id)
-        return item_list([shown(item, include) for item in added])
+        return list_object([shown(item, include) for item in added], has_more=False)
 
     async def list_items(
         self,
@@ -131,7 +121,7 @@ class Conversations:
         )
         if page is None:
             raise conversation_not_found(conversation_id)
-        return item_list([shown(item, include) for item in page.data], has_more=page.has_more)
+        return list_object([shown(item, include) for item in page.data], page.has_more)
 
     async def retrieve_item(
         self, conversation_id: str, item_id: str, tenant: str, include: frozenset[str]

@@ -26,6 +26,18 @@ INCOMPLETE_REASONS: dict[str, FinishReason] = {
 }
 
 
+def list_object(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """A page of a list endpoint as OpenAI answers it: `data`, the ids of its first and
+    last entries (`after` takes the last), `has_more`."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+
+
 def new_response(
     req: CreateRequest, response_id: str, created_at: int, *, model: str | None = None
 ) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from ..engine import Engine
 from ..protocol.conversations import parse_conversation_update
 from ..protocol.errors import ApiError, invalid
+from ..protocol.response import list_object
 from ..store.base import ResponseQuery, check_page
 from ..store.keys import ApiKey
 from ..surfaces.chat.builder import CHAT_FRAMES, chat_surface, completion_of
@@ -53,16 +54,6 @@ def _response_after(after: str) -> str:
         return response_id_of(after)
     except ApiError:
         raise invalid(f"`after` must be a chat completion id, got {after!r}.", "after") from None
-
-
-def _listed(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
 
 
 def chat_routes(
@@ -117,7 +108,7 @@ def chat_routes(
             with_output=True,
         )
         page = await engine.list_responses(tenant, query)
-        return JSON(_listed([completion_of(r) for r in page["data"]], page["has_more"]))
+        return JSON(list_object([completion_of(r) for r in page["data"]], page["has_more"]))
 
     async def retrieve_completion(request: Request) -> Response:
         _, _, response = await stored(request)
@@ -155,7 +146,7 @@ def chat_routes(
         if after is not None and after not in ids:
             raise invalid(f"No message with id {after!r} in this completion.", "after")
         shown = messages[start : start + limit]
-        return JSON(_listed(shown, start + limit < len(messages)))
+        return JSON(list_object(shown, start + limit < len(messages)))
 
     one = "/v1/chat/completions/{completion_id}"
     return [

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 from ..protocol.errors import invalid
 from ..protocol.ids import PREFIXES, mint
+from ..protocol.response import list_object
 
 # Statuses of a response that is still being generated; every other status is final.
 ACTIVE_STATUSES = ("queued", "in_progress")
@@ -92,18 +93,18 @@ class ItemPage:
     `GET /v1/conversations/{id}/items`, a `ConversationItemList`)."""
 
     data: list[dict[str, Any]]
-    first_id: str | None
-    last_id: str | None
     has_more: bool
 
+    @property
+    def first_id(self) -> str | None:
+        return self.data[0]["id"] if self.data else None
+
+    @property
+    def last_id(self) -> str | None:
+        return self.data[-1]["id"] if self.data else None
+
     def wire(self) -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": self.data,
-            "first_id": self.first_id,
-            "last_id": self.last_id,
-            "has_more": self.has_more,
-        }
+        return list_object(self.data, self.has_more)
 
 
 def check_page(limit: int, order: str) -> None:

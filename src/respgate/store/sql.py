@@ -1043,13 +1043,7 @@ def _listing(
 
 def _page(rows: list[Row], limit: int) -> ItemPage:
     """A page from up to `limit + 1` rows of `(item_id, data)` (one more: there is more)."""
-    data = [loads(d) for _, d in rows[:limit]]
-    return ItemPage(
-        data=data,
-        first_id=rows[0][0] if data else None,
-        last_id=rows[len(data) - 1][0] if data else None,
-        has_more=len(rows) > limit,
-    )
+    return ItemPage(data=[loads(d) for _, d in rows[:limit]], has_more=len(rows) > limit)
 
 
 def _conversation(row: Row) -> dict[str, Any]:
