@@ -149,6 +149,10 @@ async def test_reasoning_then_text(client: httpx.AsyncClient) -> None:
     assert "response.reasoning_summary_text.delta" in [
         e["type"] for e in events if isinstance(e, dict)
     ]
+    # "Thinking about: why" is 3 of echo's tokens, "Echo: why" 2: the usage says which
+    usage = final["usage"]
+    assert usage["output_tokens_details"]["reasoning_tokens"] == 3
+    assert usage["output_tokens"] == 5
 
 
 async def test_max_output_tokens_gives_incomplete(client: httpx.AsyncClient) -> None:

@@ -201,12 +201,18 @@ class EchoProvider:
             elif paced % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let other streams run during a long reply
 
+        thought = 0  # reasoning tokens, counted in `produced` too
+
+        def usage() -> Usage:
+            return Usage(input_tokens, produced, reasoning_tokens=thought)
+
         if req.reasoning is not None and req.reasoning.effort not in (None, "none"):
             for tok in tokens(f"Thinking about: {text}"):
                 if budget is not None and produced >= budget:
                     break
                 await pace()
                 produced += 1
+                thought += 1
                 yield ReasoningDelta(tok)
 
         tools = _chosen_tools(call) if last.get("type") == "message" else []
@@ -225,7 +231,7 @@ class EchoProvider:
                         chunk,
                     )
                 produced += len(tokens(arguments))
-            yield Usage(input_tokens, produced)
+            yield usage()
             yield Finish()
             return
 
@@ -234,7 +240,7 @@ class EchoProvider:
                 await pace()
                 produced += 1
                 yield RefusalDelta(tok)
-            yield Usage(input_tokens, produced)
+            yield usage()
             yield Finish()
             return
 
@@ -244,19 +250,19 @@ class EchoProvider:
         words = tokens(reply)
         for n, tok in enumerate(words):
             if scenario == "fail" and n >= max(1, len(words) // 2):
-                yield Usage(input_tokens, produced)
+                yield usage()
                 yield Failure(
                     "server_error", "echo: scripted failure (metadata echo_scenario=fail)"
                 )
                 return
             if budget is not None and produced >= budget:
-                yield Usage(input_tokens, produced)
+                yield usage()
                 yield Finish("max_output_tokens")
                 return
             await pace()
             produced += 1
             yield TextDelta(tok)
-        yield Usage(input_tokens, produced)
+        yield usage()
         yield Finish()
 
     @staticmethod
