@@ -18,7 +18,6 @@ events; `--json` prints it for CI; the exit code is 1 on any failure.
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import json
 import logging
@@ -247,20 +246,58 @@ def response_schema_errors(response: Json) -> list[str]:
 
 
 def _spec_view(obj: Json) -> Json:
-    """Work around a bug in the published schema: `JsonSchemaResponseFormat.schema`
-    is declared null-only, so a Response that echoes a real JSON schema in
-    `text.format.schema` can never validate. Check everything else."""
-    target = obj.get("response") if "response" in obj else obj
-    text = target.get("text") if isinstance(target, dict) else None
-    fmt = text.get("format") if isinstance(text, dict) else None
-    if not (
-        isinstance(fmt, dict) and fmt.get("type") == "json_schema" and fmt.get("schema") is not None
-    ):
-        return obj
-    obj = copy.deepcopy(obj)
-    target = obj.get("response") if "response" in obj else obj
-    target["text"]["format"]["schema"] = None
-    return obj
+    """What of an event or Response the published schema can judge (a copy where it
+    differs):
+    - what the spec does not define is left out: items of other types (OpenAI's
+      hosted-tool items, custom tool calls, MCP items) and annotations of other types
+      (`file_citation`, `container_file_citation`, ...), from lists, and as null where
+      one stands alone (an event's `item` or `annotation`, which the schema allows); the
+      stream checker still follows their lifecycle;
+    - a Response's `text.format.schema` is null: the published schema declares
+      `JsonSchemaResponseFormat.schema` null-only, so a Response that echoes a real JSON
+      schema could never validate."""
+    return _view(obj)
+
+
+def _view(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_view(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    response = value.get("object") == "response"
+    for key, v in value.items():
+        known = _spec_types(key, response)
+        if known is not None and isinstance(v, dict) and v.get("type") not in known:
+            out[key] = None  # a lone item or annotation of another type
+        elif known is not None and isinstance(v, list):
+            out[key] = [_view(e) for e in v if not isinstance(e, dict) or e.get("type") in known]
+        else:
+            out[key] = _view(v)
+    fmt = (out.get("text") or {}).get("format") if response else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        out["text"] = {**out["text"], "format": {**fmt, "schema": None}}
+    return out
+
+
+def _spec_types(key: str, in_response: bool) -> frozenset[str] | None:
+    """The types the spec defines for what `key` holds (None: not a typed union)."""
+    if key == "item" or (key == "output" and in_response):
+        return _union_types("ItemField")
+    if key in ("annotation", "annotations"):
+        return _union_types("Annotation")
+    return None
+
+
+@functools.cache
+def _union_types(name: str) -> frozenset[str]:
+    """The `type` values of the members of the spec's union schema `name`."""
+    schemas = _spec()["components"]["schemas"]
+    types: set[str] = set()
+    for member in schemas[name]["oneOf"]:
+        schema = schemas[member["$ref"].rsplit("/", 1)[1]]
+        types.update(schema.get("properties", {}).get("type", {}).get("enum", []))
+    return frozenset(types)
 
 
 def _schema_message(error: Any) -> str:

@@ -300,3 +300,25 @@ def test_a_reader_that_leaves_early_is_no_traceback() -> None:
     err = proc.stderr.read()
     assert proc.wait(60) == 1
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize(
+    "hosted", ["web_search", "file_search", "image_generation", "code_interpreter"]
+)
+async def test_hosted_items_through_respgate_pass(tmp_path: Path, hosted: str) -> None:
+    """OpenAI's hosted-tool and MCP items, which the Open Responses schema does not define,
+    are not schema findings: respgate relaying a native Responses upstream passes."""
+    from tests.providers.fake_upstream import FakeUpstream, Reply, fixture
+    from tests.server.test_reasoning_carrier import engine_for
+    from tests.support.live import LiveServer
+
+    async with FakeUpstream(Reply(fixture("responses", hosted))) as up:
+        with LiveServer(engine_for({"m": ("responses", up.url)})) as server:
+            async with httpx.AsyncClient(timeout=10) as c:
+                body = {"model": "m", "input": "go", "stream": True}
+                capture = (await c.post(f"{server.url}/v1/responses", json=body)).content
+    path = tmp_path / f"{hosted}.sse"
+    path.write_bytes(capture)
+    assert f'"type":"{hosted}_call"'.encode() in capture  # the hosted item came through
+    report = check_file(str(path))
+    assert report.passed, [str(f) for f in report.cases[0].findings]
