@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from respgate.store.sql import Program, Query
+from respgate.store.sql import Program, Query, StoreError
 from respgate.store.sqlite import SqliteDriver
 
 
@@ -94,3 +94,13 @@ async def test_a_failed_commit_fails_its_batch_and_the_lane_goes_on(tmp_path: Pa
         assert await driver.read(count()) == [7]
     finally:
         await driver.close()
+
+
+async def test_a_write_after_close_fails_instead_of_waiting(tmp_path: Path) -> None:
+    driver = SqliteDriver(tmp_path / "db.sqlite3")
+    await driver.write(create())
+    await driver.close()
+    with pytest.raises(StoreError, match="closed"):
+        await asyncio.wait_for(driver.write(insert(1)), 5)
+    with pytest.raises(StoreError, match="closed"):
+        await asyncio.wait_for(driver.read(count()), 5)

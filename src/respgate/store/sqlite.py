@@ -78,6 +78,7 @@ class _Lane:
         self._queue: queue.SimpleQueue[list[_Job] | asyncio.Future[None]] = queue.SimpleQueue()
         self._submitted: list[_Job] = []  # this turn's jobs, handed over at its end
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def submit(self, program: Program[T], durable: bool = True) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -89,7 +90,9 @@ class _Lane:
 
     def _hand_over(self) -> None:
         jobs, self._submitted = self._submitted, []
-        if jobs:
+        if jobs and self._closed:  # submitted after `close`: nothing will run them
+            _settle([(job, StoreError("The store is closed.")) for job in jobs])
+        elif jobs:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()
@@ -125,6 +128,7 @@ class _Lane:
     async def close(self) -> None:
         """Run what was submitted, then close the connection and end the thread."""
         self._hand_over()
+        self._closed = True
         if self._thread is None:
             self._conn.close()
             return
