@@ -246,8 +246,7 @@ def response_schema_errors(response: Json) -> list[str]:
 
 
 def _spec_view(obj: Json) -> Json:
-    """What of an event or Response the published schema can judge (a copy where it
-    differs):
+    """What of an event or Response the published schema can judge (a copy):
     - what the spec does not define is left out: items of other types (OpenAI's
       hosted-tool items, custom tool calls, MCP items) and annotations of other types
       (`file_citation`, `container_file_citation`, ...), from lists, and as null where

@@ -35,7 +35,7 @@ from ..store.base import ResponseStore, StoredResponse
 from ..store.keys import ApiKey
 from ..usage import Prices, UsageLog
 from .context import ContextLoading
-from .run import SHUTDOWN, Run, StartRecord, then_finish
+from .run import SHUTDOWN, Run, StartRecord, Step, then_always, then_finish
 from .stored import StoredResponses
 
 log = logging.getLogger("respgate.engine")
@@ -454,9 +454,7 @@ class Engine(ContextLoading, StoredResponses):
         self.observers.released(info)  # answered in one piece: nothing left to deliver
         return result
 
-    def _persist_for(
-        self, req: CreateRequest, tenant: str, start: StartRecord
-    ) -> Callable[[Run], Awaitable[None]]:
+    def _persist_for(self, req: CreateRequest, tenant: str, start: StartRecord) -> Step:
         """The final save, after the in_progress record `start` (whatever became of it)."""
 
         async def persist(run: Run) -> None:
@@ -466,24 +464,17 @@ class Engine(ContextLoading, StoredResponses):
 
         return persist
 
-    def _then_append(
-        self, req: CreateRequest, tenant: str, persist: Callable[[Run], Awaitable[None]] | None
-    ) -> Callable[[Run], Awaitable[None]] | None:
+    def _then_append(self, req: CreateRequest, tenant: str, persist: Step | None) -> Step | None:
         """The final save, then the turn appended to the request's `conversation`."""
         conversation_id = req.conversation_id
         if conversation_id is None:
             return persist
-
-        async def step(run: Run) -> None:
-            try:
-                if persist is not None:
-                    await persist(run)
-            finally:
-                await self.conversations.append_turn(
-                    conversation_id, tenant, req.items, run.response
-                )
-
-        return step
+        return then_always(
+            persist,
+            lambda run: self.conversations.append_turn(
+                conversation_id, tenant, req.items, run.response
+            ),
+        )
 
     async def shutdown(self, grace: float) -> None:
         """Stop accepting; let runs finish for `grace` seconds, then end the rest as failed."""

@@ -25,6 +25,7 @@ from ..store.base import ResponseStore, StoredResponse
 log = logging.getLogger("respgate.engine")
 
 Event = dict[str, Any]
+Step = Callable[["Run"], Awaitable[None]]  # a run's terminal step (`on_terminal`)
 
 SHUTDOWN = ("server_shutdown", "The server is shutting down; the response was cut short.")
 
@@ -183,7 +184,7 @@ class Run(EventSource):
         self,
         builder: ResponseBuilder,
         signals: AsyncIterator[Signal],
-        on_terminal: Callable[[Run], Awaitable[None]] | None = None,
+        on_terminal: Step | None = None,
         *,
         info: RunInfo | None = None,
         observers: Observers | None = None,
@@ -338,19 +339,22 @@ class Run(EventSource):
                 return cancelled
 
 
-def then_finish(
-    persist: Callable[[Run], Awaitable[None]] | None, grant: Grant
-) -> Callable[[Run], Awaitable[None]] | None:
+def then_always(first: Step | None, after: Step) -> Step:
+    """`first` (when there is one), then `after`, whatever became of `first`."""
+
+    async def step(run: Run) -> None:
+        try:
+            if first is not None:
+                await first(run)
+        finally:
+            await after(run)
+
+    return step
+
+
+def then_finish(persist: Step | None, grant: Grant) -> Step | None:
     """The run's last step before its terminal event: the final save, then the key's
     stream slot given back and its tokens counted (so the next request sees both)."""
     if grant.finished:
         return persist
-
-    async def terminal(run: Run) -> None:
-        try:
-            if persist is not None:
-                await persist(run)
-        finally:
-            await grant.finish(run.response.get("usage"))
-
-    return terminal
+    return then_always(persist, lambda run: grant.finish(run.response.get("usage")))

@@ -126,7 +126,7 @@ def check_call_outputs(context: list[Event], items: list[Event]) -> None:
         call_id = item.get("call_id")
         if call_type is not None and call_id is not None and (call_type, call_id) not in calls:
             raise invalid(
-                f"No {call_type} found for {item['type']} with call_id {quote(item.get('call_id'))}.",
+                f"No {call_type} found for {item['type']} with call_id {quote(call_id)}.",
                 f"input[{index}].call_id",
                 code="function_call_not_found",
             )
