@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import functools
+import gc
 import ipaddress
 import logging
 import os
@@ -259,8 +260,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+GC_YOUNG_THRESHOLD = 7000  # allocations between collections of the youngest generation
+
+
+def tune_gc() -> None:
+    """What start-up made (modules, config, app, store) lives as long as the process: it
+    is moved out of the collector's reach (`gc.freeze`), where every full collection
+    walked all of it again. The youngest generation is collected every 7,000 net
+    allocations instead of 700: with streams in flight most young objects are still
+    alive, and each collection walked and promoted them, for nothing (the stream path
+    makes no reference cycles). Together about 5-10% of a stream's CPU at c=16-64
+    (docs/design.md, "Garbage collection")."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 class GracefulServer(uvicorn.Server):
-    """Calls `on_started` (the start-up block) once the port is bound and the app started.
+    """Calls `on_started` (the start-up block) once the port is bound and the app started,
+    after tuning the garbage collector for serving (`tune_gc`).
 
     On SIGTERM: `/readyz` answers 503 at once; after `drain_delay` seconds (still
     serving, so a load balancer can notice) it stops accepting, lets streams finish
@@ -286,6 +305,7 @@ class GracefulServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            tune_gc()
             self.on_started()
 
     def handle_exit(self, sig: int, frame: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import gzip
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +17,7 @@ import pytest
 import trustme
 
 from respgate.protocol.errors import ApiError
+from respgate.providers import wire
 
 from .fake_upstream import FakeUpstream, Reply, fixture
 from .support import call_of, drive, request, router_for
@@ -267,3 +269,32 @@ async def test_the_idle_watchdog_ends_the_pending_read_at_once() -> None:
     errors = [e for e in out.events if isinstance(e, dict) and e["type"] == "error"]
     assert [e["code"] for e in errors] == ["upstream_timeout"]
     assert "0.2 seconds" in errors[0]["message"]
+
+
+async def test_a_finished_exchange_leaves_no_reference_cycle() -> None:
+    """A response, its parser and the parser's callbacks part when the exchange ends (its
+    connection pooled, or closed by the upstream): nothing of a stream is left for the
+    garbage collector to find, which at 64 streams cost several percent of the CPU."""
+
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + TEXT)
+        await writer.drain()
+
+    async with FakeUpstream(Reply(TEXT)) as up, raw_upstream(closing) as closing_url:
+        routers = [router_for("chat_completions", url) for url in (up.url, closing_url)]
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds stays in gc.garbage
+        try:
+            for router in (*routers, *routers):
+                out = await drive(await router.open("m", call_of(request())))
+                assert out.text == "Hello!"
+            gc.collect()
+            left = [o for o in gc.garbage if isinstance(o, (wire.Response, wire.Connection))]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            for router in routers:
+                await router.aclose()
+    assert left == []
+    assert up.connections == 1  # kept alive

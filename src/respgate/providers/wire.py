@@ -271,7 +271,7 @@ class Response:
     def close(self) -> None:
         """Drop the connection; a read waiting on it ends with `UpstreamConnectionError`."""
         self._disarm()
-        self._conn._response = None
+        self._let_go()
         self._conn.close()
         if not self.complete:
             self._fail(UpstreamConnectionError("the connection was closed"))
@@ -280,10 +280,16 @@ class Response:
     def release(self) -> None:
         conn = self._conn
         if self._keep_alive and not conn.closed:
-            conn._response = None
+            self._let_go()
             self._pool.put(conn)
         else:
             self.close()
+
+    def _let_go(self) -> None:
+        """Part from the connection and the parser, which hold this response (the parser
+        its callbacks): no reference cycle is left for the garbage collector to find."""
+        self._conn._response = None
+        self._parser = None
 
 
 class UpstreamClient:
