@@ -1,12 +1,16 @@
-"""SQLite save latency one at a time and concurrent (group commit). Prints numbers.
+"""SQLite save latency one at a time and concurrent (group commit), then the CPU a stored
+stream's two saves cost (its `in_progress` record, not flushed, and its final save), split
+between the event loop's thread and the store's threads, one stream at a time and 16 at
+once. Prints numbers.
 
-python bench/bench_saves.py [--saves 200]
+python bench/bench_saves.py [--saves 200] [--streams 2000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 
@@ -54,7 +58,53 @@ async def main(saves: int) -> None:
           f"{saves} concurrent {concurrent * 1e3:.3f} ms/save")  # fmt: skip
 
 
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each of this process's threads, by thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def stream_records() -> tuple[StoredResponse, StoredResponse]:
+    """A stored stream's two records: `in_progress` with no output, then completed."""
+    final = record()
+    start = {**final.response, "status": "in_progress", "output": []}
+    return StoredResponse(start, final.input_items), final
+
+
+async def stream_saves(streams: int, concurrency: int) -> None:
+    async def one(start: StoredResponse, final: StoredResponse) -> None:
+        await store.save(start, durable=False)
+        await store.save(final)
+
+    pairs = [stream_records() for _ in range(streams)]
+    with tempfile.TemporaryDirectory() as directory:
+        store = await open_store(directory)
+        try:
+            await one(*stream_records())  # the threads are started
+            before = thread_cpu()
+            for i in range(0, streams, concurrency):
+                await asyncio.gather(*(one(*pair) for pair in pairs[i : i + concurrency]))
+            after = thread_cpu()
+        finally:
+            await store.close()
+    loop_tid = os.getpid()  # the main thread runs the event loop
+    loop = after[loop_tid] - before[loop_tid]
+    threads = sum(t - before.get(tid, 0.0) for tid, t in after.items() if tid != loop_tid)
+    print(f"a stored stream's two saves, {concurrency} at a time: loop "
+          f"{loop / streams * 1e6:.0f} us + store threads {threads / streams * 1e6:.0f} us "
+          f"of CPU per stream")  # fmt: skip
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saves", type=int, default=200)
-    asyncio.run(main(parser.parse_args().saves))
+    parser.add_argument("--streams", type=int, default=2000)
+    args = parser.parse_args()
+    asyncio.run(main(args.saves))
+    for concurrency in (1, 16):
+        asyncio.run(stream_saves(args.streams, concurrency))
