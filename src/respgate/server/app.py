@@ -33,6 +33,7 @@ from ..protocol.surface import SurfaceFactory
 from ..sse import RESPONSES_FRAMES, SSEFrames
 from ..store.base import ListQuery, ResponseQuery
 from ..store.keys import ApiKey, ApiKeys
+from . import encoding
 from .chat_routes import chat_routes
 from .direct import DirectRoute, Gateway
 from .messages_routes import messages_routes
@@ -55,6 +56,8 @@ def error_response(err: ApiError) -> Response:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
+    """The body, decoded as its `Content-Encoding` says; at most `limit` bytes as sent and
+    as decoded (413)."""
     too_large = ApiError(413, f"The request body exceeds {limit} bytes.", code="request_too_large")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -70,7 +73,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect:
         # the client left, or the edge answered 408 (server/edge.py): this answer goes nowhere
         raise ApiError(400, "The request body was not completed.", code="incomplete_body") from None
-    return b"".join(chunks)
+    return encoding.decoded(b"".join(chunks), request.headers.get(encoding.HEADER), limit)
 
 
 def require_json(request: Request) -> None:
