@@ -110,6 +110,7 @@ CASES = {
     "echo_tokens not a number": ('"metadata":{"echo_tokens":"x"}', "metadata.echo_tokens"),
     "echo_tokens too many": ('"metadata":{"echo_tokens":"100000000000"}', "metadata.echo_tokens"),
     "echo_delay_ms not a number": ('"metadata":{"echo_delay_ms":"-5"}', "metadata.echo_delay_ms"),
+    "a metadata value not a string": ('"metadata":{"team":"a","tier":3}', "metadata.tier"),
 }
 
 
