@@ -261,7 +261,7 @@ class Metrics(Observer):
                 self._child(self.fallbacks, attempt.provider).inc()
             seen.add(target)
             if attempt.error is not None:
-                kind = upstream_error_kind(attempt.error.code, opened=False)
+                kind = upstream_error_kind(attempt.error, opened=False)
                 self._child(self.upstream_errors, attempt.provider, kind).inc()
 
     # ------------------------------------------------------------ HTTP and the store

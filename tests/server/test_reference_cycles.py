@@ -3,8 +3,9 @@
 Objects in a cycle are freed only by the cyclic garbage collector, and its runs are paid
 by whatever allocates next: one cycle per stream (the upstream response and its parser)
 cost ~0.1 ms of a stream's CPU at 64 streams (docs/design.md, "Issue 11, fourth pass").
-Real HTTP both ways (a fake Chat Completions upstream, the server in a thread), a SQLite
-store; streamed and whole, stored and not, a follow-up turn and a background response.
+Real HTTP both ways (fake Chat Completions upstreams, the server in a thread), a SQLite
+store; streamed and whole, stored and not, a follow-up turn, a background response, an
+upstream that answers 500 and one that cuts its stream short.
 With `gc.DEBUG_SAVEALL`, everything a collection finds unreachable stays in `gc.garbage`,
 where no object of a respgate type may be."""
 
@@ -71,10 +72,30 @@ def respgate_objects(objects: list[object]) -> list[str]:
     return sorted(found)
 
 
+async def serve_failures(client: httpx.AsyncClient) -> None:
+    """An upstream error before the stream (a 502), and a stream the upstream cut short
+    (`response.failed`)."""
+    r = await client.post("/v1/responses", json={**BODY, "model": "down", "stream": True})
+    assert r.status_code == 502, r.text
+    r = await client.post("/v1/responses", json={**BODY, "model": "cut", "stream": True})
+    events = parse_sse(r.content)
+    assert events[-2]["type"] == "response.failed" and events[-1] == "[DONE]"
+
+
 async def test_served_responses_leave_no_reference_cycle(tmp_path: Path) -> None:
-    async with FakeUpstream(Reply(fixture("chat_completions", "text"))) as upstream:
+    text = fixture("chat_completions", "text")
+    async with (
+        FakeUpstream(Reply(text)) as upstream,
+        FakeUpstream(Reply.error(500, "boom")) as down,
+        FakeUpstream(Reply(text, drop_after=len(text) // 2)) as cut,
+    ):
         config = Config(
-            {"up": provider("up", "chat_completions", upstream.url)}, [RouteConfig("m", "up")]
+            {
+                "up": provider("up", "chat_completions", upstream.url),
+                "down": provider("down", "chat_completions", down.url),
+                "cut": provider("cut", "chat_completions", cut.url),
+            },
+            [RouteConfig(name, name if name != "m" else "up") for name in ("m", "down", "cut")],
         )
         engine = Engine(
             ProviderRegistry(Router(config)), store=functools.partial(open_store, tmp_path)
@@ -82,11 +103,13 @@ async def test_served_responses_leave_no_reference_cycle(tmp_path: Path) -> None
         with LiveServer(engine) as server:
             async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
                 calls = await serve_each(client)  # first uses: pools, caches, tables
+                await serve_failures(client)
                 gc.collect()
                 gc.set_debug(gc.DEBUG_SAVEALL)
                 try:
                     for _ in range(3):
                         calls += await serve_each(client)
+                        await serve_failures(client)
                     gc.collect()
                     found = respgate_objects(gc.garbage)
                 finally:
@@ -94,3 +117,4 @@ async def test_served_responses_leave_no_reference_cycle(tmp_path: Path) -> None
                     gc.garbage.clear()
     assert found == []
     assert len(upstream.requests) == calls
+    assert len(down.requests) == len(cut.requests) == 4

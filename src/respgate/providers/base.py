@@ -55,7 +55,10 @@ class Attempt:
 
     provider: str
     upstream_model: str
-    error: ApiError | None = None  # None: this attempt opened the stream
+    # The failed attempt's error code; None: this attempt opened the stream. (A code, not
+    # the exception: the run's frames hold their attempts, and an exception held by what
+    # its traceback's frames hold is a reference cycle per failed request.)
+    error: str | None = None
 
 
 @dataclass(slots=True)

@@ -121,7 +121,8 @@ class Router:
                 try:
                     return await provider.open(target_call)
                 except UpstreamError as err:
-                    last = tried.error = err
+                    last = err
+                    tried.error = err.code or "upstream_error"
                     log.warning(
                         "provider %s, model %s, attempt %d: %s",
                         provider.name,
@@ -134,7 +135,10 @@ class Router:
                         break
                     await self._sleep(delay)
         assert last is not None
-        raise last
+        try:
+            raise last
+        finally:
+            last = None  # not held by a frame of its own traceback (a reference cycle)
 
     def retry_delay(self, err: UpstreamError, attempt: int) -> float | None:
         """Seconds to wait before retrying `err`, or None to move on to the next target."""

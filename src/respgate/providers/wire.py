@@ -17,6 +17,7 @@ included), `read` the silence between two socket reads (the response headers inc
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import ssl
 import zlib
@@ -188,6 +189,8 @@ class Response:
         )
 
     def _fail(self, error: BaseException) -> None:
+        """Keep the exchange's failure; readers raise copies of it. Raised itself, it would
+        carry a traceback whose frames hold this response: a reference cycle."""
         if self._error is None:
             self._error = error
 
@@ -238,7 +241,7 @@ class Response:
     async def start(self) -> None:
         while not self._head_done:
             if self._error is not None:
-                raise self._error
+                raise copy.copy(self._error)  # never the one kept: see `_fail`
             await self._wait()
 
     async def read(self) -> bytes:
@@ -258,7 +261,7 @@ class Response:
             if self.complete:
                 return b""
             if self._error is not None:
-                raise self._error
+                raise copy.copy(self._error)  # never the one kept: see `_fail`
             await self._wait()
 
     async def read_body(self, limit: int) -> bytes:
