@@ -27,6 +27,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     ProcessCollector,
     disable_created_metrics,
@@ -160,8 +161,9 @@ class Metrics(Observer):
             "respgate_store_operation_seconds", "Store operation latency by operation.",
             ["operation"], buckets=STORE_BUCKETS, registry=r,
         )  # fmt: skip
-        if multiprocess_dir is None:
+        if multiprocess_dir is None:  # one process's own: left out of a group's merged view
             ProcessCollector(registry=r)  # process_cpu_seconds_total, memory, open fds (Linux)
+            GCCollector(registry=r)  # python_gc_collections_total by generation, and more
         self._children: dict[tuple[Any, ...], Any] = {}
         self._flight = {t: self.in_flight.labels(t) for t in ("sse", "json", "websocket",
                                                               "background")}  # fmt: skip

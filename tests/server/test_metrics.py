@@ -280,6 +280,8 @@ async def test_metrics_need_an_admin_key_when_keys_are_configured() -> None:
     assert admin.status_code == 200 and "respgate_requests_total" in admin.text
     samples = parse(admin.text)
     assert value(samples, "process_resident_memory_bytes") > 0
+    for generation in "012":  # the garbage collector's work (docs/design.md, fourth pass)
+        assert f'python_gc_collections_total{{generation="{generation}"}}' in admin.text
 
 
 async def test_without_metrics_the_endpoint_is_a_404() -> None:
