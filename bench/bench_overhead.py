@@ -245,6 +245,13 @@ def main() -> None:
                      if line.startswith("respgate_time_to_first_byte_seconds_count")), "-"
                 )  # fmt: skip
                 print(f"{name} /metrics: respgate_time_to_first_byte_seconds_count {count}")
+                collections = [
+                    line.split()[-1] for line in r.text.splitlines()
+                    if line.startswith("python_gc_collections_total{")
+                ]  # fmt: skip
+                if collections:
+                    print(f"{name} /metrics: garbage collections by generation (0, 1, 2) "
+                          f"{', '.join(collections)}")  # fmt: skip
             lines = Path(tmp.name, f"{name}.log").read_bytes().count(b"respgate.response")
             print(f"{name} per-response log lines: {lines}")
     finally:
