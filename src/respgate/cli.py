@@ -270,7 +270,7 @@ def tune_gc() -> None:
     allocations instead of 700: with streams in flight most young objects are still
     alive, and each collection walked and promoted them, for nothing (the stream path
     makes no reference cycles). Together about 5-10% of a stream's CPU at c=16-64
-    (docs/design.md, "Garbage collection")."""
+    (docs/design.md, "Issue 11, fourth pass: garbage collection")."""
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
