@@ -33,10 +33,13 @@ from ..providers.registry import ProviderRegistry
 from ..seal import Sealer
 from ..store.base import ResponseStore, StoredResponse
 from ..store.keys import ApiKey
+from ..tools.mcp import McpServer
 from ..usage import Prices, UsageLog
 from .context import ContextLoading
 from .run import SHUTDOWN, Run, StartRecord, Step, then_always, then_finish
 from .stored import StoredResponses
+
+McpServers = dict[str, McpServer]  # the `mcp` servers the gateway runs for a request, by label
 
 log = logging.getLogger("respgate.engine")
 
@@ -170,21 +173,24 @@ class Engine(ContextLoading, StoredResponses):
     @contextlib.asynccontextmanager
     async def _admitted(
         self, req: CreateRequest, info: RunInfo, key: ApiKey | None
-    ) -> AsyncIterator[Grant]:
-        """May this response start (not shutting down, a model that serves it, the key's
-        rate limits: 503, 404/400, 429)? Yields the key's `Grant`. Whatever fails before
-        the response starts, here or in the `async with` body, gives the grant back and
-        is told to the observers as `rejected`."""
+    ) -> AsyncIterator[tuple[Grant, McpServers]]:
+        """May this response start (not shutting down, a model that serves it, MCP servers
+        it may reach, the key's rate limits: 503, 404/400, 429)? Yields the key's `Grant`
+        and the `mcp` servers the gateway runs for it (none when the model's upstream runs
+        them itself: `toolloop.passed_through`). Whatever fails before the response
+        starts, here or in the `async with` body, gives the grant back and is told to the
+        observers as `rejected`."""
         grant = Grant()
         try:
             if not self.accepting:
                 raise ApiError(503, "The server is shutting down.", code="server_shutting_down")
             self.registry.check(info.model, req)
-            if not self._mcp_passed_through(info.model):
-                toolloop.servers(req, self.mcp, info.tenant)  # 400: a server it may not reach
+            servers: McpServers = {}
+            if not toolloop.passed_through(self.mcp, self.registry.kinds(info.model)):
+                servers = toolloop.servers(req, self.mcp, info.tenant)
             if self.limits is not None:
                 grant = await self.limits.admit(key, info)
-            yield grant
+            yield grant, servers
         except Exception as exc:
             await grant.finish(None)
             self.observers.rejected(info, _as_api_error(exc))
@@ -192,10 +198,6 @@ class Engine(ContextLoading, StoredResponses):
         except BaseException:
             await asyncio.shield(grant.finish(None))
             raise
-
-    def _mcp_passed_through(self, model: str) -> bool:
-        """Does `model`'s upstream run `mcp` tools itself (`toolloop.passed_through`)?"""
-        return toolloop.passed_through(self.mcp, self.registry.kinds(model))
 
     @staticmethod
     def _call(req: CreateRequest, items: list[dict[str, Any]], info: RunInfo) -> ModelCall:
@@ -241,9 +243,9 @@ class Engine(ContextLoading, StoredResponses):
         info = self._accept(req, tenant, transport or ("sse" if req.stream else "json"), request_id)
         call = self._call(req, [], info)
         compacting = carry.is_compaction_trigger(req.items)
-        async with self._admitted(req, info, key) as grant:
+        async with self._admitted(req, info, key) as (grant, servers):
             _, items = await self._prepare(req, tenant, call, context, compacting)
-            signals = await self._open(info, call, tenant, compacting)
+            signals = await self._open(info, call, tenant, compacting, servers)
         self._opened(info, call)
         response = new_response(req, new_id("response"), self._now())
         builder = self._builder(req, response, tenant, info, reasoning_events)
@@ -299,7 +301,7 @@ class Engine(ContextLoading, StoredResponses):
         """Queue a background response and return it (status `queued`); generation runs in
         a task whose every event is appended to the response's log."""
         info = self._accept(req, tenant, "background", request_id)
-        async with self._admitted(req, info, key) as grant:
+        async with self._admitted(req, info, key) as (grant, servers):
             if self.store is None:
                 raise invalid("Background responses need a configured store.", "background")
             call = self._call(req, [], info)
@@ -313,7 +315,7 @@ class Engine(ContextLoading, StoredResponses):
         snapshot = builder.snapshot()
         run = Run(
             builder,
-            self._open_signals(info, call, tenant, compacting),
+            self._open_signals(info, call, tenant, compacting, servers),
             then_finish(self._then_append(req, tenant, None), grant),
             info=info,
             observers=self.observers,
@@ -325,15 +327,20 @@ class Engine(ContextLoading, StoredResponses):
         return Queued(snapshot, grant.headers)
 
     async def _open(
-        self, info: RunInfo, call: ModelCall, tenant: str, compacting: bool
+        self,
+        info: RunInfo,
+        call: ModelCall,
+        tenant: str,
+        compacting: bool,
+        servers: McpServers | None = None,
     ) -> AsyncIterator[Signal]:
-        """The call's signals: none from a model for a prewarm (`generate: false`), else
-        the provider's; when `compacting`, folded into one `Compaction` (the summary
-        sealed for `tenant`). Raises `ApiError` when the provider cannot be opened."""
+        """The call's signals: none from a model for a prewarm (`generate: false`), the
+        tool loop's when the gateway runs `mcp` `servers` for it (`_admitted`), else the
+        provider's; when `compacting`, folded into one `Compaction` (the summary sealed for
+        `tenant`). Raises `ApiError` when the provider cannot be opened."""
         if call.request.generate is False:
             signals = prewarm()
-        elif call.request.mcp and not compacting and not self._mcp_passed_through(info.model):
-            servers = toolloop.servers(call.request, self.mcp, tenant)
+        elif servers and not compacting:
             opener = functools.partial(self.registry.open, info.model)
             used = functools.partial(self.observers.tool_used, info)
             signals = await toolloop.ToolLoop(call, servers, self.mcp, opener, used).open()
@@ -345,12 +352,12 @@ class Engine(ContextLoading, StoredResponses):
         return carry.compacting(signals, lambda summary: self._seal_summary(tenant, summary))
 
     async def _open_signals(
-        self, info: RunInfo, call: ModelCall, tenant: str, compacting: bool
+        self, info: RunInfo, call: ModelCall, tenant: str, compacting: bool, servers: McpServers
     ) -> AsyncIterator[Signal]:
         """`_open`'s signals, with an error while opening the provider as a `Failure`
         (a background run has already answered its request)."""
         try:
-            signals = await self._open(info, call, tenant, compacting)
+            signals = await self._open(info, call, tenant, compacting, servers)
         except ApiError as err:
             yield Failure(err.code or "upstream_error", err.message)
             return
@@ -414,7 +421,7 @@ class Engine(ContextLoading, StoredResponses):
         req = body.as_create_request()
         info = self._accept(req, tenant, "compact", request_id)
         call = self._call(req, [], info)
-        async with self._admitted(req, info, key) as grant:
+        async with self._admitted(req, info, key) as (grant, _):
             items, _ = await self._prepare(req, tenant, call, None, True)
             compacted = await self._open(info, call, tenant, compacting=True)
             self._opened(info, call)
