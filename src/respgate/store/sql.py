@@ -344,9 +344,8 @@ class SqlStore:
         if not events:
             return True
         snapshot = next((e["response"] for e in reversed(events) if "response" in e), None)
-        logged = [(e["sequence_number"], dumps(e)) for e in events]  # serialized here, once
         row = None if snapshot is None else _Row.of(snapshot)
-        program = self._append_events(response_id, row, logged)
+        program = self._append_events(response_id, row, _logged(events))  # serialized here
         ok = await self._driver.write(program)
         self._notifier.notify(response_id)
         return ok
@@ -548,7 +547,7 @@ class SqlStore:
             )
 
     def _append_events(
-        self, response_id: str, snapshot: _Row | None, events: list[tuple[int, str]]
+        self, response_id: str, snapshot: _Row | None, events: list[LoggedEvent]
     ) -> Program[bool]:
         """Append serialized `(sequence_number, event)`s; `snapshot`: the newest Response
         among them, if any, which becomes the record."""
@@ -565,6 +564,11 @@ class SqlStore:
             )
         if not ok:
             return False
+        yield from self._log_events(response_id, events)
+        return True
+
+    def _log_events(self, response_id: str, events: list[LoggedEvent]) -> Program[None]:
+        """Add serialized events to a response's log and wake its followers."""
         yield Query(
             "INSERT INTO events (response_id, sequence_number, data) VALUES (?, ?, ?)",
             many=[(response_id, sequence_number, data) for sequence_number, data in events],
@@ -572,7 +576,6 @@ class SqlStore:
         notify = self._notify_query(response_id)
         if notify is not None:
             yield notify
-        return True
 
     def _cancel(self, response_id: str, tenant: str) -> Program[dict[str, Any] | None]:
         rows = yield Query(
@@ -649,13 +652,7 @@ class SqlStore:
         yield Query("UPDATE responses SET response = ? WHERE id = ?", (_body(final), response_id))
         yield Query("DELETE FROM items WHERE response_id = ? AND kind = ?", (response_id, OUTPUT))
         yield from self._insert_items(response_id, OUTPUT, _serialized(final["output"]))
-        yield Query(
-            "INSERT INTO events (response_id, sequence_number, data) VALUES (?, ?, ?)",
-            many=[(response_id, e["sequence_number"], dumps(e)) for e in ending],
-        )
-        notify = self._notify_query(response_id)
-        if notify is not None:
-            yield notify
+        yield from self._log_events(response_id, _logged(ending))
         return True
 
     def _delete(self, response_id: str, tenant: str) -> Program[bool]:
@@ -1082,6 +1079,13 @@ Item = tuple[str | None, str]  # an item as `items` keeps it: (its id, its JSON)
 
 def _serialized(items: Sequence[dict[str, Any]]) -> list[Item]:
     return [(item.get("id"), dumps(item)) for item in items]
+
+
+LoggedEvent = tuple[int, str]  # an event as `events` keeps it: (its sequence number, its JSON)
+
+
+def _logged(events: Sequence[dict[str, Any]]) -> list[LoggedEvent]:
+    return [(event["sequence_number"], dumps(event)) for event in events]
 
 
 @dataclass(frozen=True, slots=True)
