@@ -245,8 +245,9 @@ def response_schema_errors(response: Json) -> list[str]:
     ]
 
 
-def _spec_view(obj: Json) -> Json:
-    """What of an event or Response the published schema can judge (a copy):
+def _spec_view(value: Any) -> Any:
+    """What of an event or Response (or any value in one) the published schema can judge
+    (a copy):
     - what the spec does not define is left out: items of other types (OpenAI's
       hosted-tool items, custom tool calls, MCP items) and annotations of other types
       (`file_citation`, `container_file_citation`, ...), from lists, and as null where
@@ -255,12 +256,8 @@ def _spec_view(obj: Json) -> Json:
     - a Response's `text.format.schema` is null: the published schema declares
       `JsonSchemaResponseFormat.schema` null-only, so a Response that echoes a real JSON
       schema could never validate."""
-    return _view(obj)
-
-
-def _view(value: Any) -> Any:
     if isinstance(value, list):
-        return [_view(v) for v in value]
+        return [_spec_view(v) for v in value]
     if not isinstance(value, dict):
         return value
     out: dict[str, Any] = {}
@@ -270,9 +267,11 @@ def _view(value: Any) -> Any:
         if known is not None and isinstance(v, dict) and v.get("type") not in known:
             out[key] = None  # a lone item or annotation of another type
         elif known is not None and isinstance(v, list):
-            out[key] = [_view(e) for e in v if not isinstance(e, dict) or e.get("type") in known]
+            out[key] = [
+                _spec_view(e) for e in v if not isinstance(e, dict) or e.get("type") in known
+            ]
         else:
-            out[key] = _view(v)
+            out[key] = _spec_view(v)
     fmt = (out.get("text") or {}).get("format") if response else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         out["text"] = {**out["text"], "format": {**fmt, "schema": None}}
