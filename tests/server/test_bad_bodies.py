@@ -111,6 +111,11 @@ CASES = {
     "echo_tokens too many": ('"metadata":{"echo_tokens":"100000000000"}', "metadata.echo_tokens"),
     "echo_delay_ms not a number": ('"metadata":{"echo_delay_ms":"-5"}', "metadata.echo_delay_ms"),
     "a metadata value not a string": ('"metadata":{"team":"a","tier":3}', "metadata.tier"),
+    "an mcp header value not a string": (
+        '"tools":[{"type":"mcp","server_label":"a","server_url":"https://mcp.example/mcp",'
+        '"headers":{"X-Team":"a","X-Tier":3}}]',
+        "tools[0].headers",
+    ),
 }
 
 
@@ -128,6 +133,7 @@ def test_odd_body_is_a_400_naming_its_param(http: httpx.Client, name: str, strea
     assert set(error) == {"message", "type", "param", "code"}
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
+    assert "[...]" not in error["message"]  # (msgspec's place for a mapping's value)
     assert "Error" not in error["message"]  # no exception class names
 
 

@@ -459,8 +459,12 @@ def _param_of(err: msgspec.ValidationError, prefix: str = "") -> tuple[str, str 
     missing = _MISSING.match(message)
     if missing:
         path += f".{missing.group(1)}"
+    # A mapping's value is at `[...]` (msgspec does not name the key): the mapping is the param.
+    path, in_value, _ = path.partition("[...]")
     param = (prefix + path).lstrip(".") or None
-    return (f"Invalid '{param}': {message}" if param else message), param
+    if param is None:
+        return message, None
+    return f"Invalid {'a value of ' if in_value else ''}'{param}': {message}", param
 
 
 def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
@@ -826,7 +830,7 @@ def _mcp_tools(tools: list[dict[str, Any]]) -> dict[str, McpTool]:
             mcp = msgspec.convert({k: v for k, v in tool.items() if k != "type"}, McpTool)
         except msgspec.ValidationError as exc:
             message, p = _param_of(exc, param)
-            raise invalid(message, p and p.split("[...]")[0]) from None  # (a dict's key)
+            raise invalid(message, p) from None
         if not MCP_LABEL.fullmatch(mcp.server_label):
             raise invalid(
                 "`server_label` must be 1 to 64 letters, digits, `_` or `-`.",
