@@ -138,20 +138,25 @@ class StartRecord:
     """A response's in_progress record, so that a restart finds and fails a response
     cut short by a crash. Written once the transport has made its first write
     (`begin`, from `Run.client_first_byte`), not before: its work stays off the time to
-    first byte. A response that has ended by then (non-streaming, or whole in one
-    upstream read) is stored once, by its final save (`Run._save` settles the record
-    first; the save awaits a write that had begun)."""
+    first byte. The write starts on the loop's next turn, so a response that has ended
+    by then (non-streaming, or whole in the upstream reads already in hand when its
+    first token went out) is stored once, by its final save (`Run._save` settles the
+    record first; the final save awaits a write that had begun)."""
 
     def __init__(self, store: ResponseStore, record: StoredResponse) -> None:
         self._store = store
         self._record: StoredResponse | None = record
-        self._task: asyncio.Task[bool] | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def begin(self) -> None:
-        if self._record is not None:
-            record, self._record = self._record, None
+        if self._record is not None and self._task is None:
+            self._task = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        record, self._record = self._record, None
+        if record is not None:  # (None: settled before this first step)
             # superseded by the final save, which is durable: not flushed to disk itself
-            self._task = asyncio.create_task(self._store.save(record, durable=False))
+            await self._store.save(record, durable=False)
 
     def settle(self) -> None:
         """The response has ended: no record unless its write has begun."""

@@ -129,6 +129,9 @@ class SignalStream:
     `batches()` yields the same signals a socket read at a time (each list holds
     what one read of the upstream completed): the run builds and sends them together
     (`engine.Run`), where iterating yields them one by one (the tool loop, compaction).
+    The read that carries the first token is the exception: it is yielded in two
+    lists, up to the first token and the rest, with a turn of the event loop between,
+    so that the first token is sent before the rest of its read is handled.
     """
 
     def __init__(
@@ -195,7 +198,9 @@ class SignalStream:
             while chunk := await read():
                 self._last_read = clock()
                 batch: list[Signal] = []
-                for event in decoder.feed(chunk):
+                events = decoder.feed(chunk)
+                for at, event in enumerate(events, 1):
+                    waiting = not self._started
                     for signal in translator.feed(event.event, event.data):
                         if not self._started and not isinstance(signal, Usage):
                             self._started = True  # the first token: the idle limit starts
@@ -206,6 +211,13 @@ class SignalStream:
                             self._ended = isinstance(signal, Finish)
                             yield batch
                             return
+                    if waiting and self._started and at < len(events):
+                        # The read that holds the first token is split after it, with a
+                        # turn of the loop between: the first token goes out while the
+                        # rest of the read waits, not after it is translated and built.
+                        yield batch
+                        batch = []
+                        await asyncio.sleep(0)
                 if batch:
                     yield batch
             tail = translator.end()
