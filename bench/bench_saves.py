@@ -1,7 +1,9 @@
 """SQLite save latency one at a time and concurrent (group commit), then the CPU a stored
 stream's two saves cost (its `in_progress` record, not flushed, and its final save), split
 between the event loop's thread and the store's threads, one stream at a time and 16 at
-once. Prints numbers.
+once, and the CPU of one round trip to a store thread and back with a job that does
+nothing (what a save pays for running off the loop). Runs on uvloop, as `respgate serve`
+does. Prints numbers.
 
 python bench/bench_saves.py [--saves 200] [--streams 2000]
 """
@@ -11,14 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
 import tempfile
 import time
+
+import uvloop
 
 from respgate.protocol.ids import new_id
 from respgate.protocol.request import parse_create_request
 from respgate.protocol.response import new_response
 from respgate.store import open_store
 from respgate.store.base import StoredResponse
+from respgate.store.sql import Program
+from respgate.store.sqlite import _Job, _Lane
 
 REQUEST = parse_create_request(b'{"model":"echo","input":"hello"}')
 
@@ -100,11 +107,34 @@ async def stream_saves(streams: int, concurrency: int) -> None:
           f"of CPU per stream")  # fmt: skip
 
 
+def nothing() -> Program[None]:
+    return None
+    yield  # (a program: a generator)
+
+
+async def round_trips(trips: int) -> None:
+    def each(_conn: sqlite3.Connection, jobs: list[_Job]) -> list[None]:
+        return [None] * len(jobs)
+
+    lane = _Lane("respgate-bench", sqlite3.connect(":memory:", check_same_thread=False), each)
+    try:
+        await lane.submit(nothing())  # the thread is started
+        start = time.process_time()
+        for _ in range(trips):
+            await lane.submit(nothing())
+        cpu = time.process_time() - start
+    finally:
+        await lane.close()
+    print(f"a round trip to a store thread and back (a job that does nothing): "
+          f"{cpu / trips * 1e6:.0f} us of CPU")  # fmt: skip
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saves", type=int, default=200)
     parser.add_argument("--streams", type=int, default=2000)
     args = parser.parse_args()
-    asyncio.run(main(args.saves))
+    uvloop.run(main(args.saves))
     for concurrency in (1, 16):
-        asyncio.run(stream_saves(args.streams, concurrency))
+        uvloop.run(stream_saves(args.streams, concurrency))
+    uvloop.run(round_trips(args.streams * 5))
