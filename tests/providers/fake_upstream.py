@@ -36,6 +36,7 @@ class Reply:
     trickle: bool = False  # one byte per write
     pause_after: int | None = None  # send this many bytes, wait `pause` seconds, send the rest
     pause: float = 0.0
+    one_write: bool = False  # the head, the body and its end in one write: read whole at once
 
     @classmethod
     def error(cls, status: int, message: str, **headers: str) -> Reply:
@@ -118,10 +119,13 @@ class FakeUpstream:
             )
             await writer.drain()
             return True
-        writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-        )
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
         body = reply.body
+        if reply.one_write:
+            writer.write(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+            await writer.drain()
+            return True
+        writer.write(head)
         for limit in (reply.drop_after, reply.stall_after):
             if limit is not None:
                 body = body[:limit]

@@ -36,7 +36,7 @@ def texts(batch: list[Any]) -> list[str]:
 
 
 async def test_the_read_holding_the_first_token_is_split_after_it() -> None:
-    got, seen = await batches_and_turns(Reply(TEXT))  # the body in one write
+    got, seen = await batches_and_turns(Reply(TEXT, one_write=True))  # read whole at once
     first = next(i for i, batch in enumerate(got) if texts(batch))
     assert texts(got[first]) == ["Hel"]
     assert isinstance(got[first][-1], TextDelta)  # the batch ends at the first token

@@ -33,7 +33,7 @@ async def test_a_stream_waiting_on_its_upstream_is_on_record_as_in_progress(
     tmp_path: Path,
 ) -> None:
     after_hel = TEXT.index(b"data: ", TEXT.index(b'"Hel"'))
-    async with FakeUpstream(Reply(TEXT, pause_after=after_hel, pause=1.0)) as up:
+    async with FakeUpstream(Reply(TEXT, pause_after=after_hel, pause=2.0)) as up:
         engine, metrics = with_metrics(ProviderRegistry(router_for("chat_completions", up.url)),
                                        tmp_path)  # fmt: skip
         with LiveServer(engine, keys=KEYS, metrics=metrics) as server:
@@ -46,8 +46,8 @@ async def test_a_stream_waiting_on_its_upstream_is_on_record_as_in_progress(
                             response_id = orjson.loads(line[6:])["response"]["id"]
                         if '"response.output_text.delta"' in line:
                             break
-                    # the upstream pauses here for a second: the record is written meanwhile
-                    deadline = time.monotonic() + 0.8
+                    # the upstream pauses here for two seconds: the record is written meanwhile
+                    deadline = time.monotonic() + 1.5
                     while (status := await status_of(c, response_id)) != "in_progress":
                         assert time.monotonic() < deadline, status
                     rest = [line async for line in lines]
@@ -60,7 +60,7 @@ async def test_a_stream_waiting_on_its_upstream_is_on_record_as_in_progress(
 
 
 async def test_a_stream_whole_in_hand_at_its_first_token_is_saved_once(tmp_path: Path) -> None:
-    async with FakeUpstream(Reply(TEXT)) as up:  # the whole body in one write
+    async with FakeUpstream(Reply(TEXT, one_write=True)) as up:  # in hand with the headers
         engine, metrics = with_metrics(ProviderRegistry(router_for("chat_completions", up.url)),
                                        tmp_path)  # fmt: skip
         with LiveServer(engine, keys=KEYS, metrics=metrics) as server:
