@@ -61,8 +61,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 20
+def wait_ready(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         try:
             httpx.get(url, timeout=1)
