@@ -28,7 +28,9 @@ _PS = "\u2029".encode()
 def encode_json(obj: Any) -> bytes:
     """Compact one-line JSON with U+2028/U+2029 escaped."""
     data = orjson.dumps(obj)
-    if b"\xe2\x80" in data:
+    # (`find`, not `in`: CPython 3.11's `bytes.__contains__` tries its operand as an int
+    # first and raises inside, ~2,000 instructions an event, 2% of a relayed stream's)
+    if data.find(b"\xe2\x80") != -1:
         data = data.replace(_LS, b"\\u2028").replace(_PS, b"\\u2029")
     return data
 
