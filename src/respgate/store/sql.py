@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import operator
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -967,13 +968,15 @@ _USAGE_COLUMNS = (
     "response_id, tenant, model, provider, upstream_model, transport, status, created_at,"
     " input_tokens, cached_tokens, output_tokens, reasoning_tokens, cost"
 )
+# A record's fields in column order, as a tuple (`dataclasses.astuple` deep-copies each).
+_usage_row = operator.attrgetter(*(f.name for f in dataclasses.fields(UsageRecord)))
 
 
 def record_usage(records: Sequence[UsageRecord]) -> Program[None]:
     yield Query(
         f"INSERT INTO usage_records ({_USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (response_id) DO NOTHING",
-        many=[dataclasses.astuple(r) for r in records],  # the fields in column order
+        many=[_usage_row(r) for r in records],
     )
 
 
