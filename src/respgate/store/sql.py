@@ -964,18 +964,16 @@ class SqlStore:
         return status, owner, events
 
 
-_USAGE_COLUMNS = (
-    "response_id, tenant, model, provider, upstream_model, transport, status, created_at,"
-    " input_tokens, cached_tokens, output_tokens, reasoning_tokens, cost"
-)
-# A record's fields in column order, as a tuple (`dataclasses.astuple` deep-copies each).
-_usage_row = operator.attrgetter(*(f.name for f in dataclasses.fields(UsageRecord)))
+# `usage_records`' columns are `UsageRecord`'s fields, by name and in order; a record's row
+# is their values as a tuple (`dataclasses.astuple` would deep-copy each).
+_USAGE_COLUMNS = tuple(f.name for f in dataclasses.fields(UsageRecord))
+_usage_row = operator.attrgetter(*_USAGE_COLUMNS)
 
 
 def record_usage(records: Sequence[UsageRecord]) -> Program[None]:
     yield Query(
-        f"INSERT INTO usage_records ({_USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (response_id) DO NOTHING",
+        f"INSERT INTO usage_records ({', '.join(_USAGE_COLUMNS)})"
+        f" VALUES ({', '.join('?' * len(_USAGE_COLUMNS))}) ON CONFLICT (response_id) DO NOTHING",
         many=[_usage_row(r) for r in records],
     )
 
