@@ -33,11 +33,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_overhead import free_port, wait_ready
+from bench_overhead import BENCH_KEY, KEYS_TOML, fake_route, free_port, wait_ready
 from loadgen import BODIES, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "sk-bench-" + "0" * 24
 
 
 def under_callgrind(out: Path, *command: str) -> list[str]:
@@ -73,12 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         up_port, port = free_port(), free_port()
         cfg = Path(tmp, "respgate.toml")
-        cfg.write_text(
-            f'[store]\ndata_dir = "{tmp}/data"\n'
-            f'[[keys]]\ntenant = "bench"\nkey = "{KEY}"\n'
-            f'[providers.fake]\nkind = "chat_completions"\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
-            '[[routes]]\nmodel = "fake-model"\nprovider = "fake"\n'
-        )
+        cfg.write_text(f'[store]\ndata_dir = "{tmp}/data"\n{KEYS_TOML}{fake_route(up_port)}')
         outs = {"upstream": Path(tmp, "upstream.cg"), "respgate": Path(tmp, "respgate.cg")}
         log = open(Path(tmp, "respgate.log"), "wb")  # noqa: SIM115 (closed with the dir)
         procs = {
@@ -101,7 +95,7 @@ def main() -> None:
 
             def load(n: int) -> None:
                 result = asyncio.run(run_load(url, mode="responses", requests=n, body=body,
-                                              api_key=KEY))  # fmt: skip
+                                              api_key=BENCH_KEY))  # fmt: skip
                 if result.errors or len(result.total) != n:
                     raise SystemExit(f"{result.errors} of {n} streams failed")
 

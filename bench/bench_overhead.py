@@ -61,6 +61,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+BENCH_KEY = "sk-bench-" + "0" * 24
+KEYS_TOML = f'[[keys]]\ntenant = "bench"\nkey = "{BENCH_KEY}"\nadmin = true\n'
+
+
+def fake_route(up_port: int) -> str:
+    """Config: provider `fake` (bench/fake_upstream.py on `up_port`) serving `fake-model`."""
+    return (
+        f'[providers.fake]\nkind = "chat_completions"\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
+        '[[routes]]\nmodel = "fake-model"\nprovider = "fake"\n'
+    )
+
+
 def wait_ready(url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -140,13 +152,9 @@ def main() -> None:
          "--tokens", str(a.tokens), "--delay-ms", str(a.delay_ms)],
         env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    routes = (
-        f'[providers.fake]\nkind = "chat_completions"\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
-        '[[routes]]\nmodel = "fake-model"\nprovider = "fake"\n'
-    )
-    key = "sk-bench-" + "0" * 24
-    keys = f'[[keys]]\ntenant = "bench"\nkey = "{key}"\nadmin = true\n'
-    variants = {"respgate": (keys, ["--log-level", "info"])}
+    routes = fake_route(up_port)
+    key: str | None = BENCH_KEY
+    variants = {"respgate": (KEYS_TOML, ["--log-level", "info"])}
     if a.against:
         variants["against"] = variants["respgate"]
     if a.ops:

@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_overhead import free_port, wait_ready
+from bench_overhead import fake_route, free_port, wait_ready
 from loadgen import run_load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,10 +70,7 @@ def main() -> None:
         cfg = Path(tmp.name, f"w{n}.toml")
         cfg.write_text(
             f"[store]\nenabled = {str(not a.no_store).lower()}\n"
-            f'data_dir = "{Path(tmp.name, f"w{n}-data")}"\n'
-            f'[providers.fake]\nkind = "chat_completions"\n'
-            f'base_url = "http://127.0.0.1:{up_port}/v1"\n'
-            '[[routes]]\nmodel = "fake-model"\nprovider = "fake"\n'
+            f'data_dir = "{Path(tmp.name, f"w{n}-data")}"\n{fake_route(up_port)}'
         )
         port = free_port()
         gateways[n] = (
